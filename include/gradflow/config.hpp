@@ -1,0 +1,97 @@
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <Eigen/Core>
+
+#include "gradflow/activation.hpp"
+#include "gradflow/spectrum.hpp"
+
+namespace gradflow {
+
+enum class Precision { float32, float64 };  // "float" | "double"
+enum class InputKind { none, gaussian };
+enum class InitState { zero, gaussian };
+enum class LossKind { final_state, random };
+
+std::string to_string(Precision p);
+std::string to_string(InputKind k);
+std::string to_string(InitState s);
+std::string to_string(LossKind k);
+/// Inverses of to_string; each throws std::invalid_argument listing the accepted names.
+Precision parse_precision(const std::string& name);
+InputKind parse_input_kind(const std::string& name);
+InitState parse_init_state(const std::string& name);
+LossKind parse_loss_kind(const std::string& name);
+
+// Plain configuration structs: defaults in place. The scenario layer (scenario.hpp) fills them from TOML
+// and documents every key; the numerical core reads them and knows nothing of files.
+
+struct NetworkConfig {
+  Eigen::Index units = 256;                 // N, hidden units
+  Eigen::Index steps = 400;                 // T, backpropagated time steps
+  Eigen::Index batch = 8;                   // B, independent trajectories per cell
+  ActivationKind activation = ActivationKind::tanh;
+  std::optional<double> alpha;              // leaky_relu slope / elu scale; unset: default_alpha(activation)
+  double beta = 1.0;                        // softplus / swish sharpness
+  Precision precision = Precision::float64; // scalar type of the forward and backward pass
+
+  Activation make_activation() const {
+    return Activation(activation, alpha ? *alpha : default_alpha(activation), beta);
+  }
+};
+
+struct SpectrumConfig {
+  SpectrumKind kind = SpectrumKind::ginibre;
+  std::optional<double> radius;  // exact spectral radius of W; unset: 1 (random kinds), as read (file)
+  std::string file;              // path of W for kind = "file" (resolved against the scenario's folder)
+  std::shared_ptr<const Eigen::MatrixXd> matrix;  // W read from `file` by the scenario layer
+};
+
+struct InputConfig {
+  InputKind kind = InputKind::gaussian;
+  double std = 0.5;        // std of each unit's input current (U x_t)_i: U_ij ~ N(0, std^2 / dim)
+  Eigen::Index dim = 16;   // dimension of x_t ~ N(0, I)
+};
+
+struct BiasConfig {
+  double mean = 0.0;  // b_i ~ N(mean, std^2), drawn once per cell
+  double std = 0.0;
+};
+
+struct InitConfig {
+  InitState state = InitState::zero;
+  double std = 1.0;  // h_0 ~ N(0, std^2) per unit and trajectory (state = "gaussian")
+};
+
+struct LossConfig {
+  // random: g_T a random unit vector per trajectory (measures the Jacobian product in a generic direction,
+  // never zero); final_state: g_T = h_T (L = ||h_T||^2 / 2), exactly zero when h_T = 0.
+  LossKind kind = LossKind::random;
+};
+
+struct AnalysisConfig {
+  Eigen::Index burn_in = 100;     // forward steps run before t = 0 and not backpropagated
+  bool series = true;             // write series.csv (per-step log10 ||g_t||)
+  double regime_tolerance = 0.01; // critical when |growth_rate - 1| <= tolerance
+  double fit_skip = 0.1;          // fraction of lags skipped as transient before the growth fit
+  Eigen::Index lyapunov = 0;      // number of Lyapunov exponents (0 = off)
+};
+
+/// One fully resolved cell configuration.
+struct Config {
+  std::string title = "";
+  std::uint64_t seed = 1;  // run seed; every cell and replicate derives its own streams from it
+  NetworkConfig network;
+  SpectrumConfig spectrum;
+  InputConfig input;
+  BiasConfig bias;
+  InitConfig init;
+  LossConfig loss;
+  AnalysisConfig analysis;
+};
+
+}  // namespace gradflow

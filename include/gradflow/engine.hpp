@@ -1,0 +1,63 @@
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "gradflow/activation.hpp"
+#include "gradflow/config.hpp"
+
+namespace gradflow {
+
+/// The parameters of one unrolled network: a_t = W h_{t-1} + U x_t + b, h_t = f(a_t).
+struct Model {
+  Eigen::MatrixXd w;  // recurrent weights W, N x N
+  Eigen::MatrixXd u;  // input weights U, N x dim (0 columns: no input)
+  Eigen::VectorXd b;  // bias, N (empty: zero)
+  Activation activation;
+};
+
+/// What the B trajectories are driven with and how they are seeded.
+struct Drive {
+  Eigen::Index steps = 400;    // T, backpropagated steps
+  Eigen::Index burn_in = 0;    // forward steps before t = 0, not backpropagated
+  Eigen::MatrixXd h0;          // N x B state before the burn-in
+  std::uint64_t input_seed = 0;  // x_t ~ N(0, I), drawn per step from this stream
+  LossKind loss = LossKind::random;
+  std::uint64_t loss_seed = 0;   // stream of the random unit seeds g_T
+};
+
+/// Per-step gradient norms and the activation statistics of the forward pass.
+/// Index t runs over 0..horizon; g_t = dL/dh_t, with g_horizon the loss seed.
+struct GradientTrace {
+  Eigen::Index batch = 0;
+  /// Steps actually backpropagated: T, or (forward_diverged_at - 1) when the state became non-finite.
+  Eigen::Index horizon = 0;
+  /// t (counted like the series, burn-in steps at t <= 0) of the first non-finite state, if any.
+  std::optional<Eigen::Index> forward_diverged_at;
+
+  std::vector<double> log10_norm_mean;  // mean over trajectories with g_t != 0 of log10 ||g_t||
+  std::vector<double> log10_norm_min;
+  std::vector<double> log10_norm_max;
+  std::vector<int> zero_count;          // trajectories whose g_t is exactly zero
+  std::vector<double> mean_abs_dact_t;  // mean |f'(a_t)| over units and trajectories (t >= 1; [0] unused)
+
+  double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps 1..horizon and trajectories
+  double mean_sq_dact = 0.0;        // E[f'(a)^2]
+  double max_abs_dact = 0.0;        // largest |f'(a)| seen
+  double dead_fraction = 0.0;       // fraction of f'(a) == 0
+  double saturated_fraction = 0.0;  // fraction of |f'(a)| < 1e-3 sup|f'|
+};
+
+/// Forward pass (tape of f'(a_t), t = 1..T, N x B each) then BPTT g_{t-1} = W^T (f'(a_t) .* g_t),
+/// renormalising every column each step and accumulating log norms, so log10 ||g_t|| is exact even at
+/// 1e+5000. Scalar is float or double; norms and logs are accumulated in double.
+template <class Scalar>
+GradientTrace run_bptt(const Model& model, const Drive& drive);
+
+/// run_bptt at the given precision.
+GradientTrace run_bptt(const Model& model, const Drive& drive, Precision precision);
+
+}  // namespace gradflow

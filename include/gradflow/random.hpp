@@ -1,0 +1,42 @@
+#pragma once
+
+#include <cstdint>
+#include <random>
+
+#include <Eigen/Core>
+
+namespace gradflow {
+
+/// The one random engine of gradflow. Every stream is seeded from derive_seed(), never from thread order.
+using Rng = std::mt19937_64;
+
+/// Independent random streams of one cell: each part of the model draws from its own.
+enum class Stream : std::uint64_t { recurrent = 1, input_weights = 2, input = 3, bias = 4, init = 5, loss = 6 };
+
+/// SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix with full avalanche.
+constexpr std::uint64_t splitmix64(std::uint64_t x) {
+  x += 0x9e3779b97f4a7c15ULL;
+  x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+  return x ^ (x >> 31);
+}
+
+/// Counter-based seed of one stream: a function of (run seed, cell, replicate, stream) only.
+constexpr std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t cell, std::uint64_t replicate,
+                                    Stream stream) {
+  std::uint64_t h = splitmix64(seed);
+  h = splitmix64(h ^ cell);
+  h = splitmix64(h ^ replicate);
+  return splitmix64(h ^ static_cast<std::uint64_t>(stream));
+}
+
+/// rows x cols matrix of iid N(0, std^2) entries, filled column by column.
+inline Eigen::MatrixXd gaussian_matrix(Eigen::Index rows, Eigen::Index cols, double std, Rng& rng) {
+  std::normal_distribution<double> normal(0.0, 1.0);
+  Eigen::MatrixXd m(rows, cols);
+  for (Eigen::Index j = 0; j < cols; ++j)
+    for (Eigen::Index i = 0; i < rows; ++i) m(i, j) = std * normal(rng);
+  return m;
+}
+
+}  // namespace gradflow

@@ -1,0 +1,1 @@
+#include "gradflow/activation.hpp"

@@ -1,0 +1,1 @@
+#include "gradflow/spectrum.hpp"
