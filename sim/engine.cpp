@@ -1,1 +1,201 @@
 #include "gradflow/engine.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <random>
+#include <stdexcept>
+#include <type_traits>
+
+#include "gradflow/random.hpp"
+
+namespace gradflow {
+namespace {
+
+constexpr double kLn10 = 2.302585092994045684;
+
+/// W at the engine's precision without copying when it is already double.
+template <class Scalar>
+class Weights {
+ public:
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  explicit Weights(const Eigen::MatrixXd& m) : ref_(nullptr) {
+    if constexpr (std::is_same_v<Scalar, double>) {
+      ref_ = &m;
+    } else {
+      copy_ = m.cast<Scalar>();
+    }
+  }
+  const Mat& get() const {
+    if constexpr (std::is_same_v<Scalar, double>) return *ref_;
+    else return copy_;
+  }
+
+ private:
+  const Eigen::MatrixXd* ref_;
+  Mat copy_;
+};
+
+/// ||col||_2 in double without overflow or underflow of the squares.
+template <class Derived>
+double column_norm(const Eigen::MatrixBase<Derived>& col) {
+  const double sq = col.template cast<double>().squaredNorm();
+  if (std::isfinite(sq) && sq > std::numeric_limits<double>::min()) return std::sqrt(sq);
+  const double scale = col.template cast<double>().cwiseAbs().maxCoeff();
+  if (scale == 0.0 || !std::isfinite(scale)) return scale;
+  return scale * (col.template cast<double>() / scale).norm();
+}
+
+}  // namespace
+
+template <class Scalar>
+GradientTrace run_bptt(const Model& model, const Drive& drive) {
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  using Index = Eigen::Index;
+
+  const Index n = model.w.rows();
+  const Index batch = drive.h0.cols();
+  const Index steps = drive.steps;
+  const Index dim = model.u.cols();
+  if (model.w.cols() != n || drive.h0.rows() != n || (dim > 0 && model.u.rows() != n) ||
+      (model.b.size() != 0 && model.b.size() != n) || batch < 1 || steps < 1 || drive.burn_in < 0)
+    throw std::invalid_argument("run_bptt: shapes must satisfy W: N x N, U: N x dim, b: N, h0: N x B, "
+                                "B >= 1, T >= 1, burn_in >= 0");
+
+  const Weights<Scalar> weights(model.w);
+  const Mat& w = weights.get();
+  const Mat u = model.u.cast<Scalar>();
+  const Vec b = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(n);
+  const bool has_bias = model.b.size() != 0 && model.b.any();
+  const Activation& f = model.activation;
+  const double saturation_level = 1e-3 * f.sup_abs_derivative();
+
+  GradientTrace trace;
+  trace.batch = batch;
+
+  // Forward pass. Two state buffers so that the last finite state survives a divergence.
+  Mat h_prev = drive.h0.cast<Scalar>();
+  Mat h_next(n, batch);
+  Mat a(n, batch);
+  Mat x(dim, batch);
+  Mat burn_dact(n, batch);
+  Mat tape(n, batch * steps);  // f'(a_t) for t = 1..T, column block t - 1
+  Rng input_rng(drive.input_seed);
+  std::normal_distribution<double> normal(0.0, 1.0);
+
+  trace.mean_abs_dact_t.assign(steps + 1, 0.0);
+  double sum_abs = 0.0, sum_sq = 0.0, max_abs = 0.0;
+  std::int64_t dead = 0, saturated = 0;
+
+  Index horizon = steps;
+  const Index total = drive.burn_in + steps;
+  for (Index s = 1; s <= total; ++s) {
+    const Index t = s - drive.burn_in;  // series time: burn-in steps have t <= 0
+    a.noalias() = w * h_prev;
+    if (dim > 0) {
+      for (Index j = 0; j < batch; ++j)
+        for (Index i = 0; i < dim; ++i) x(i, j) = static_cast<Scalar>(normal(input_rng));
+      a.noalias() += u * x;
+    }
+    if (has_bias) a.colwise() += b;
+    Scalar* dact = t >= 1 ? tape.data() + (t - 1) * n * batch : burn_dact.data();
+    f.apply<Scalar>(a.data(), h_next.data(), dact, n * batch);
+    if (!h_next.allFinite()) {
+      trace.forward_diverged_at = t;
+      horizon = std::max<Index>(0, t - 1);
+      break;
+    }
+    h_prev.swap(h_next);
+    if (t >= 1) {
+      const auto d = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dact, n * batch);
+      const double step_abs = d.abs().template cast<double>().sum();
+      sum_abs += step_abs;
+      sum_sq += d.square().template cast<double>().sum();
+      max_abs = std::max(max_abs, static_cast<double>(d.abs().maxCoeff()));
+      dead += (d == Scalar(0)).count();
+      saturated += (d.abs() < static_cast<Scalar>(saturation_level)).count();
+      trace.mean_abs_dact_t[t] = step_abs / static_cast<double>(n * batch);
+    }
+  }
+  trace.horizon = horizon;
+  trace.mean_abs_dact_t.resize(horizon + 1);
+  if (horizon > 0) {
+    const double count = static_cast<double>(n * batch * horizon);
+    trace.mean_abs_dact = sum_abs / count;
+    trace.mean_sq_dact = sum_sq / count;
+    trace.max_abs_dact = max_abs;
+    trace.dead_fraction = static_cast<double>(dead) / count;
+    trace.saturated_fraction = static_cast<double>(saturated) / count;
+  }
+
+  // Loss seed g_T at the horizon: h_T (final_state) or a random unit vector per trajectory.
+  Mat g(n, batch);
+  if (drive.loss == LossKind::final_state) {
+    g = h_prev;
+  } else {
+    Rng loss_rng(drive.loss_seed);
+    for (Index j = 0; j < batch; ++j)
+      for (Index i = 0; i < n; ++i) g(i, j) = static_cast<Scalar>(normal(loss_rng));
+  }
+
+  // BPTT with per-column renormalisation: g holds g_t / ||g_t||, log_norm the natural log of ||g_t||.
+  std::vector<double> log_norm(batch, 0.0);
+  std::vector<char> zero(batch, 0);
+  trace.log10_norm_mean.assign(horizon + 1, 0.0);
+  trace.log10_norm_min.assign(horizon + 1, 0.0);
+  trace.log10_norm_max.assign(horizon + 1, 0.0);
+  trace.zero_count.assign(horizon + 1, 0);
+
+  auto renormalise_and_record = [&](Index t) {
+    double sum = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
+    int zeros = 0;
+    for (Index j = 0; j < batch; ++j) {
+      if (!zero[j]) {
+        const double c = column_norm(g.col(j));
+        if (c == 0.0 || !std::isfinite(c)) {
+          // Exactly annihilated (dead units): the gradient is zero from here on, reported as data.
+          zero[j] = 1;
+          g.col(j).setZero();
+        } else {
+          log_norm[j] += std::log(c);
+          g.col(j) *= static_cast<Scalar>(1.0 / c);
+        }
+      }
+      if (zero[j]) {
+        ++zeros;
+        continue;
+      }
+      const double l10 = log_norm[j] / kLn10;
+      sum += l10;
+      lo = std::min(lo, l10);
+      hi = std::max(hi, l10);
+    }
+    trace.zero_count[t] = zeros;
+    if (zeros < batch) {
+      trace.log10_norm_mean[t] = sum / static_cast<double>(batch - zeros);
+      trace.log10_norm_min[t] = lo;
+      trace.log10_norm_max[t] = hi;
+    }
+  };
+
+  renormalise_and_record(horizon);
+  Mat g_next(n, batch);
+  for (Index t = horizon; t >= 1; --t) {
+    const auto d = tape.middleCols((t - 1) * batch, batch);
+    g.array() *= d.array();
+    g_next.noalias() = w.transpose() * g;
+    g.swap(g_next);
+    renormalise_and_record(t - 1);
+  }
+  return trace;
+}
+
+template GradientTrace run_bptt<float>(const Model&, const Drive&);
+template GradientTrace run_bptt<double>(const Model&, const Drive&);
+
+GradientTrace run_bptt(const Model& model, const Drive& drive, Precision precision) {
+  return precision == Precision::float32 ? run_bptt<float>(model, drive) : run_bptt<double>(model, drive);
+}
+
+}  // namespace gradflow

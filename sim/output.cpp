@@ -1,1 +1,364 @@
 #include "gradflow/output.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <ctime>
+#include <sstream>
+
+namespace gradflow {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+nlohmann::json to_json(const Value& v) {
+  struct Visitor {
+    nlohmann::json operator()(std::monostate) const { return nullptr; }
+    nlohmann::json operator()(bool b) const { return b; }
+    nlohmann::json operator()(std::int64_t i) const { return i; }
+    nlohmann::json operator()(double d) const { return d; }
+    nlohmann::json operator()(const std::string& s) const { return s; }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+/// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers round-trip.
+std::string csv_field(const Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return *s;
+  if (auto d = std::get_if<double>(&v)) return csv_number(*d);
+  if (std::holds_alternative<std::monostate>(v)) return "";
+  return format_value(v);
+}
+
+std::string csv_optional(const std::optional<double>& x) { return x ? csv_number(*x) : ""; }
+std::string csv_optional(const std::optional<Eigen::Index>& x) { return x ? std::to_string(*x) : ""; }
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string join(const std::vector<std::string>& fields) {
+  std::string line;
+  for (std::size_t i = 0; i < fields.size(); ++i) {
+    if (i) line += ',';
+    line += fields[i];
+  }
+  return line;
+}
+
+/// (cell, replicate) from the first two fields of a CSV row; false when the row is not one.
+bool row_key(const std::string& line, std::int64_t* cell, std::int64_t* replicate) {
+  const char* p = line.data();
+  const char* end = p + line.size();
+  auto r1 = std::from_chars(p, end, *cell);
+  if (r1.ec != std::errc() || r1.ptr == end || *r1.ptr != ',') return false;
+  auto r2 = std::from_chars(r1.ptr + 1, end, *replicate);
+  return r2.ec == std::errc() && (r2.ptr == end || *r2.ptr == ',');
+}
+
+/// Whole lines of a file; a last line without '\n' (a write cut short by a kill) is dropped.
+std::vector<std::string> read_complete_lines(const fs::path& file) {
+  std::ifstream in(file, std::ios::binary);
+  std::stringstream buf;
+  buf << in.rdbuf();
+  const std::string text = buf.str();
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
+    lines.push_back(text.substr(start, nl - start));
+  return lines;
+}
+
+void write_atomically(const fs::path& file, const std::string& content) {
+  const fs::path tmp = file.string() + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.flush();
+    if (!out) throw std::runtime_error(tmp.string() + ": write failed (disk full?)");
+  }
+  fs::rename(tmp, file);
+}
+
+}  // namespace
+
+std::string csv_number(double x) {
+  if (!std::isfinite(x)) return "";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, res.ptr);
+}
+
+nlohmann::json scenario_json(const Scenario& sc) {
+  nlohmann::json resolved = nlohmann::json::object();
+  for (const auto& key : scenario_keys()) {
+    Value v = key.get(sc.base);
+    if (std::holds_alternative<std::monostate>(v)) {
+      // Show the default actually used by the base cell.
+      if (key.name == "network.alpha") v = sc.base.network.make_activation().alpha;
+      if (key.name == "spectrum.radius" && sc.base.spectrum.kind != SpectrumKind::file) v = 1.0;
+    }
+    resolved[key.name] = to_json(v);
+  }
+  nlohmann::json axes = nlohmann::json::array();
+  for (const auto& a : sc.axes) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& v : a.values) values.push_back(to_json(v));
+    axes.push_back({{"key", a.key}, {"values", values}});
+  }
+  return {{"resolved", resolved}, {"sweep", {{"axes", axes}, {"replicates", sc.replicates}}}};
+}
+
+std::string scenario_hash(const Scenario& sc) {
+  const std::string text = scenario_json(sc).dump();
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::vector<std::string> cell_columns(const Scenario& sc) {
+  std::vector<std::string> cols{"cell", "replicate"};
+  for (const auto& a : sc.axes) cols.push_back(a.key);
+  for (const char* c : {"rho", "spectral_norm", "mean_abs_dact", "mean_sq_dact", "sup_dact", "predictor",
+                        "predictor_rms", "bound", "growth_rate", "log10_grad_ratio", "regime",
+                        "forward_diverged_at", "dead_fraction", "saturated_fraction", "seconds", "horizon",
+                        "fit_first_lag", "fit_last_lag", "grad_zero_at", "max_abs_dact", "spectrum_status"})
+    cols.push_back(c);
+  return cols;
+}
+
+std::vector<std::string> series_columns() {
+  return {"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max",
+          "mean_abs_dact_t", "zero_trajectories"};
+}
+
+RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions options, int threads)
+    : scenario_(scenario), dir_(std::move(outdir)), options_(options), threads_(threads) {
+  total_ = scenario_.cell_count() * scenario_.replicates;
+  hash_ = scenario_hash(scenario_);
+  status_.assign(static_cast<std::size_t>(total_), CellStatus::pending);
+  failures_.assign(status_.size(), "");
+  cells_path_ = dir_ / "cells.csv";
+  series_path_ = dir_ / "series.csv";
+  json_path_ = dir_ / "run.json";
+  start_time_ = utc_now();
+  start_seconds_ = wall_seconds();
+
+  std::error_code ec;
+  const std::string d = dir_.string();
+  if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec))
+    throw InputError(d + ": output directory is a file, expected a directory");
+
+  bool resuming = false;
+  if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
+    std::string old_hash;
+    try {
+      std::ifstream in(json_path_);
+      old_hash = nlohmann::json::parse(in).value("scenario_hash", "");
+    } catch (const std::exception&) {
+      old_hash = "";  // unreadable run.json: treated as another run
+    }
+    if (options_.force) {
+      for (const auto& f : {cells_path_, series_path_, json_path_}) fs::remove(f, ec);
+    } else if (old_hash != hash_) {
+      throw InputError(d + ": holds the results of a different run (scenario hash " +
+                       (old_hash.empty() ? std::string("unknown") : old_hash) + ", this run " + hash_ +
+                       "); choose another -o, or --force to replace them");
+    } else if (!options_.resume) {
+      throw InputError(d + ": already holds this run; use --resume to complete it or --force to redo it");
+    } else {
+      resuming = true;
+    }
+  }
+  fs::create_directories(dir_, ec);
+  if (!fs::is_directory(dir_, ec)) throw InputError(d + ": cannot create the output directory");
+
+  if (resuming && fs::exists(cells_path_)) {
+    const auto lines = read_complete_lines(cells_path_);
+    if (lines.empty() || lines[0] != join(cell_columns(scenario_)))
+      throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
+    std::string kept = lines[0] + "\n";
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+      std::int64_t cell, rep;
+      if (!row_key(lines[i], &cell, &rep) || cell < 0 || rep < 0 || cell >= scenario_.cell_count() ||
+          rep >= scenario_.replicates || status_[slot(cell, rep)] == CellStatus::done)
+        continue;
+      status_[slot(cell, rep)] = CellStatus::done;
+      ++done_;
+      kept += lines[i] + "\n";
+    }
+    write_atomically(cells_path_, kept);
+    // Series rows are written before their cells row: drop those of cells that did not finish.
+    std::string series_kept = join(series_columns()) + "\n";
+    if (fs::exists(series_path_)) {
+      const auto slines = read_complete_lines(series_path_);
+      for (std::size_t i = 1; i < slines.size(); ++i) {
+        std::int64_t cell, rep;
+        if (row_key(slines[i], &cell, &rep) && cell >= 0 && rep >= 0 && cell < scenario_.cell_count() &&
+            rep < scenario_.replicates && status_[slot(cell, rep)] == CellStatus::done)
+          series_kept += slines[i] + "\n";
+      }
+    }
+    if (scenario_.base.analysis.series) write_atomically(series_path_, series_kept);
+    open_streams(true);
+  } else {
+    open_streams(false);
+  }
+  finish("running");
+}
+
+void RunWriter::open_streams(bool append) {
+  const auto mode = std::ios::binary | (append ? std::ios::app : std::ios::trunc);
+  cells_.open(cells_path_, mode);
+  if (!cells_) throw InputError(cells_path_.string() + ": cannot be written (read-only directory?)");
+  if (!append) cells_ << join(cell_columns(scenario_)) << '\n' << std::flush;
+  if (scenario_.base.analysis.series) {
+    series_.open(series_path_, mode);
+    if (!series_) throw InputError(series_path_.string() + ": cannot be written");
+    if (!append) series_ << join(series_columns()) << '\n' << std::flush;
+  }
+}
+
+bool RunWriter::is_done(std::int64_t cell, std::int64_t replicate) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_[slot(cell, replicate)] == CellStatus::done;
+}
+
+std::int64_t RunWriter::done_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return done_;
+}
+
+void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResult& r) {
+  const CellMetrics& m = r.metrics;
+  const std::string prefix = std::to_string(cell) + "," + std::to_string(replicate);
+  std::vector<std::string> f{prefix};
+  for (const auto& v : scenario_.cell_values(cell)) f.push_back(csv_field(v));
+  for (double x : {m.rho, m.spectral_norm, m.mean_abs_dact, m.mean_sq_dact, m.sup_dact, m.predictor,
+                   m.predictor_rms, m.bound})
+    f.push_back(csv_number(x));
+  f.push_back(csv_optional(m.fit.growth_rate));
+  f.push_back(csv_optional(m.log10_grad_ratio));
+  f.push_back(to_string(m.regime));
+  f.push_back(csv_optional(m.forward_diverged_at));
+  f.push_back(csv_number(m.dead_fraction));
+  f.push_back(csv_number(m.saturated_fraction));
+  f.push_back(csv_number(r.seconds));
+  f.push_back(std::to_string(r.trace.horizon));
+  f.push_back(m.fit.growth_rate ? std::to_string(m.fit.first_lag) : "");
+  f.push_back(m.fit.growth_rate ? std::to_string(m.fit.last_lag) : "");
+  f.push_back(csv_optional(m.grad_zero_at));
+  f.push_back(csv_number(r.trace.max_abs_dact));
+  f.push_back(r.spectrum.rho_status == SolveStatus::converged && r.spectrum.norm_status == SolveStatus::converged
+                  ? "converged"
+                  : "fallback");
+  const std::string cells_row = join(f) + "\n";
+
+  std::string series_rows;
+  if (scenario_.base.analysis.series) {
+    const auto& tr = r.trace;
+    for (Eigen::Index t = 0; t <= tr.horizon; ++t) {
+      const bool any = tr.zero_count[t] < tr.batch;
+      series_rows += prefix + "," + std::to_string(t) + "," +
+                     (any ? csv_number(tr.log10_norm_mean[t]) + "," + csv_number(tr.log10_norm_min[t]) + "," +
+                                csv_number(tr.log10_norm_max[t])
+                          : std::string(",,")) +
+                     "," + (t >= 1 ? csv_number(tr.mean_abs_dact_t[t]) : std::string()) + "," +
+                     std::to_string(tr.zero_count[t]) + "\n";
+    }
+  }
+
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (!series_rows.empty()) {
+    series_ << series_rows << std::flush;
+    if (!series_) throw std::runtime_error(series_path_.string() + ": write failed (disk full?)");
+  }
+  cells_ << cells_row << std::flush;
+  if (!cells_) throw std::runtime_error(cells_path_.string() + ": write failed (disk full?)");
+  auto& s = status_[slot(cell, replicate)];
+  if (s != CellStatus::done) ++done_;
+  s = CellStatus::done;
+}
+
+void RunWriter::record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  status_[slot(cell, replicate)] = CellStatus::failed;
+  failures_[slot(cell, replicate)] = message;
+}
+
+void RunWriter::sort_file(const fs::path& file) const {
+  auto lines = read_complete_lines(file);
+  if (lines.size() < 2) return;
+  std::stable_sort(lines.begin() + 1, lines.end(), [](const std::string& a, const std::string& b) {
+    std::int64_t ca = 0, ra = 0, cb = 0, rb = 0;
+    row_key(a, &ca, &ra);
+    row_key(b, &cb, &rb);
+    return std::tie(ca, ra) < std::tie(cb, rb);
+  });
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  write_atomically(file, text);
+}
+
+void RunWriter::finish(const std::string& status) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  const bool complete = done_ == total_;
+  if (status == "complete" && complete) {
+    cells_.close();
+    sort_file(cells_path_);
+    if (scenario_.base.analysis.series) {
+      series_.close();
+      sort_file(series_path_);
+    }
+  }
+  nlohmann::json cells = nlohmann::json::array();
+  std::int64_t failed = 0;
+  for (std::int64_t c = 0; c < scenario_.cell_count(); ++c)
+    for (std::int64_t r = 0; r < scenario_.replicates; ++r) {
+      const auto s = status_[slot(c, r)];
+      nlohmann::json e = {{"cell", c},
+                          {"replicate", r},
+                          {"status", s == CellStatus::done ? "done" : s == CellStatus::failed ? "failed" : "pending"}};
+      if (s == CellStatus::failed) {
+        e["error"] = failures_[slot(c, r)];
+        ++failed;
+      }
+      cells.push_back(e);
+    }
+  nlohmann::json j;
+  j["gradflow_version"] = GRADFLOW_VERSION;
+  j["scenario_file"] = scenario_.path.string();
+  j["scenario_name"] = scenario_.name;
+  j["title"] = scenario_.base.title;
+  j["seed"] = scenario_.base.seed;
+  j["scenario_hash"] = hash_;
+  j["scenario"] = scenario_json(scenario_);
+  j["overrides"] = scenario_.overrides;
+  j["threads"] = threads_;
+  j["status"] = status == "complete" && !complete ? "incomplete" : status;
+  j["start_time"] = start_time_;
+  j["end_time"] = status == "running" ? nlohmann::json(nullptr) : nlohmann::json(utc_now());
+  j["wall_seconds"] = wall_seconds() - start_seconds_;
+  j["cells_total"] = total_;
+  j["cells_done"] = done_;
+  j["cells_failed"] = failed;
+  j["files"] = {{"cells", "cells.csv"}};
+  if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
+  j["cells"] = cells;
+  write_atomically(json_path_, j.dump(2) + "\n");
+}
+
+}  // namespace gradflow

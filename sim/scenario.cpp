@@ -1,1 +1,585 @@
 #include "gradflow/scenario.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <sstream>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include "gradflow/matrix_io.hpp"
+
+namespace gradflow {
+
+// ---------------------------------------------------------------------------------------------------
+// Values
+
+std::string SourceLocation::str() const {
+  if (line <= 0) return file;
+  return file + ":" + std::to_string(line) + ":" + std::to_string(column);
+}
+
+std::string format_value(const Value& v) {
+  struct Visitor {
+    std::string operator()(std::monostate) const { return "(unset)"; }
+    std::string operator()(bool b) const { return b ? "true" : "false"; }
+    std::string operator()(std::int64_t i) const { return std::to_string(i); }
+    std::string operator()(double d) const {
+      if (std::isnan(d)) return "nan";
+      if (std::isinf(d)) return d > 0 ? "inf" : "-inf";
+      char buf[64];
+      auto res = std::to_chars(buf, buf + sizeof buf, d);
+      std::string s(buf, res.ptr);
+      if (s.find_first_of(".eEn") == std::string::npos) s += ".0";
+      return s;
+    }
+    std::string operator()(const std::string& s) const { return "\"" + s + "\""; }
+  };
+  return std::visit(Visitor{}, v);
+}
+
+std::string to_string(ValueType t) {
+  switch (t) {
+    case ValueType::boolean: return "a boolean";
+    case ValueType::integer: return "an integer";
+    case ValueType::number: return "a number";
+    case ValueType::string: return "a string";
+  }
+  return "a value";
+}
+
+namespace {
+
+std::int64_t as_int(const Value& v) {
+  if (auto* i = std::get_if<std::int64_t>(&v)) return *i;
+  throw std::invalid_argument("expected an integer");
+}
+double as_number(const Value& v) {
+  if (auto* i = std::get_if<std::int64_t>(&v)) return static_cast<double>(*i);
+  if (auto* d = std::get_if<double>(&v)) {
+    if (!std::isfinite(*d)) throw std::invalid_argument("expected a finite number");
+    return *d;
+  }
+  throw std::invalid_argument("expected a number");
+}
+bool as_bool(const Value& v) {
+  if (auto* b = std::get_if<bool>(&v)) return *b;
+  throw std::invalid_argument("expected a boolean (true or false)");
+}
+const std::string& as_string(const Value& v) {
+  if (auto* s = std::get_if<std::string>(&v)) return *s;
+  throw std::invalid_argument("expected a string");
+}
+
+std::int64_t at_least(std::int64_t x, std::int64_t lo) {
+  if (x < lo) throw std::invalid_argument("must be >= " + std::to_string(lo));
+  return x;
+}
+double non_negative(double x) {
+  if (x < 0) throw std::invalid_argument("must be >= 0");
+  return x;
+}
+double positive(double x) {
+  if (!(x > 0)) throw std::invalid_argument("must be > 0");
+  return x;
+}
+double fraction_below_one(double x) {
+  if (x < 0 || x >= 1) throw std::invalid_argument("must satisfy 0 <= value < 1");
+  return x;
+}
+
+// Upper limits that keep sizes meaningful and products within 64 bits; the memory check is separate.
+constexpr std::int64_t kMaxDimension = std::int64_t(1) << 31;
+
+std::vector<KeySpec> make_keys() {
+  std::vector<KeySpec> k;
+  auto add = [&](std::string name, ValueType type, std::string doc, std::function<Value(const Config&)> get,
+                 std::function<void(Config&, const Value&)> set) {
+    k.push_back(KeySpec{std::move(name), type, std::move(doc), std::move(get), std::move(set)});
+  };
+  using I = std::int64_t;
+  add("title", ValueType::string, "free text shown in run.json and plots",
+      [](const Config& c) { return Value(c.title); }, [](Config& c, const Value& v) { c.title = as_string(v); });
+  add("seed", ValueType::integer, "run seed (>= 0); every cell and replicate derives its streams from it",
+      [](const Config& c) { return Value(I(c.seed)); },
+      [](Config& c, const Value& v) { c.seed = static_cast<std::uint64_t>(at_least(as_int(v), 0)); });
+
+  add("network.units", ValueType::integer, "N, hidden units (>= 1)",
+      [](const Config& c) { return Value(I(c.network.units)); },
+      [](Config& c, const Value& v) { c.network.units = std::min(at_least(as_int(v), 1), kMaxDimension); });
+  add("network.steps", ValueType::integer, "T, backpropagated time steps (>= 1)",
+      [](const Config& c) { return Value(I(c.network.steps)); },
+      [](Config& c, const Value& v) { c.network.steps = std::min(at_least(as_int(v), 1), kMaxDimension); });
+  add("network.batch", ValueType::integer, "B, independent trajectories per cell (>= 1)",
+      [](const Config& c) { return Value(I(c.network.batch)); },
+      [](Config& c, const Value& v) { c.network.batch = std::min(at_least(as_int(v), 1), kMaxDimension); });
+  add("network.activation", ValueType::string,
+      "f: identity, tanh, sigmoid, relu, leaky_relu, elu, softplus, swish, gelu, hard_tanh, selu",
+      [](const Config& c) { return Value(to_string(c.network.activation)); },
+      [](Config& c, const Value& v) { c.network.activation = parse_activation(as_string(v)); });
+  add("network.alpha", ValueType::number,
+      "negative slope of leaky_relu (default 0.01) or scale of elu (default 1)",
+      [](const Config& c) { return c.network.alpha ? Value(*c.network.alpha) : Value(); },
+      [](Config& c, const Value& v) { c.network.alpha = as_number(v); });
+  add("network.beta", ValueType::number, "sharpness of softplus (log(1 + e^(beta x)) / beta) and swish (> 0)",
+      [](const Config& c) { return Value(c.network.beta); },
+      [](Config& c, const Value& v) { c.network.beta = positive(as_number(v)); });
+  add("network.precision", ValueType::string, "scalar of the forward and backward pass: float or double",
+      [](const Config& c) { return Value(to_string(c.network.precision)); },
+      [](Config& c, const Value& v) { c.network.precision = parse_precision(as_string(v)); });
+
+  add("spectrum.kind", ValueType::string,
+      "W: ginibre (iid N(0, 1/N)), orthogonal (Haar), symmetric (GOE), file",
+      [](const Config& c) { return Value(to_string(c.spectrum.kind)); },
+      [](Config& c, const Value& v) { c.spectrum.kind = parse_spectrum_kind(as_string(v)); });
+  add("spectrum.radius", ValueType::number,
+      "exact spectral radius rho(W) (>= 0); default 1, or as read for kind = \"file\"",
+      [](const Config& c) { return c.spectrum.radius ? Value(*c.spectrum.radius) : Value(); },
+      [](Config& c, const Value& v) { c.spectrum.radius = non_negative(as_number(v)); });
+  add("spectrum.file", ValueType::string, "W as .npy or .mtx (kind = \"file\"), relative to the scenario file",
+      [](const Config& c) { return Value(c.spectrum.file); },
+      [](Config& c, const Value& v) {
+        c.spectrum.file = as_string(v);
+        c.spectrum.matrix.reset();
+      });
+
+  add("input.kind", ValueType::string, "input drive: none or gaussian (x_t ~ N(0, I) per step)",
+      [](const Config& c) { return Value(to_string(c.input.kind)); },
+      [](Config& c, const Value& v) { c.input.kind = parse_input_kind(as_string(v)); });
+  add("input.std", ValueType::number, "std of each unit's input current (U x_t)_i (>= 0)",
+      [](const Config& c) { return Value(c.input.std); },
+      [](Config& c, const Value& v) { c.input.std = non_negative(as_number(v)); });
+  add("input.dim", ValueType::integer, "dimension of x_t (>= 1); U is N x dim with U_ij ~ N(0, std^2/dim)",
+      [](const Config& c) { return Value(I(c.input.dim)); },
+      [](Config& c, const Value& v) { c.input.dim = std::min(at_least(as_int(v), 1), kMaxDimension); });
+
+  add("bias.mean", ValueType::number, "mean of b_i ~ N(mean, std^2), drawn once per cell",
+      [](const Config& c) { return Value(c.bias.mean); },
+      [](Config& c, const Value& v) { c.bias.mean = as_number(v); });
+  add("bias.std", ValueType::number, "std of b_i (>= 0)", [](const Config& c) { return Value(c.bias.std); },
+      [](Config& c, const Value& v) { c.bias.std = non_negative(as_number(v)); });
+
+  add("init.state", ValueType::string, "h_0 before the burn-in: zero or gaussian",
+      [](const Config& c) { return Value(to_string(c.init.state)); },
+      [](Config& c, const Value& v) { c.init.state = parse_init_state(as_string(v)); });
+  add("init.std", ValueType::number, "std of h_0 ~ N(0, std^2) for state = \"gaussian\" (>= 0)",
+      [](const Config& c) { return Value(c.init.std); },
+      [](Config& c, const Value& v) { c.init.std = non_negative(as_number(v)); });
+
+  add("loss.kind", ValueType::string,
+      "seed g_T = dL/dh_T: random (unit vector per trajectory) or final_state (g_T = h_T)",
+      [](const Config& c) { return Value(to_string(c.loss.kind)); },
+      [](Config& c, const Value& v) { c.loss.kind = parse_loss_kind(as_string(v)); });
+
+  add("analysis.burn_in", ValueType::integer, "forward steps run before t = 0, not backpropagated (>= 0)",
+      [](const Config& c) { return Value(I(c.analysis.burn_in)); },
+      [](Config& c, const Value& v) { c.analysis.burn_in = std::min(at_least(as_int(v), 0), kMaxDimension); });
+  add("analysis.series", ValueType::boolean, "write series.csv (per-step log10 ||g_t||)",
+      [](const Config& c) { return Value(c.analysis.series); },
+      [](Config& c, const Value& v) { c.analysis.series = as_bool(v); });
+  add("analysis.regime_tolerance", ValueType::number,
+      "critical when |growth_rate - 1| <= tolerance (0 <= tolerance < 1)",
+      [](const Config& c) { return Value(c.analysis.regime_tolerance); },
+      [](Config& c, const Value& v) { c.analysis.regime_tolerance = fraction_below_one(as_number(v)); });
+  add("analysis.fit_skip", ValueType::number,
+      "fraction of lags skipped as transient before the growth-rate fit (0 <= skip < 1)",
+      [](const Config& c) { return Value(c.analysis.fit_skip); },
+      [](Config& c, const Value& v) { c.analysis.fit_skip = fraction_below_one(as_number(v)); });
+  add("analysis.lyapunov", ValueType::integer, "number of Lyapunov exponents to compute (0 = off, <= units)",
+      [](const Config& c) { return Value(I(c.analysis.lyapunov)); },
+      [](Config& c, const Value& v) { c.analysis.lyapunov = std::min(at_least(as_int(v), 0), kMaxDimension); });
+  return k;
+}
+
+std::size_t edit_distance(const std::string& a, const std::string& b) {
+  std::vector<std::size_t> prev(b.size() + 1), cur(b.size() + 1);
+  for (std::size_t j = 0; j <= b.size(); ++j) prev[j] = j;
+  for (std::size_t i = 1; i <= a.size(); ++i) {
+    cur[0] = i;
+    for (std::size_t j = 1; j <= b.size(); ++j)
+      cur[j] = std::min({prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1)});
+    std::swap(prev, cur);
+  }
+  return prev[b.size()];
+}
+
+}  // namespace
+
+std::string KeySpec::default_text() const {
+  const Value v = get(Config{});
+  if (std::holds_alternative<std::monostate>(v)) return "(see meaning)";
+  return format_value(v);
+}
+
+const std::vector<KeySpec>& scenario_keys() {
+  static const std::vector<KeySpec> keys = make_keys();
+  return keys;
+}
+
+const KeySpec* find_key(const std::string& name) {
+  for (const auto& k : scenario_keys())
+    if (k.name == name) return &k;
+  return nullptr;
+}
+
+std::string suggest_key(const std::string& name) {
+  std::string best;
+  std::size_t best_d = std::string::npos;
+  const auto leaf = [](const std::string& s) { return s.substr(s.rfind('.') + 1); };
+  for (const auto& k : scenario_keys()) {
+    std::size_t d = std::min(edit_distance(name, k.name), edit_distance(leaf(name), leaf(k.name)) + 1);
+    if (d < best_d) best_d = d, best = k.name;
+  }
+  return best_d <= std::max<std::size_t>(2, name.size() / 3) ? best : "";
+}
+
+void validate_config(const Config& c) {
+  if (c.spectrum.kind == SpectrumKind::file && c.spectrum.file.empty())
+    throw std::invalid_argument("spectrum.file: kind = \"file\" needs a file (.npy or .mtx)");
+  if (c.spectrum.kind != SpectrumKind::file && !c.spectrum.file.empty())
+    throw std::invalid_argument("spectrum.file: only used with kind = \"file\" (kind is \"" +
+                                to_string(c.spectrum.kind) + "\")");
+  if (c.spectrum.kind == SpectrumKind::file && c.spectrum.matrix &&
+      c.spectrum.matrix->rows() != c.network.units)
+    throw std::invalid_argument("network.units = " + std::to_string(c.network.units) + ": but " +
+                                c.spectrum.file + " holds a " + std::to_string(c.spectrum.matrix->rows()) +
+                                " x " + std::to_string(c.spectrum.matrix->cols()) + " matrix");
+  if (c.analysis.lyapunov > c.network.units)
+    throw std::invalid_argument("analysis.lyapunov = " + std::to_string(c.analysis.lyapunov) +
+                                ": must be <= network.units = " + std::to_string(c.network.units));
+  const auto act = c.network.activation;
+  if (c.network.alpha && act == ActivationKind::elu && *c.network.alpha < 0)
+    throw std::invalid_argument("network.alpha: elu needs alpha >= 0");
+
+  // Refuse before allocating what cannot fit: tape N*B*T scalars, W (double, and a copy at the run's
+  // precision), states, input weights.
+  const double scalar = c.network.precision == Precision::float32 ? 4.0 : 8.0;
+  const double n = double(c.network.units), b = double(c.network.batch), t = double(c.network.steps);
+  const double bytes = n * b * t * scalar + n * n * (8.0 + scalar) + 8.0 * n * b * scalar +
+                       n * double(c.input.dim) * (8.0 + scalar);
+  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+  if (phys > 0 && bytes > 0.9 * phys) {
+    std::ostringstream os;
+    os.precision(3);
+    os << "network.units: this cell needs " << bytes / 1e9 << " GB (tape N*B*T*" << scalar
+       << " bytes + W), more than 90% of this machine's " << phys / 1e9 << " GB";
+    throw std::invalid_argument(os.str());
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario
+
+std::int64_t Scenario::cell_count() const {
+  std::int64_t n = 1;
+  for (const auto& a : axes) n *= static_cast<std::int64_t>(a.values.size());
+  return n;
+}
+
+std::vector<std::size_t> Scenario::axis_indices(std::int64_t cell) const {
+  std::vector<std::size_t> idx(axes.size());
+  for (std::size_t i = axes.size(); i-- > 0;) {
+    const auto n = static_cast<std::int64_t>(axes[i].values.size());
+    idx[i] = static_cast<std::size_t>(cell % n);
+    cell /= n;
+  }
+  return idx;
+}
+
+std::vector<Value> Scenario::cell_values(std::int64_t cell) const {
+  const auto idx = axis_indices(cell);
+  std::vector<Value> v;
+  for (std::size_t i = 0; i < axes.size(); ++i) v.push_back(axes[i].values[idx[i]]);
+  return v;
+}
+
+Config Scenario::cell_config(std::int64_t cell) const {
+  Config c = base;
+  const auto values = cell_values(cell);
+  for (std::size_t i = 0; i < axes.size(); ++i) find_key(axes[i].key)->set(c, values[i]);
+  return c;
+}
+
+namespace {
+
+SourceLocation location_of(const toml::source_region& r, const std::string& file) {
+  return SourceLocation{file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+}
+
+[[noreturn]] void fail(const SourceLocation& where, const std::string& what) {
+  throw InputError(where.str() + ": " + what);
+}
+
+/// A TOML scalar as a Value; arrays and tables are not scalars.
+bool scalar_value(const toml::node& node, Value* out) {
+  if (auto v = node.as_boolean()) *out = v->get();
+  else if (auto i = node.as_integer()) *out = i->get();
+  else if (auto d = node.as_floating_point()) *out = d->get();
+  else if (auto s = node.as_string()) *out = s->get();
+  else return false;
+  return true;
+}
+
+/// Sets `key` on `config`, turning a constraint violation into "where: key = value: constraint".
+void apply_value(Config& config, const KeySpec& key, const Value& value, const SourceLocation& where) {
+  try {
+    key.set(config, value);
+  } catch (const std::invalid_argument& e) {
+    fail(where, key.name + " = " + format_value(value) + ": " + e.what());
+  }
+}
+
+std::string unknown_key_message(const std::string& name) {
+  std::string msg = "unknown key " + name;
+  const std::string hint = suggest_key(name);
+  if (!hint.empty()) msg += " (did you mean " + hint + "?)";
+  return msg;
+}
+
+/// The values of one sweep axis: a list, or a range table {start, stop, num[, scale]}.
+std::vector<Value> axis_values(const KeySpec& key, const toml::node& node, const SourceLocation& where) {
+  std::vector<Value> values;
+  if (auto arr = node.as_array()) {
+    for (const auto& item : *arr) {
+      Value v;
+      if (!scalar_value(item, &v)) fail(where, "sweep axis " + key.name + ": list items must be scalars");
+      values.push_back(v);
+    }
+  } else if (auto tbl = node.as_table()) {
+    for (auto&& [k, v] : *tbl) {
+      const std::string name(k.str());
+      if (name != "start" && name != "stop" && name != "num" && name != "scale")
+        fail(location_of(k.source(), where.file),
+             "sweep axis " + key.name + ": unknown range key " + name + " (expected start, stop, num, scale)");
+    }
+    const auto start = (*tbl)["start"].value<double>();
+    const auto stop = (*tbl)["stop"].value<double>();
+    const auto num = (*tbl)["num"].value<std::int64_t>();
+    const std::string scale = (*tbl)["scale"].value_or(std::string("linear"));
+    if (!start || !stop || !num)
+      fail(where, "sweep axis " + key.name + ": a range needs start, stop (numbers) and num (an integer)");
+    if (*num < 1 || *num > 1000000)
+      fail(where, "sweep axis " + key.name + ": num = " + std::to_string(*num) + ": must satisfy 1 <= num <= 1e6");
+    if (scale != "linear" && scale != "log")
+      fail(where, "sweep axis " + key.name + ": scale = \"" + scale + "\": expected \"linear\" or \"log\"");
+    if (scale == "log" && (*start <= 0 || *stop <= 0))
+      fail(where, "sweep axis " + key.name + ": scale = \"log\" needs start > 0 and stop > 0");
+    if (key.type != ValueType::number && key.type != ValueType::integer)
+      fail(where, "sweep axis " + key.name + ": a range needs a numeric key (" + key.name + " is " +
+                      to_string(key.type) + ")");
+    for (std::int64_t i = 0; i < *num; ++i) {
+      const double u = *num == 1 ? 0.0 : double(i) / double(*num - 1);
+      double x = scale == "log" ? std::exp(std::log(*start) + u * (std::log(*stop) - std::log(*start)))
+                                : *start + u * (*stop - *start);
+      if (i == *num - 1 && *num > 1) x = *stop;  // exact end point
+      if (key.type == ValueType::integer) values.push_back(static_cast<std::int64_t>(std::llround(x)));
+      else values.push_back(x);
+    }
+  } else {
+    Value single;
+    if (!scalar_value(node, &single))
+      fail(where, "sweep axis " + key.name + ": expected a list of values or {start, stop, num}");
+    values.push_back(single);
+  }
+  if (values.empty()) fail(where, "sweep axis " + key.name + ": has no values");
+  return values;
+}
+
+struct AxisNode {
+  std::string key;
+  const toml::node* node;
+  SourceLocation where;
+};
+
+/// Flattens [sweep]: quoted dotted keys ("spectrum.radius" = ...) and nested tables (spectrum.radius = ...)
+/// both name the key; a table holding start/stop/num is a range, not a nesting level.
+void collect_axes(const toml::table& tbl, const std::string& prefix, const std::string& file,
+                  std::vector<AxisNode>& out) {
+  for (auto&& [k, v] : tbl) {
+    const std::string name = prefix + std::string(k.str());
+    const auto where = location_of(k.source(), file);
+    if (auto sub = v.as_table(); sub && !sub->contains("start") && !sub->contains("stop") && !sub->contains("num")) {
+      collect_axes(*sub, name + ".", file, out);
+    } else {
+      out.push_back(AxisNode{name, &v, where});
+    }
+  }
+}
+
+Value parse_override_value(const std::string& text) {
+  try {
+    const toml::table t = toml::parse("v = " + text);
+    Value v;
+    if (scalar_value(*t.get("v"), &v)) return v;
+  } catch (const toml::parse_error&) {
+  }
+  return text;  // bare words: --set network.activation=relu
+}
+
+void load_file_matrix(Config& c, const std::filesystem::path& base_dir, const SourceLocation& where) {
+  if (c.spectrum.kind != SpectrumKind::file || c.spectrum.file.empty() || c.spectrum.matrix) return;
+  std::filesystem::path p = c.spectrum.file;
+  if (p.is_relative()) p = base_dir / p;
+  try {
+    auto m = std::make_shared<Eigen::MatrixXd>(read_matrix(p));
+    if (m->rows() != m->cols() || m->rows() == 0)
+      throw MatrixFileError(p.string() + ": W must be a non-empty square matrix, got " +
+                            std::to_string(m->rows()) + " x " + std::to_string(m->cols()));
+    c.spectrum.matrix = std::move(m);
+  } catch (const MatrixFileError& e) {
+    fail(where, "spectrum.file = \"" + c.spectrum.file + "\": " + e.what());
+  }
+}
+
+}  // namespace
+
+Scenario parse_scenario(const std::string& text, const std::string& source_name,
+                        const std::vector<std::string>& overrides, const std::filesystem::path& base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    fail(location_of(e.source(), source_name), "TOML syntax error: " + std::string(e.description()));
+  }
+
+  Scenario sc;
+  sc.path = source_name;
+  sc.name = std::filesystem::path(source_name).stem().string();
+  sc.overrides = overrides;
+
+  const toml::table* sweep = nullptr;
+  SourceLocation sweep_where{source_name, 1, 1};
+  for (auto&& [k, v] : root) {
+    const std::string section(k.str());
+    const auto where = location_of(k.source(), source_name);
+    if (section == "sweep") {
+      sweep = v.as_table();
+      if (!sweep) fail(where, "sweep must be a table ([sweep])");
+      sweep_where = where;
+      continue;
+    }
+    auto set_leaf = [&](const std::string& name, const toml::node& node, const SourceLocation& at) {
+      const KeySpec* key = find_key(name);
+      if (!key) fail(at, unknown_key_message(name));
+      Value value;
+      if (!scalar_value(node, &value)) {
+        if (node.is_table()) fail(at, name + ": is a table here, expected " + to_string(key->type));
+        fail(at, name + ": is an array here, expected " + to_string(key->type) + " (lists belong in [sweep])");
+      }
+      apply_value(sc.base, *key, value, location_of(node.source(), source_name));
+      sc.origins[name] = at;
+    };
+    if (auto tbl = v.as_table()) {
+      bool known_section = false;
+      for (const auto& key : scenario_keys()) known_section |= key.name.rfind(section + ".", 0) == 0;
+      if (!known_section) fail(where, "unknown section [" + section + "]" + [&] {
+        const std::string hint = suggest_key(section + ".x");
+        return hint.empty() ? std::string() : " (did you mean [" + hint.substr(0, hint.find('.')) + "]?)";
+      }());
+      for (auto&& [k2, v2] : *tbl)
+        set_leaf(section + "." + std::string(k2.str()), v2, location_of(k2.source(), source_name));
+    } else {
+      set_leaf(section, v, where);
+    }
+  }
+
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    const SourceLocation where{"--set " + o, 0, 0};
+    if (eq == std::string::npos || eq == 0) fail(where, "expected key=value");
+    const std::string name = o.substr(0, eq);
+    const KeySpec* key = find_key(name);
+    if (!key) fail(where, unknown_key_message(name));
+    apply_value(sc.base, *key, parse_override_value(o.substr(eq + 1)), where);
+    sc.origins[name] = where;
+  }
+
+  if (sweep) {
+    std::vector<AxisNode> nodes;
+    collect_axes(*sweep, "", source_name, nodes);
+    // toml++ keeps tables sorted by key; axes follow the order in which they are written.
+    std::stable_sort(nodes.begin(), nodes.end(), [](const AxisNode& a, const AxisNode& b) {
+      return std::tie(a.where.line, a.where.column) < std::tie(b.where.line, b.where.column);
+    });
+    for (const auto& an : nodes) {
+      if (an.key == "replicates") {
+        const auto r = an.node->value<std::int64_t>();
+        if (!an.node->is_integer() || !r || *r < 1)
+          fail(an.where, "sweep.replicates: expected an integer >= 1");
+        sc.replicates = *r;
+        continue;
+      }
+      const KeySpec* key = find_key(an.key);
+      if (!key) fail(an.where, "sweep axis " + unknown_key_message(an.key));
+      if (an.key == "title" || an.key == "seed")
+        fail(an.where, "sweep axis " + an.key + ": cannot be swept (use replicates for independent draws)");
+      for (const auto& axis : sc.axes)
+        if (axis.key == an.key) fail(an.where, "sweep axis " + an.key + ": appears twice");
+      if (sc.origins.count(an.key) && sc.origins[an.key].line == 0)
+        fail(an.where, "sweep axis " + an.key + ": also fixed by " + sc.origins[an.key].file +
+                           " (drop the --set or the axis)");
+      sc.axes.push_back(SweepAxis{an.key, axis_values(*key, *an.node, an.where), an.where});
+    }
+  }
+  const std::int64_t max_cells = 100000000;
+  double cells = double(sc.replicates);
+  for (const auto& a : sc.axes) cells *= double(a.values.size());
+  if (cells > double(max_cells))
+    fail(sweep_where, "sweep: " + std::to_string(static_cast<long long>(cells)) +
+                          " cells x replicates: must be <= 1e8");
+
+  // Every axis value and every cell, validated before any work starts.
+  for (const auto& axis : sc.axes) {
+    const KeySpec& key = *find_key(axis.key);
+    for (const auto& v : axis.values) {
+      Config probe = sc.base;
+      apply_value(probe, key, v, axis.where);
+    }
+  }
+  const std::filesystem::path dir = base_dir;
+  auto origin_of = [&](const std::string& key) {
+    for (const auto& axis : sc.axes)
+      if (axis.key == key) return axis.where;
+    auto it = sc.origins.find(key);
+    return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
+  };
+  load_file_matrix(sc.base, dir, origin_of("spectrum.file"));
+  for (std::int64_t cell = 0; cell < sc.cell_count(); ++cell) {
+    Config c = sc.cell_config(cell);
+    try {
+      validate_config(c);
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      const std::string key = what.substr(0, what.find_first_of(" :"));
+      std::string where_cell;
+      if (!sc.axes.empty()) {
+        where_cell = " (sweep cell " + std::to_string(cell) + ":";
+        const auto values = sc.cell_values(cell);
+        for (std::size_t i = 0; i < sc.axes.size(); ++i)
+          where_cell += " " + sc.axes[i].key + " = " + format_value(values[i]);
+        where_cell += ")";
+      }
+      fail(origin_of(key), what + where_cell);
+    }
+    if (sc.axes.empty()) break;
+  }
+  return sc;
+}
+
+Scenario load_scenario(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) throw InputError(file.string() + ": no such scenario file");
+  if (std::filesystem::is_directory(file, ec))
+    throw InputError(file.string() + ": is a directory, expected a scenario file (.toml)");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file.string() + ": cannot be read (permission?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  Scenario sc = parse_scenario(text.str(), file.string(), overrides, file.parent_path().empty() ? "." : file.parent_path());
+  sc.path = file;
+  return sc;
+}
+
+}  // namespace gradflow

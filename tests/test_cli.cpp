@@ -1,1 +1,274 @@
+// End-to-end tests of the gradflow executable: exit codes, messages and the output contract.
+#include <array>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+
 #include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Outcome {
+  int code = -1;
+  std::string out;  // stdout
+  std::string err;  // stderr
+};
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+/// Runs `gradflow ARGS` through the shell, capturing stdout and stderr separately.
+Outcome gradflow(const std::string& args) {
+  static int counter = 0;
+  const fs::path err = fs::temp_directory_path() / ("gradflow_cli_err_" + std::to_string(::getpid()) + "_" +
+                                                    std::to_string(counter++));
+  const std::string cmd = std::string("\"") + GRADFLOW_CLI + "\" " + args + " 2>\"" + err.string() + "\"";
+  Outcome o;
+  FILE* pipe = popen(cmd.c_str(), "r");
+  REQUIRE(pipe);
+  std::array<char, 4096> buf{};
+  std::size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) o.out.append(buf.data(), n);
+  const int status = pclose(pipe);
+  o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o.err = read_file(err);
+  fs::remove(err);
+  return o;
+}
+
+/// A fresh temporary directory, removed at scope exit.
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() /
+           ("gradflow_cli_" + std::to_string(::getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+  fs::path write(const std::string& name, const std::string& text) const {
+    std::ofstream(path / name) << text;
+    return path / name;
+  }
+};
+
+std::vector<std::string> csv_header(const fs::path& file) {
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::string> cols;
+  std::stringstream s(line);
+  for (std::string c; std::getline(s, c, ',');) cols.push_back(c);
+  return cols;
+}
+
+std::size_t count_lines(const fs::path& file) {
+  const std::string text = read_file(file);
+  return static_cast<std::size_t>(std::count(text.begin(), text.end(), '\n'));
+}
+
+const char* kSmall = R"(title = "small"
+seed = 3
+[network]
+units = 24
+steps = 60
+batch = 2
+[analysis]
+burn_in = 10
+)";
+
+}  // namespace
+
+TEST_CASE("every malformed scenario in tests/bad_inputs exits 2 naming the file and the problem",
+          "[cli][bad_input]") {
+  const fs::path dir = fs::path(GRADFLOW_TEST_DATA) / "bad_inputs";
+  int cases = 0;
+  for (const auto& entry : fs::directory_iterator(dir)) {
+    if (entry.path().extension() != ".toml") continue;
+    const std::string text = read_file(entry.path());
+    const std::string tag = "# expect: ";
+    REQUIRE(text.rfind(tag, 0) == 0);
+    const std::string expect = text.substr(tag.size(), text.find('\n') - tag.size());
+    TempDir tmp;
+    const Outcome o = gradflow("run \"" + entry.path().string() + "\" --quiet -o \"" + (tmp.path / "out").string() + "\"");
+    INFO(entry.path().filename().string() << "\nstderr: " << o.err);
+    CHECK(o.code == 2);
+    CHECK(o.err.find(expect) != std::string::npos);
+    CHECK(o.err.find(entry.path().filename().string()) != std::string::npos);
+    CHECK(!fs::exists(tmp.path / "out"));
+    ++cases;
+  }
+  CHECK(cases >= 10);
+}
+
+TEST_CASE("type and range errors name file, line and column", "[cli][bad_input]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("s.toml", "[network]\nunits = 8\n\n[spectrum]\n  radius = -1\n");
+  const Outcome o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + (tmp.path / "o").string() + "\"");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("s.toml:5:12: spectrum.radius = -1: must be >= 0") != std::string::npos);
+}
+
+TEST_CASE("bad flags and bad --set overrides exit 2", "[cli][bad_input]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("s.toml", kSmall);
+  const std::string base = "run \"" + sc.string() + "\" --quiet -o \"" + (tmp.path / "o").string() + "\" ";
+  Outcome o = gradflow(base + "--set spectrum.radus=2");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("unknown key spectrum.radus (did you mean spectrum.radius?)") != std::string::npos);
+  o = gradflow(base + "--set network.units=zero");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("--set network.units=zero: network.units = \"zero\": expected an integer") != std::string::npos);
+  o = gradflow(base + "--set noequals");
+  CHECK(o.code == 2);
+  o = gradflow(base + "--threads -3");
+  CHECK(o.code == 2);
+  o = gradflow("run \"" + (tmp.path / "missing.toml").string() + "\"");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("missing.toml: no such scenario file") != std::string::npos);
+  o = gradflow("frobnicate");
+  CHECK(o.code == 2);
+}
+
+TEST_CASE("a single-cell run writes cells.csv, series.csv and run.json as the output contract says",
+          "[cli][output]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("small.toml", kSmall);
+  const fs::path out = tmp.path / "out";
+  const Outcome o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out.string() + "\" --set spectrum.radius=1.2");
+  INFO(o.err);
+  REQUIRE(o.code == 0);
+  const auto cols = csv_header(out / "cells.csv");
+  for (const char* c : {"cell", "replicate", "rho", "spectral_norm", "mean_abs_dact", "mean_sq_dact", "sup_dact",
+                        "predictor", "predictor_rms", "bound", "growth_rate", "log10_grad_ratio", "regime",
+                        "forward_diverged_at", "dead_fraction", "saturated_fraction", "seconds"})
+    CHECK(std::find(cols.begin(), cols.end(), c) != cols.end());
+  CHECK(count_lines(out / "cells.csv") == 2);
+  const auto scols = csv_header(out / "series.csv");
+  CHECK(scols == std::vector<std::string>{"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min",
+                                          "log10_grad_norm_max", "mean_abs_dact_t", "zero_trajectories"});
+  CHECK(count_lines(out / "series.csv") == 1 + 61);
+  const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  CHECK(j["status"] == "complete");
+  CHECK(j["scenario"]["resolved"]["spectrum.radius"] == 1.2);
+  CHECK(j["scenario"]["resolved"]["network.units"] == 24);
+  CHECK(j["cells"].size() == 1);
+  CHECK(j["cells"][0]["status"] == "done");
+  CHECK(j.contains("gradflow_version"));
+  CHECK(j.contains("wall_seconds"));
+}
+
+TEST_CASE("an existing OUTDIR is never overwritten without --resume or --force", "[cli][output]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("small.toml", kSmall);
+  const std::string out = (tmp.path / "out").string();
+  REQUIRE(gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out + "\"").code == 0);
+  const std::string before = read_file(tmp.path / "out" / "cells.csv");
+  Outcome o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out + "\" --set spectrum.radius=2");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("holds the results of a different run") != std::string::npos);
+  o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out + "\"");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("already holds this run") != std::string::npos);
+  CHECK(read_file(tmp.path / "out" / "cells.csv") == before);
+  o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out + "\" --resume");
+  CHECK(o.code == 0);
+  CHECK(read_file(tmp.path / "out" / "cells.csv") == before);
+  o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out + "\" --set spectrum.radius=2 --force");
+  CHECK(o.code == 0);
+  CHECK(read_file(tmp.path / "out" / "cells.csv") != before);
+  const fs::path file_out = tmp.write("not_a_dir", "x");
+  o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + file_out.string() + "\"");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("is a file") != std::string::npos);
+}
+
+TEST_CASE("ReLU at radius 3 in float over 2000 steps exits 0 with the divergence as data", "[cli][divergence]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("relu.toml",
+                                "[network]\nunits = 64\nsteps = 2000\nbatch = 4\nactivation = \"relu\"\n"
+                                "precision = \"float\"\n[spectrum]\nradius = 3.0\n");
+  const fs::path out = tmp.path / "out";
+  const Outcome o = gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out.string() + "\"");
+  REQUIRE(o.code == 0);
+  std::ifstream in(out / "cells.csv");
+  std::string header, row;
+  std::getline(in, header);
+  std::getline(in, row);
+  const auto cols = csv_header(out / "cells.csv");
+  std::vector<std::string> fields;
+  std::stringstream s(row);
+  for (std::string f; std::getline(s, f, ',');) fields.push_back(f);
+  fields.resize(cols.size());
+  auto field = [&](const std::string& name) {
+    return fields[std::find(cols.begin(), cols.end(), name) - cols.begin()];
+  };
+  CHECK(!field("forward_diverged_at").empty());
+  CHECK(field("regime") == "exploding");
+  // Every log norm in series.csv is a finite number.
+  std::ifstream series(out / "series.csv");
+  std::string line;
+  std::getline(series, line);
+  int rows = 0;
+  while (std::getline(series, line)) {
+    std::stringstream ls(line);
+    std::vector<std::string> f;
+    for (std::string x; std::getline(ls, x, ',');) f.push_back(x);
+    REQUIRE(f.size() >= 4);
+    const double v = std::stod(f[3]);
+    CHECK(std::isfinite(v));
+    ++rows;
+  }
+  CHECK(rows > 2);
+}
+
+TEST_CASE("gradflow activations --json prints the moment table of every activation", "[cli][activations]") {
+  const Outcome o = gradflow("activations --json");
+  REQUIRE(o.code == 0);
+  const auto j = nlohmann::json::parse(o.out);
+  REQUIRE(j.is_array());
+  CHECK(j.size() == 11);
+  for (const auto& row : j) {
+    for (const char* k : {"name", "mean", "second_moment", "mean_abs_deriv", "mean_sq_deriv", "zero_prob",
+                          "sup_abs_deriv"})
+      CHECK(row.contains(k));
+    if (row["name"] == "relu") {
+      CHECK(row["mean"].get<double>() == Approx(1.0 / std::sqrt(2.0 * M_PI)).epsilon(1e-10));
+      CHECK(row["zero_prob"].get<double>() == Approx(0.5).epsilon(1e-12));
+    }
+  }
+  CHECK(gradflow("activations --sigma -1").code == 2);
+}
+
+TEST_CASE("gradflow spectrum reports rho = radius and writes the eigenvalues", "[cli][spectrum]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("s.toml", "[network]\nunits = 60\n[spectrum]\nkind = \"ginibre\"\nradius = 1.7\n");
+  const fs::path ev = tmp.path / "ev.csv";
+  const Outcome o = gradflow("spectrum \"" + sc.string() + "\" --json -o \"" + ev.string() + "\"");
+  REQUIRE(o.code == 0);
+  const auto j = nlohmann::json::parse(o.out);
+  CHECK(j["rho"].get<double>() == Approx(1.7).epsilon(1e-8));
+  CHECK(j["spectral_norm"].get<double>() > 1.7);
+  CHECK(count_lines(ev) == 61);
+}
+
+TEST_CASE("--help and --version exit 0 on every subcommand", "[cli]") {
+  for (const char* sub : {"", "run", "spectrum", "activations"}) {
+    INFO(sub);
+    CHECK(gradflow(std::string(sub) + " --help").code == 0);
+  }
+  const Outcome v = gradflow("--version");
+  CHECK(v.code == 0);
+  CHECK(v.out.find("gradflow") != std::string::npos);
+}

@@ -10,4 +10,13 @@ constexpr double kIdentityNormTol = 1e-12;  // orthogonal W + identity f keeps |
 constexpr double kGrowthRateTol = 0.01;     // linear RNN: fitted growth rate = rho(W) within 1%
 constexpr double kPrecisionAgreeTol = 1e-3; // float vs double growth rates
 
+// Activation::apply (SIMD) vs the scalar value/derivative: measured <= 3 ulps of the output type;
+// 8 ulps leaves margin for other CPUs' exp/log. Multiplied by machine epsilon of the type under test.
+constexpr double kSimdUlps = 8;
+constexpr double kSupAttainTol = 1e-6;      // max |f'| on a dense grid reaches sup |f'| within this
+constexpr double kTrapezoidKinkTol = 1e-7;  // trapezoid sum (step 1e-3) across a kink: O(h^2) error
+constexpr double kQuadratureRoundoff = 1e-13;  // quadrature of smooth integrands: tolerance 1e-13 + rounding
+constexpr double kSpectralAgreeTol = 1e-10; // Spectra (residual 1e-12 relative) vs dense Eigen rho, ||W||_2
+constexpr double kOrthogonalityTol = 1e-12; // max |W^T W / r^2 - I|: Householder QR is orthogonal to ~N eps
+
 }  // namespace gradflow::test

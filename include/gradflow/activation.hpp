@@ -53,6 +53,9 @@ struct Activation {
   /// h = f(a) and d = f'(a) elementwise in one pass over n scalars (float or double).
   template <class Scalar>
   void apply(const Scalar* a, Scalar* h, Scalar* d, Eigen::Index n) const;
+
+  /// Throws std::invalid_argument unless alpha and beta are finite and, for softplus, beta > 0.
+  void validate() const;
 };
 
 /// Moments of f(z) for z ~ N(mu, sigma^2), by quadrature split at the kinks (accurate to 1e-10).

@@ -1,1 +1,59 @@
 #pragma once
+
+#include <optional>
+#include <string>
+
+#include <Eigen/Core>
+
+#include "gradflow/activation.hpp"
+#include "gradflow/config.hpp"
+#include "gradflow/engine.hpp"
+#include "gradflow/spectrum.hpp"
+
+namespace gradflow {
+
+enum class Regime { vanishing, critical, exploding };
+std::string to_string(Regime r);
+Regime parse_regime(const std::string& name);
+
+/// vanishing: rate < 1 - tol;  critical: 1 - tol <= rate <= 1 + tol;  exploding: rate > 1 + tol.
+Regime classify_regime(double growth_rate, double tolerance);
+
+/// Least-squares fit of log ||g_t|| against the lag k = horizon - t.
+struct GrowthFit {
+  std::optional<double> growth_rate;  // exp(slope): per-step factor of ||g_t||; unset when not fittable
+  double log_slope = 0.0;             // slope in natural log per step
+  Eigen::Index first_lag = 0;         // fit window [first_lag, last_lag] in lags
+  Eigen::Index last_lag = 0;
+};
+
+/// The window skips the first floor(skip_fraction * K) lags (the transient while g aligns with the
+/// dominant direction) and ends at K = horizon, or at the last lag before any trajectory's gradient
+/// became exactly zero. Needs two points; when a gradient became exactly zero before that, the rate is 0.
+GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction);
+
+/// Every per-cell number of the output contract (cells.csv), computed from one run.
+struct CellMetrics {
+  double rho = 0.0;                 // spectral radius of W
+  double spectral_norm = 0.0;       // ||W||_2
+  double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps, trajectories
+  double mean_sq_dact = 0.0;        // E[f'(a)^2]
+  double sup_dact = 0.0;            // sup_x |f'(x)| of the activation
+  double predictor = 0.0;           // rho * E|f'|  (textbook heuristic)
+  double predictor_rms = 0.0;       // rho * sqrt(E[f'^2])  (mean-field factor for random W)
+  double bound = 0.0;               // ||W||_2 * sup|f'|  (Pascanu et al. 2013 upper bound)
+  GrowthFit fit;                    // growth_rate and its window
+  std::optional<double> log10_grad_ratio;  // log10 ||g_0|| - log10 ||g_T|| (means over trajectories)
+  Regime regime = Regime::critical;
+  std::optional<Eigen::Index> forward_diverged_at;
+  std::optional<Eigen::Index> grad_zero_at;  // largest t at which some trajectory's g_t is exactly zero
+  double dead_fraction = 0.0;
+  double saturated_fraction = 0.0;
+};
+
+/// Regime: from growth_rate when it could be fitted; otherwise vanishing when a gradient became exactly
+/// zero and exploding when the forward state diverged first.
+CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& activation,
+                            const GradientTrace& trace, const AnalysisConfig& analysis);
+
+}  // namespace gradflow

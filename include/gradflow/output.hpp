@@ -1,1 +1,85 @@
 #pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <set>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "gradflow/cell.hpp"
+#include "gradflow/scenario.hpp"
+
+namespace gradflow {
+
+/// The fully resolved scenario as JSON: every key with its value (defaults filled in), the sweep axes and
+/// replicates. Its hash identifies a run for --resume.
+nlohmann::json scenario_json(const Scenario& scenario);
+/// FNV-1a 64 of the canonical dump of scenario_json, as 16 hex digits.
+std::string scenario_hash(const Scenario& scenario);
+
+/// Column names of cells.csv and series.csv for a scenario (axes named by their keys).
+std::vector<std::string> cell_columns(const Scenario& scenario);
+std::vector<std::string> series_columns();
+
+/// A number as CSV text: shortest round-trip form; non-finite or unset values are empty fields.
+std::string csv_number(double x);
+
+struct OutputOptions {
+  bool resume = false;  // complete an interrupted run in the same directory
+  bool force = false;   // replace a directory holding a different run
+};
+
+enum class CellStatus { pending, done, failed };
+
+/// The output directory of one run: cells.csv / series.csv appended and flushed as cells finish,
+/// run.json with the status of every cell. Thread-safe: workers call record() concurrently.
+class RunWriter {
+ public:
+  /// Prepares OUTDIR: creates it, or (resume) reads which cells are already done, or refuses (InputError)
+  /// to touch a directory that holds results of another run or any run without --resume/--force.
+  RunWriter(const Scenario& scenario, std::filesystem::path outdir, OutputOptions options, int threads);
+
+  std::int64_t total() const { return total_; }
+  bool is_done(std::int64_t cell, std::int64_t replicate) const;
+  std::int64_t done_count() const;
+
+  /// Appends the cell's rows (series first, then the cells row that marks it finished) and flushes.
+  void record(std::int64_t cell, std::int64_t replicate, const CellResult& result);
+  /// Marks a cell as failed with a message (internal error in that cell).
+  void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message);
+
+  /// Writes run.json (atomically: write then rename). When every cell is done, rewrites cells.csv and
+  /// series.csv in (cell, replicate) order, atomically too. `status` is "complete" or "interrupted".
+  void finish(const std::string& status);
+
+  const std::filesystem::path& dir() const { return dir_; }
+  const std::filesystem::path& cells_path() const { return cells_path_; }
+
+ private:
+  std::size_t slot(std::int64_t cell, std::int64_t replicate) const {
+    return static_cast<std::size_t>(cell * scenario_.replicates + replicate);
+  }
+  void open_streams(bool append);
+  void sort_file(const std::filesystem::path& file) const;
+
+  const Scenario& scenario_;
+  std::filesystem::path dir_, cells_path_, series_path_, json_path_;
+  OutputOptions options_;
+  int threads_;
+  std::int64_t total_;
+  std::string hash_;
+  std::vector<CellStatus> status_;
+  std::vector<std::string> failures_;
+  std::ofstream cells_, series_;
+  mutable std::mutex mutex_;
+  std::string start_time_;
+  double start_seconds_;
+  std::int64_t done_ = 0;
+};
+
+}  // namespace gradflow

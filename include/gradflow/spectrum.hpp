@@ -24,6 +24,10 @@ SpectrumKind parse_spectrum_kind(const std::string& name);
 enum class SolveStatus { converged, fallback, not_converged };
 std::string to_string(SolveStatus status);
 
+/// Below this size rho(W) and ||W||_2 are computed densely (status SolveStatus::fallback): Spectra needs
+/// nev <= N - 2 and a Krylov subspace of ~N vectors, so an iterative solve gains nothing there.
+inline constexpr Eigen::Index kIterativeMinSize = 20;
+
 /// rho(W) and ||W||_2 with how they were obtained.
 struct SpectralInfo {
   double rho = 0.0;            // spectral radius max |lambda_i(W)|

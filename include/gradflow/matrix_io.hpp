@@ -1,0 +1,25 @@
+#pragma once
+
+#include <filesystem>
+#include <stdexcept>
+
+#include <Eigen/Core>
+
+namespace gradflow {
+
+/// A matrix file that cannot be used: the message names the file and the problem.
+class MatrixFileError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Reads a dense matrix from NumPy .npy (float32/float64, little or big endian, C or Fortran order,
+/// 1-D arrays as a column) or Matrix Market .mtx (array or coordinate, real/integer/pattern, general or
+/// symmetric/skew-symmetric), chosen by extension. Throws MatrixFileError on a missing, unreadable,
+/// malformed, truncated or non-finite file.
+Eigen::MatrixXd read_matrix(const std::filesystem::path& file);
+
+/// Writes W as .npy (float64, Fortran order) or .mtx (array, real general), chosen by extension.
+void write_matrix(const std::filesystem::path& file, const Eigen::MatrixXd& m);
+
+}  // namespace gradflow

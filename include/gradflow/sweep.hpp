@@ -1,0 +1,32 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+
+#include "gradflow/output.hpp"
+#include "gradflow/scenario.hpp"
+
+namespace gradflow {
+
+struct SweepOptions {
+  int threads = 0;                          // 0: all cores (omp_get_num_procs)
+  const std::atomic<bool>* stop = nullptr;  // set (by a signal handler) to stop dispatching new cells
+  bool progress = false;                    // progress line on stderr (done/total, rate, ETA)
+};
+
+struct SweepSummary {
+  std::int64_t ran = 0;      // cells x replicates computed by this call
+  std::int64_t skipped = 0;  // already done (resume)
+  std::int64_t failed = 0;
+  bool interrupted = false;
+  double seconds = 0.0;
+};
+
+/// Runs every (cell, replicate) not yet done in `writer`, in parallel across cells (OpenMP, dynamic
+/// schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to Eigen instead.
+/// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
+/// streams.
+SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
+
+}  // namespace gradflow

@@ -1,0 +1,107 @@
+#include "gradflow/sweep.hpp"
+
+#include <chrono>
+#include <cstdio>
+#include <mutex>
+#include <vector>
+
+#include <omp.h>
+#include <Eigen/Core>
+
+#include "gradflow/cell.hpp"
+
+namespace gradflow {
+
+namespace {
+
+std::string format_duration(double s) {
+  char buf[32];
+  if (s < 60) std::snprintf(buf, sizeof buf, "%.0fs", s);
+  else if (s < 3600) std::snprintf(buf, sizeof buf, "%dm%02ds", int(s) / 60, int(s) % 60);
+  else std::snprintf(buf, sizeof buf, "%dh%02dm", int(s) / 3600, (int(s) % 3600) / 60);
+  return buf;
+}
+
+class Progress {
+ public:
+  Progress(bool enabled, std::int64_t total, std::int64_t already)
+      : enabled_(enabled), total_(total), already_(already), start_(clock::now()), last_(start_) {}
+  void tick(std::int64_t done_now) {
+    if (!enabled_) return;
+    std::lock_guard<std::mutex> lock(mutex_);
+    const auto now = clock::now();
+    if (done_now < total_ && std::chrono::duration<double>(now - last_).count() < 0.2) return;
+    last_ = now;
+    const double elapsed = std::chrono::duration<double>(now - start_).count();
+    const double rate = elapsed > 0 ? double(done_now - already_) / elapsed : 0.0;
+    const double eta = rate > 0 ? double(total_ - done_now) / rate : 0.0;
+    std::fprintf(stderr, "\rcells %lld/%lld  %.2f cells/s  ETA %s   ", (long long)done_now, (long long)total_,
+                 rate, format_duration(eta).c_str());
+    if (done_now == total_) std::fputc('\n', stderr);
+    std::fflush(stderr);
+  }
+  void end() {
+    if (enabled_) std::fputc('\n', stderr);
+  }
+
+ private:
+  using clock = std::chrono::steady_clock;
+  bool enabled_;
+  std::int64_t total_, already_;
+  clock::time_point start_, last_;
+  std::mutex mutex_;
+};
+
+}  // namespace
+
+SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options) {
+  const auto start = std::chrono::steady_clock::now();
+  const int threads = options.threads > 0 ? options.threads : omp_get_num_procs();
+
+  // Work list: every (cell, replicate) not yet done, in cell order.
+  std::vector<std::pair<std::int64_t, std::int64_t>> work;
+  SweepSummary summary;
+  for (std::int64_t c = 0; c < scenario.cell_count(); ++c)
+    for (std::int64_t r = 0; r < scenario.replicates; ++r) {
+      if (writer.is_done(c, r)) ++summary.skipped;
+      else work.emplace_back(c, r);
+    }
+
+  Progress progress(options.progress, writer.total(), writer.done_count());
+  // Parallel across cells, or inside the one cell (Eigen's GEMM threads): never both at once.
+  // Inside one cell, threads only pay off for large GEMMs: for N^2 B below ~4M multiply-adds per step
+  // the fork/join of every step costs more than it saves (measured: N = 256, B = 8 ran 100x slower on a
+  // loaded 2-core machine with 2 Eigen threads than with 1).
+  const bool across_cells = work.size() > 1 && threads > 1;
+  const int outer = across_cells ? threads : 1;
+  const Config probe = work.empty() ? scenario.base : scenario.cell_config(work.front().first);
+  const double gemm_size = double(probe.network.units) * double(probe.network.units) * double(probe.network.batch);
+  const int eigen_threads = across_cells || gemm_size < double(1 << 22) ? 1 : threads;
+  const int saved_eigen = Eigen::nbThreads();
+  Eigen::setNbThreads(eigen_threads);
+
+  std::int64_t ran = 0, failed = 0;
+  const auto n = static_cast<std::int64_t>(work.size());
+#pragma omp parallel for schedule(dynamic, 1) num_threads(outer) reduction(+ : ran, failed)
+  for (std::int64_t i = 0; i < n; ++i) {
+    if (options.stop && options.stop->load(std::memory_order_relaxed)) continue;
+    const auto [cell, rep] = work[static_cast<std::size_t>(i)];
+    try {
+      const CellResult result = simulate_cell(scenario.cell_config(cell), cell, rep);
+      writer.record(cell, rep, result);
+      ++ran;
+    } catch (const std::exception& e) {
+      writer.record_failure(cell, rep, e.what());
+      ++failed;
+    }
+    progress.tick(writer.done_count());
+  }
+  Eigen::setNbThreads(saved_eigen);
+  summary.ran = ran;
+  summary.failed = failed;
+  summary.interrupted = options.stop && options.stop->load() && writer.done_count() < writer.total();
+  summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return summary;
+}
+
+}  // namespace gradflow

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# One command from a fresh clone: dependencies, release build, the default scenario and its heatmap.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tools/setup.sh
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGRADFLOW_BUILD_TESTS=OFF
+cmake --build build -j2 --target gradflow_cli
+out=out/default
+build/gradflow run scenarios/default.toml -o "$out" --force
+python3 tools/plot_heatmap.py "$out"
+echo "quickstart: results in $out (cells.csv, series.csv, run.json, heatmap.png)"

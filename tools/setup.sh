@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what gradflow needs from Debian packages (as root), or says exactly what to install.
+# Usage: bash tools/setup.sh [--with-bench] [--with-mpi]
+set -euo pipefail
+
+packages=(build-essential cmake libeigen3-dev libspectra-dev catch2 libtomlplusplus-dev libcli11-dev
+          nlohmann-json3-dev python3 python3-numpy python3-matplotlib)
+for arg in "$@"; do
+  case "$arg" in
+    --with-bench) packages+=(python3-torch time) ;;
+    --with-mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
+    *) echo "setup.sh: unknown option $arg (expected --with-bench or --with-mpi)" >&2; exit 2 ;;
+  esac
+done
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all dependencies present"
+  exit 0
+fi
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing Debian packages: ${missing[*]}" >&2
+  echo "setup: install them as root with:" >&2
+  echo "  sudo apt-get update && sudo apt-get install -y ${missing[*]}" >&2
+  exit 1
+fi
+echo "setup: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"
