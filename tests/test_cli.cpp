@@ -272,3 +272,17 @@ TEST_CASE("--help and --version exit 0 on every subcommand", "[cli]") {
   CHECK(v.code == 0);
   CHECK(v.out.find("gradflow") != std::string::npos);
 }
+
+TEST_CASE("README's scenario key table is the one gradflow keys generates", "[cli][docs]") {
+  const Outcome o = gradflow("keys");
+  REQUIRE(o.code == 0);
+  const std::string readme = read_file(fs::path(GRADFLOW_SOURCE_DIR) / "README.md");
+  std::stringstream lines(o.out);
+  int rows = 0;
+  for (std::string line; std::getline(lines, line);) {
+    INFO(line);
+    CHECK(readme.find(line) != std::string::npos);
+    ++rows;
+  }
+  CHECK(rows > 20);
+}

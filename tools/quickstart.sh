@@ -7,5 +7,6 @@ cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DGRADFLOW_BUILD_TESTS=OFF
 cmake --build build -j2 --target gradflow_cli
 out=out/default
 build/gradflow run scenarios/default.toml -o "$out" --force
-python3 tools/plot_heatmap.py "$out"
+py=/usr/bin/python3; [ -x "$py" ] || py=python3   # Debian's python has Debian's matplotlib
+"$py" tools/plot_heatmap.py "$out"
 echo "quickstart: results in $out (cells.csv, series.csv, run.json, heatmap.png)"
