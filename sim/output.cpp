@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cmath>
 #include <ctime>
+#include <optional>
 #include <sstream>
 
 namespace gradflow {
@@ -313,6 +314,103 @@ void RunWriter::sort_file(const fs::path& file) const {
   write_atomically(file, text);
 }
 
+nlohmann::json RunWriter::write_heatmaps() const {
+  nlohmann::json written = nlohmann::json::array();
+  // x: the first numeric axis; y: the second numeric axis, else the first string axis; facets: the rest.
+  auto numeric = [](const SweepAxis& a) {
+    return !a.values.empty() && (std::holds_alternative<double>(a.values[0]) ||
+                                 std::holds_alternative<std::int64_t>(a.values[0]));
+  };
+  const auto& axes = scenario_.axes;
+  std::optional<std::size_t> x, y;
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    if (numeric(axes[i])) {
+      if (!x) x = i;
+      else if (!y) y = i;
+    }
+  for (std::size_t i = 0; i < axes.size() && x && !y; ++i)
+    if (!numeric(axes[i])) y = i;
+  if (!x || !y) return written;
+
+  const auto lines = read_complete_lines(cells_path_);
+  if (lines.size() < 2) return written;
+  auto split = [](const std::string& line) {
+    std::vector<std::string> f;
+    std::stringstream s(line);
+    for (std::string x; std::getline(s, x, ',');) f.push_back(x);
+    if (!line.empty() && line.back() == ',') f.push_back("");
+    return f;
+  };
+  const auto header = split(lines[0]);
+  auto column = [&](const std::string& name) {
+    return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  };
+  const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
+
+  // Sum and count per (facet, y, x, metric) over replicates.
+  std::vector<std::size_t> facet_axes;
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    if (i != *x && i != *y) facet_axes.push_back(i);
+  std::size_t facets = 1;
+  for (auto i : facet_axes) facets *= axes[i].values.size();
+  const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
+  std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0);
+  for (std::size_t l = 1; l < lines.size(); ++l) {
+    const auto f = split(lines[l]);
+    std::int64_t cell = 0, rep = 0;
+    if (!row_key(lines[l], &cell, &rep)) continue;
+    const auto idx = scenario_.axis_indices(cell);
+    std::size_t facet = 0;
+    for (auto i : facet_axes) facet = facet * axes[i].values.size() + idx[i];
+    for (std::size_t m = 0; m < metrics.size(); ++m) {
+      const std::size_t c = column(metrics[m]);
+      if (c >= f.size() || f[c].empty()) continue;
+      const std::size_t at = ((facet * ny + idx[*y]) * nx + idx[*x]) * metrics.size() + m;
+      sum[at] += std::stod(f[c]);
+      count[at] += 1.0;
+    }
+  }
+  const fs::path dir = dir_ / "heatmaps";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  for (std::size_t facet = 0; facet < facets; ++facet) {
+    // Facet name from its axis values, e.g. "network.activation=tanh".
+    std::string facet_name, facet_label;
+    std::size_t rest = facet;
+    std::vector<std::string> parts(facet_axes.size());
+    for (std::size_t k = facet_axes.size(); k-- > 0;) {
+      const auto& a = axes[facet_axes[k]];
+      parts[k] = a.key + "=" + csv_field(a.values[rest % a.values.size()]);
+      rest /= a.values.size();
+    }
+    for (const auto& p : parts) {
+      facet_label += (facet_label.empty() ? "" : ", ") + p;
+      facet_name += "_" + p;
+    }
+    for (std::size_t m = 0; m < metrics.size(); ++m) {
+      const std::string name = "heatmaps/" + metrics[m] + facet_name + ".csv";
+      std::string text = "# " + metrics[m] + " (mean over replicates)" +
+                         (facet_label.empty() ? "" : " for " + facet_label) + "\n# rows: " + axes[*y].key + " =";
+      for (const auto& v : axes[*y].values) text += " " + csv_field(v);
+      text += "\n# columns: " + axes[*x].key + " =";
+      for (const auto& v : axes[*x].values) text += " " + csv_field(v);
+      text += "\n";
+      for (std::size_t iy = 0; iy < ny; ++iy) {
+        for (std::size_t ix = 0; ix < nx; ++ix) {
+          const std::size_t at = ((facet * ny + iy) * nx + ix) * metrics.size() + m;
+          if (ix) text += ',';
+          text += count[at] > 0 ? csv_number(sum[at] / count[at]) : std::string("nan");
+        }
+        text += '\n';
+      }
+      write_atomically(dir_ / name, text);
+      written.push_back({{"file", name}, {"metric", metrics[m]}, {"x", axes[*x].key}, {"y", axes[*y].key},
+                         {"facet", facet_label}});
+    }
+  }
+  return written;
+}
+
 void RunWriter::finish(const std::string& status) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool complete = done_ == total_;
@@ -323,6 +421,7 @@ void RunWriter::finish(const std::string& status) {
       series_.close();
       sort_file(series_path_);
     }
+    heatmaps_ = write_heatmaps();
   }
   nlohmann::json cells = nlohmann::json::array();
   std::int64_t failed = 0;
@@ -357,6 +456,7 @@ void RunWriter::finish(const std::string& status) {
   j["cells_failed"] = failed;
   j["files"] = {{"cells", "cells.csv"}};
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
+  if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
   j["cells"] = cells;
   write_atomically(json_path_, j.dump(2) + "\n");
 }

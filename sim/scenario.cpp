@@ -371,8 +371,11 @@ std::vector<Value> axis_values(const KeySpec& key, const toml::node& node, const
                       to_string(key.type) + ")");
     for (std::int64_t i = 0; i < *num; ++i) {
       const double u = *num == 1 ? 0.0 : double(i) / double(*num - 1);
+      // Linear points as a weighted mean: exact whenever the grid value is representable (1.75, not
+      // 1.7499999999999998).
       double x = scale == "log" ? std::exp(std::log(*start) + u * (std::log(*stop) - std::log(*start)))
-                                : *start + u * (*stop - *start);
+                                : (*start * double(*num - 1 - i) + *stop * double(i)) / double(*num - 1);
+      if (*num == 1) x = *start;
       if (i == *num - 1 && *num > 1) x = *stop;  // exact end point
       if (key.type == ValueType::integer) values.push_back(static_cast<std::int64_t>(std::llround(x)));
       else values.push_back(x);

@@ -65,6 +65,9 @@ class RunWriter {
     return static_cast<std::size_t>(cell * scenario_.replicates + replicate);
   }
   void open_streams(bool append);
+  /// Matrix-form CSVs (rows = y axis values, columns = x axis values) per metric and facet, from the
+  /// finished cells.csv; returns their names for run.json.
+  nlohmann::json write_heatmaps() const;
   void sort_file(const std::filesystem::path& file) const;
 
   const Scenario& scenario_;
@@ -80,6 +83,7 @@ class RunWriter {
   std::string start_time_;
   double start_seconds_;
   std::int64_t done_ = 0;
+  nlohmann::json heatmaps_ = nlohmann::json::array();
 };
 
 }  // namespace gradflow
