@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Smoke test of the plot tools (tools/plot_heatmap.py, tools/plot_series.py).
+#
+#   tests/plots_smoke.sh OUTDIR
+#
+# OUTDIR is a directory written by `gradflow run` with at least one sweep axis. Nothing is built and
+# nothing is written into OUTDIR: the figures go to a temporary directory that is removed at the end.
+# Checks that both scripts draw non-empty PNGs (and an SVG with --svg), that they exit with code 2 and a
+# clear message on a missing or wrong directory, an unknown column or an unknown cell, and that --help works.
+# Python: $PYTHON if set, else the first of python3, /usr/bin/python3 that has numpy and matplotlib
+# (Debian: python3-numpy, python3-matplotlib).
+# Exit: 0 all checks passed, 1 some failed, 2 usage error.
+
+set -u
+
+usage() { echo "usage: $0 OUTDIR   (a directory written by 'gradflow run')" >&2; exit 2; }
+[ $# -eq 1 ] || usage
+outdir=$1
+[ -d "$outdir" ] || { echo "plots_smoke: OUTDIR '$outdir' does not exist or is not a directory" >&2; exit 2; }
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+heatmap=$root/tools/plot_heatmap.py
+series=$root/tools/plot_series.py
+
+python=""
+for py in ${PYTHON:-} python3 /usr/bin/python3; do
+  command -v "$py" >/dev/null 2>&1 || continue
+  if "$py" -c 'import numpy, matplotlib' >/dev/null 2>&1; then python=$py; break; fi
+done
+if [ -z "$python" ]; then
+  echo "plots_smoke: no python3 with numpy and matplotlib found" \
+       "(apt-get install python3-numpy python3-matplotlib, or set PYTHON)" >&2
+  exit 1
+fi
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/plots_smoke.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+before=$(ls -la "$outdir")
+
+passed=0
+failed=0
+pass() { passed=$((passed + 1)); echo "ok    $1"; }
+fail() { failed=$((failed + 1)); echo "FAIL  $1"; [ -n "${2:-}" ] && sed 's/^/      /' "$2"; }
+
+# run NAME EXPECTED_RC [grep pattern for stderr] -- command...
+run() {
+  local name=$1 want=$2 pattern=$3
+  shift 4
+  "$@" >"$tmp/out" 2>"$tmp/err"
+  local rc=$?
+  if [ "$rc" -ne "$want" ]; then
+    fail "$name (exit $rc, expected $want)" "$tmp/err"
+    return 1
+  fi
+  if [ -n "$pattern" ] && ! grep -qiE "$pattern" "$tmp/err"; then
+    fail "$name (stderr lacks /$pattern/)" "$tmp/err"
+    return 1
+  fi
+  pass "$name"
+  return 0
+}
+
+nonempty() {  # nonempty NAME FILE
+  if [ -s "$2" ]; then pass "$1"; else fail "$1: $2 missing or empty"; fi
+}
+
+# --- figures from the real OUTDIR ------------------------------------------------------------------
+has_axes() {
+  "$python" -c 'import json, sys
+sys.exit(0 if ((json.load(open(sys.argv[1])).get("scenario") or {}).get("sweep") or {}).get("axes") else 1)' \
+    "$outdir/run.json" 2>/dev/null
+}
+if has_axes; then
+  if run "plot_heatmap draws $outdir" 0 "" -- "$python" "$heatmap" "$outdir" -o "$tmp/heatmap.png" --svg; then
+    nonempty "heatmap.png is written" "$tmp/heatmap.png"
+    nonempty "heatmap.svg is written (--svg)" "$tmp/heatmap.svg"
+    if grep -qF "$tmp/heatmap.png" "$tmp/out"; then pass "plot_heatmap prints the path written"
+    else fail "plot_heatmap prints the path written" "$tmp/out"; fi
+  fi
+  run "plot_heatmap --metric predictor" 0 "" -- "$python" "$heatmap" "$outdir" --metric predictor \
+      -o "$tmp/heatmap_predictor.png" && nonempty "heatmap_predictor.png is written" "$tmp/heatmap_predictor.png"
+else
+  run "plot_heatmap refuses a run without sweep axes" 2 "no sweep axis" -- "$python" "$heatmap" "$outdir" \
+      -o "$tmp/heatmap.png"
+fi
+
+if [ -f "$outdir/series.csv" ]; then
+  run "plot_series draws $outdir" 0 "" -- "$python" "$series" "$outdir" -o "$tmp/series.png" --svg &&
+    nonempty "series.png is written" "$tmp/series.png" && nonempty "series.svg is written (--svg)" "$tmp/series.svg"
+  run "plot_series --cells 0 --replicate 0" 0 "" -- "$python" "$series" "$outdir" --cells 0 --replicate 0 \
+      -o "$tmp/series_0.png" && nonempty "series_0.png is written" "$tmp/series_0.png"
+  run "plot_series rejects an unknown cell" 2 "cell 99999" -- "$python" "$series" "$outdir" --cells 99999 \
+      -o "$tmp/bad.png"
+else
+  run "plot_series explains a missing series.csv" 2 "series\.csv.*analysis\.series" -- "$python" "$series" \
+      "$outdir" -o "$tmp/series.png"
+fi
+
+if [ "$(ls -la "$outdir")" = "$before" ]; then pass "nothing was written into OUTDIR"
+else fail "nothing was written into OUTDIR"; fi
+
+# --- bad input: exit 2 with a clear message ------------------------------------------------------------
+mkdir "$tmp/empty"
+for tool in "$heatmap" "$series"; do
+  name=$(basename "$tool")
+  run "$name: missing OUTDIR" 2 "does not exist" -- "$python" "$tool" "$tmp/no-such-dir"
+  run "$name: directory without run.json/cells.csv" 2 "run\.json" -- "$python" "$tool" "$tmp/empty"
+  run "$name: a file instead of a directory" 2 "not a directory" -- "$python" "$tool" "$heatmap"
+  run "$name --help" 0 "" -- "$python" "$tool" --help
+done
+if has_axes; then
+  run "plot_heatmap: unknown --metric column" 2 "no column 'no_such_column'" -- \
+      "$python" "$heatmap" "$outdir" --metric no_such_column -o "$tmp/bad.png"
+  run "plot_heatmap: unknown --x axis" 2 "not a sweep axis" -- \
+      "$python" "$heatmap" "$outdir" --x no.such.key -o "$tmp/bad.png"
+fi
+if [ -e "$tmp/bad.png" ]; then fail "no figure is written on bad input"
+else pass "no figure is written on bad input"; fi
+
+echo "plots_smoke: $passed passed, $failed failed"
+[ "$failed" -eq 0 ]

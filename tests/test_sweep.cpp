@@ -1,0 +1,184 @@
+// Sweeps through the real executable: thread-count determinism, interrupt (SIGINT, SIGKILL) and resume.
+#include <chrono>
+#include <csignal>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <catch2/catch.hpp>
+#include <nlohmann/json.hpp>
+
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string read_file(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::vector<std::string> lines_of(const fs::path& p) {
+  std::vector<std::string> lines;
+  std::stringstream s(read_file(p));
+  for (std::string l; std::getline(s, l);) lines.push_back(l);
+  return lines;
+}
+
+/// cells.csv without the `seconds` column (the only field that depends on the machine's load).
+std::vector<std::string> cells_without_timing(const fs::path& p) {
+  auto lines = lines_of(p);
+  if (lines.empty()) return lines;
+  std::vector<std::string> header;
+  std::stringstream hs(lines[0]);
+  for (std::string c; std::getline(hs, c, ',');) header.push_back(c);
+  const auto col = std::find(header.begin(), header.end(), "seconds") - header.begin();
+  for (auto& l : lines) {
+    std::vector<std::string> f;
+    std::stringstream s(l);
+    for (std::string x; std::getline(s, x, ',');) f.push_back(x);
+    if (!l.empty() && l.back() == ',') f.push_back("");
+    if (col < static_cast<long>(f.size())) f.erase(f.begin() + col);
+    std::string joined;
+    for (std::size_t i = 0; i < f.size(); ++i) joined += (i ? "," : "") + f[i];
+    l = joined;
+  }
+  return lines;
+}
+
+pid_t spawn(const std::vector<std::string>& args) {
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int devnull = open("/dev/null", O_WRONLY);
+    dup2(devnull, STDOUT_FILENO);
+    dup2(devnull, STDERR_FILENO);
+    std::vector<char*> argv{const_cast<char*>(GRADFLOW_CLI)};
+    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(GRADFLOW_CLI, argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+int wait_exit(pid_t pid) {
+  int status = 0;
+  waitpid(pid, &status, 0);
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  return -1;
+}
+
+int run(const std::vector<std::string>& args) { return wait_exit(spawn(args)); }
+
+struct TempDir {
+  fs::path path;
+  TempDir() {
+    static int counter = 0;
+    path = fs::temp_directory_path() / ("gradflow_sweep_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
+    fs::remove_all(path);
+    fs::create_directories(path);
+  }
+  ~TempDir() { fs::remove_all(path); }
+};
+
+// 2 x 12 x 2 x 2 = 96 cell runs of ~10-40 ms each: long enough to interrupt in the middle.
+const char* kSweep = R"(title = "interrupt me"
+seed = 42
+[network]
+units = 128
+steps = 300
+batch = 8
+[analysis]
+burn_in = 50
+[sweep]
+"network.activation" = ["tanh", "relu"]
+"spectrum.radius" = { start = 0.5, stop = 2.5, num = 12 }
+"input.std" = [0.0, 0.5]
+replicates = 2
+)";
+
+fs::path write_scenario(const TempDir& tmp) {
+  const fs::path p = tmp.path / "sweep.toml";
+  std::ofstream(p) << kSweep;
+  return p;
+}
+
+std::size_t row_count(const fs::path& p) { return fs::exists(p) ? lines_of(p).size() : 0; }
+
+/// Starts a sweep, waits until at least `rows` cells are written, sends `sig`, returns the exit code.
+int interrupt_after(const fs::path& scenario, const fs::path& out, std::size_t rows, int sig) {
+  const pid_t pid = spawn({"run", scenario.string(), "-o", out.string(), "--threads", "2", "--quiet"});
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+  while (row_count(out / "cells.csv") < rows + 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  kill(pid, sig);
+  return wait_exit(pid);
+}
+
+}  // namespace
+
+TEST_CASE("a sweep gives identical numbers with 1 and 2 threads", "[sweep][determinism]") {
+  TempDir tmp;
+  const fs::path sc = write_scenario(tmp);
+  REQUIRE(run({"run", sc.string(), "-o", (tmp.path / "t1").string(), "--threads", "1", "--quiet"}) == 0);
+  REQUIRE(run({"run", sc.string(), "-o", (tmp.path / "t2").string(), "--threads", "2", "--quiet"}) == 0);
+  const auto a = cells_without_timing(tmp.path / "t1" / "cells.csv");
+  CHECK(a.size() == 97);
+  CHECK(a == cells_without_timing(tmp.path / "t2" / "cells.csv"));
+  CHECK(read_file(tmp.path / "t1" / "series.csv") == read_file(tmp.path / "t2" / "series.csv"));
+  for (const char* f : {"growth_rate", "predictor"})
+    CHECK(read_file(tmp.path / "t1" / "heatmaps" / (std::string(f) + "_network.activation=tanh.csv")) ==
+          read_file(tmp.path / "t2" / "heatmaps" / (std::string(f) + "_network.activation=tanh.csv")));
+}
+
+TEST_CASE("an interrupted sweep keeps its finished cells and --resume completes it exactly", "[sweep][resume]") {
+  TempDir tmp;
+  const fs::path sc = write_scenario(tmp);
+  REQUIRE(run({"run", sc.string(), "-o", (tmp.path / "ref").string(), "--quiet"}) == 0);
+  const auto reference = cells_without_timing(tmp.path / "ref" / "cells.csv");
+  const std::string reference_series = read_file(tmp.path / "ref" / "series.csv");
+
+  for (int sig : {SIGINT, SIGTERM, SIGKILL}) {
+    INFO("signal " << sig);
+    const fs::path out = tmp.path / ("int" + std::to_string(sig));
+    const int code = interrupt_after(sc, out, 10, sig);
+    const std::size_t kept = row_count(out / "cells.csv") - 1;
+    CHECK(kept >= 10);
+    CHECK(kept < 96);
+    if (sig == SIGKILL) {
+      CHECK(code == 128 + SIGKILL);
+    } else {
+      CHECK(code == 130);
+      const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+      CHECK(j["status"] == "interrupted");
+      CHECK(j["cells_done"].get<std::size_t>() == kept);
+    }
+    // Without --resume the directory is refused, untouched.
+    const std::string before = read_file(out / "cells.csv");
+    CHECK(run({"run", sc.string(), "-o", out.string(), "--quiet"}) == 2);
+    CHECK(read_file(out / "cells.csv") == before);
+    REQUIRE(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
+    CHECK(cells_without_timing(out / "cells.csv") == reference);
+    CHECK(read_file(out / "series.csv") == reference_series);
+    const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+    CHECK(j["status"] == "complete");
+  }
+}
+
+TEST_CASE("--resume refuses a directory holding a different scenario", "[sweep][resume]") {
+  TempDir tmp;
+  const fs::path sc = write_scenario(tmp);
+  const fs::path out = tmp.path / "o";
+  interrupt_after(sc, out, 3, SIGINT);
+  const std::string before = read_file(out / "cells.csv");
+  CHECK(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet", "--set", "seed=43"}) == 2);
+  CHECK(read_file(out / "cells.csv") == before);
+}
