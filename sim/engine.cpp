@@ -135,8 +135,11 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
     g = h_prev;
   } else {
     Rng loss_rng(drive.loss_seed);
-    for (Index j = 0; j < batch; ++j)
-      for (Index i = 0; i < n; ++i) g(i, j) = static_cast<Scalar>(normal(loss_rng));
+    for (Index j = 0; j < batch; ++j) {
+      Eigen::VectorXd v(n);
+      for (Index i = 0; i < n; ++i) v[i] = normal(loss_rng);
+      g.col(j) = (v / v.norm()).cast<Scalar>();  // uniform on the unit sphere
+    }
   }
 
   // BPTT with per-column renormalisation: g holds g_t / ||g_t||, log_norm the natural log of ||g_t||.

@@ -225,14 +225,21 @@ const KeySpec* find_key(const std::string& name) {
 }
 
 std::string suggest_key(const std::string& name) {
-  std::string best;
-  std::size_t best_d = std::string::npos;
+  // A key is close when the whole name is a small edit away, or when its last component is (a key
+  // written in the wrong section: spectrum.units -> network.units).
   const auto leaf = [](const std::string& s) { return s.substr(s.rfind('.') + 1); };
+  const std::string name_leaf = leaf(name);
+  std::string best;
+  std::size_t best_score = std::string::npos;
   for (const auto& k : scenario_keys()) {
-    std::size_t d = std::min(edit_distance(name, k.name), edit_distance(leaf(name), leaf(k.name)) + 1);
-    if (d < best_d) best_d = d, best = k.name;
+    const std::size_t full = edit_distance(name, k.name);
+    const std::size_t part = edit_distance(name_leaf, leaf(k.name));
+    const bool close = full <= std::max<std::size_t>(2, name.size() / 4) ||
+                       part <= std::max<std::size_t>(1, name_leaf.size() / 3);
+    const std::size_t score = std::min(full, part + 1);
+    if (close && score < best_score) best_score = score, best = k.name;
   }
-  return best_d <= std::max<std::size_t>(2, name.size() / 3) ? best : "";
+  return best;
 }
 
 void validate_config(const Config& c) {

@@ -1,1 +1,363 @@
 #include "gradflow/spectrum.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include <Eigen/Eigenvalues>
+#include <Eigen/QR>
+#include <Eigen/SVD>
+#include <Spectra/GenEigsSolver.h>
+#include <Spectra/MatOp/DenseGenMatProd.h>
+#include <Spectra/MatOp/DenseSymMatProd.h>
+#include <Spectra/SymEigsSolver.h>
+
+namespace gradflow {
+namespace detail {
+
+// Spectra's convergence test is |residual| < tol * |theta|. For a symmetric operator the eigenvalue error is
+// at most the residual; for a non-normal W it is the residual times the eigenvalue's condition number, which
+// for Ginibre edge eigenvalues is O(10). 1e-12 therefore keeps rho and ||W||_2 well inside 1e-10 relative
+// (measured: ~1e-14 against dense at N = 500 and 2000), two decades inside the 1e-8 radius contract.
+constexpr double kSpectraTol = 1e-12;
+
+// Eigenvalues requested from Arnoldi. Only the largest is used, but on the circular law many eigenvalues share
+// nearly the same modulus; asking for a few keeps the dominant one among the converged set rather than
+// trusting a single Ritz value that could settle on the runner-up.
+constexpr Eigen::Index kArnoldiNev = 6;
+// Krylov dimension. Measured on Ginibre N = 2000 (memory-bound matvecs, ~1 ms each): ncv = 30 needs ~3000
+// products, ncv = 80-160 about 1000; the O(ncv^3) Ritz work per restart stays below one matvec at N = 2000.
+constexpr Eigen::Index kArnoldiNcv = 100;
+// Restart budget. Ginibre converges in <= ~50 restarts at ncv = 100; a cluster of equal moduli (e.g. a
+// non-normal matrix similar to an orthogonal one) never does, so cap the waste at ~7000 products (a fraction
+// of one dense solve) before falling back.
+constexpr Eigen::Index kArnoldiMaxRestarts = 100;
+
+// Lanczos (symmetric W for rho; W^T W for the norm): the extreme eigenvalues of a symmetric operator are well
+// separated in the Krylov sense, so a smaller subspace suffices.
+constexpr Eigen::Index kLanczosNev = 3;
+constexpr Eigen::Index kLanczosNcv = 40;
+constexpr Eigen::Index kLanczosMaxRestarts = 300;
+
+// Scaled-orthogonal probe: W^T W = s^2 I is tested on a few random vectors. Householder-QR orthogonal factors
+// satisfy it to ~sqrt(N) eps, so 1e-12 accepts them at any practical N while a matrix that passes has every
+// singular value, hence every |lambda|, equal to s to ~1e-12 (all but surely; see scaled_orthogonal_modulus).
+constexpr Eigen::Index kProbeCount = 4;
+constexpr double kProbeTol = 1e-12;
+// Fixed so that analysing W never touches the caller's streams and always gives the same answer.
+constexpr std::uint64_t kProbeSeed = 0x5eC7a11ULL;
+
+/// A value with how it was obtained; `note` says why it is not a plain Spectra result (empty otherwise).
+struct Estimate {
+  double value = 0.0;
+  SolveStatus status = SolveStatus::converged;
+  std::string note;
+};
+
+void require_square(const Eigen::MatrixXd& w, const char* what) {
+  if (w.rows() != w.cols())
+    throw std::invalid_argument(std::string(what) + ": W must be square (rows = cols), got " +
+                                std::to_string(w.rows()) + " x " + std::to_string(w.cols()));
+}
+
+void require_radius(double radius, const char* what) {
+  if (!(std::isfinite(radius) && radius >= 0.0))
+    throw std::invalid_argument(std::string(what) + ": radius must satisfy radius >= 0 and be finite, got " +
+                                std::to_string(radius));
+}
+
+bool exactly_symmetric(const Eigen::MatrixXd& w) {
+  const Eigen::Index n = w.rows();
+  for (Eigen::Index j = 0; j < n; ++j)
+    for (Eigen::Index i = j + 1; i < n; ++i)
+      if (w(i, j) != w(j, i)) return false;
+  return true;
+}
+
+/// If W^T W = s^2 I (W a multiple of an orthogonal matrix), returns s: then sigma_min = sigma_max = s and
+/// every |lambda| = s, the case where Arnoldi cannot separate the moduli. Checked on kProbeCount Gaussian
+/// vectors X as ||W^T W X - s^2 X||_F <= kProbeTol s^2 ||X||_F. A matrix that is not scaled-orthogonal passes
+/// only if all probes are nearly orthogonal to the range of W^T W - s^2 I, probability ~ (tol/defect)^4.
+std::optional<double> scaled_orthogonal_modulus(const Eigen::MatrixXd& w) {
+  Rng rng(kProbeSeed);
+  const Eigen::MatrixXd x = gaussian_matrix(w.cols(), kProbeCount, 1.0, rng);
+  const Eigen::MatrixXd wx = w * x;
+  const Eigen::MatrixXd z = w.transpose() * wx;
+  const double s2 = x.cwiseProduct(z).sum() / x.squaredNorm();  // pooled Rayleigh quotient of W^T W
+  if (!(s2 > 0.0)) return std::nullopt;
+  if ((z - s2 * x).norm() <= kProbeTol * s2 * x.norm()) return std::sqrt(s2);
+  return std::nullopt;
+}
+
+Estimate dense_radius(const Eigen::MatrixXd& w, bool symmetric, std::string note) {
+  Estimate e{0.0, SolveStatus::fallback, std::move(note)};
+  if (symmetric) {
+    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(w, Eigen::EigenvaluesOnly);
+    if (es.info() == Eigen::Success) {
+      e.value = es.eigenvalues().cwiseAbs().maxCoeff();
+      return e;
+    }
+  } else {
+    Eigen::EigenSolver<Eigen::MatrixXd> es(w, /*computeEigenvectors=*/false);
+    if (es.info() == Eigen::Success) {
+      e.value = es.eigenvalues().cwiseAbs().maxCoeff();
+      return e;
+    }
+  }
+  e.value = std::numeric_limits<double>::quiet_NaN();
+  e.status = SolveStatus::not_converged;
+  e.note += "; the dense Eigen solve did not converge either";
+  return e;
+}
+
+Estimate dense_norm(const Eigen::MatrixXd& w, std::string note) {
+  // Singular values only: BDCSVD without U and V is a bidiagonalisation plus a small tridiagonal problem.
+  Eigen::BDCSVD<Eigen::MatrixXd> svd(w);
+  if (svd.info() != Eigen::Success)
+    return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged,
+            note + "; the dense BDCSVD did not converge either"};
+  return {svd.singularValues()(0), SolveStatus::fallback, std::move(note)};
+}
+
+/// Runs an initialised-from-scratch Spectra solver; false (with the reason in *why) when it did not converge.
+/// Spectra reports non-convergence through info() but a numerical breakdown of its small dense
+/// sub-problems (e.g. a Lanczos basis collapsing on a rank-one W^T W) as std::runtime_error; both are
+/// outcomes to fall back from, not errors of the caller.
+template <class Solver>
+bool run_solver(Solver& solver, Spectra::SortRule rule, Eigen::Index max_restarts, std::string* why) {
+  try {
+    solver.init();  // Spectra's fixed-seed start vector: the result is deterministic
+    solver.compute(rule, max_restarts, kSpectraTol);
+  } catch (const std::runtime_error& e) {
+    *why = std::string("broke down (") + e.what() + ")";
+    return false;
+  }
+  if (solver.info() == Spectra::CompInfo::Successful) return true;
+  *why = "did not converge in " + std::to_string(max_restarts) + " restarts";
+  return false;
+}
+
+std::optional<double> arnoldi_radius(const Eigen::MatrixXd& w, std::string* why) {
+  const Eigen::Index n = w.rows();
+  const Eigen::Index nev = std::min(kArnoldiNev, n - 2);                  // Spectra: 1 <= nev <= n - 2
+  const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kArnoldiNcv));  // nev + 2 <= ncv <= n
+  Spectra::DenseGenMatProd<double> op(w);
+  Spectra::GenEigsSolver<Spectra::DenseGenMatProd<double>> solver(op, nev, ncv);
+  if (!run_solver(solver, Spectra::SortRule::LargestMagn, kArnoldiMaxRestarts, why)) return std::nullopt;
+  return solver.eigenvalues().cwiseAbs().maxCoeff();
+}
+
+std::optional<double> lanczos_radius(const Eigen::MatrixXd& w, std::string* why) {
+  const Eigen::Index n = w.rows();
+  const Eigen::Index nev = std::min(kLanczosNev, n - 1);                  // Spectra: 1 <= nev <= n - 1
+  const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kLanczosNcv));  // nev < ncv <= n
+  Spectra::DenseSymMatProd<double> op(w);
+  Spectra::SymEigsSolver<Spectra::DenseSymMatProd<double>> solver(op, nev, ncv);
+  if (!run_solver(solver, Spectra::SortRule::LargestMagn, kLanczosMaxRestarts, why)) return std::nullopt;
+  return solver.eigenvalues().cwiseAbs().maxCoeff();
+}
+
+/// The Gram operator x -> W^T (W x), so that Lanczos finds sigma_max(W)^2 without forming W^T W (O(N^3)).
+class GramOp {
+ public:
+  using Scalar = double;
+
+  explicit GramOp(const Eigen::MatrixXd& w) : w_(w), wx_(w.rows()) {}
+
+  Eigen::Index rows() const { return w_.cols(); }
+  Eigen::Index cols() const { return w_.cols(); }
+
+  /// y = W^T (W x)
+  void perform_op(const Scalar* x_in, Scalar* y_out) const {
+    Eigen::Map<const Eigen::VectorXd> x(x_in, w_.cols());
+    Eigen::Map<Eigen::VectorXd> y(y_out, w_.cols());
+    wx_.noalias() = w_ * x;
+    y.noalias() = w_.transpose() * wx_;
+  }
+
+ private:
+  const Eigen::MatrixXd& w_;
+  mutable Eigen::VectorXd wx_;  // scratch, reused across products (Spectra calls perform_op as const)
+};
+
+std::optional<double> lanczos_norm(const Eigen::MatrixXd& w, std::string* why) {
+  const Eigen::Index n = w.cols();
+  const Eigen::Index nev = std::min(kLanczosNev, n - 1);
+  const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kLanczosNcv));
+  GramOp op(w);
+  Spectra::SymEigsSolver<GramOp> solver(op, nev, ncv);
+  if (!run_solver(solver, Spectra::SortRule::LargestAlge, kLanczosMaxRestarts, why)) return std::nullopt;
+  // W^T W is positive semi-definite; a tiny negative Ritz value is rounding.
+  return std::sqrt(std::max(solver.eigenvalues().maxCoeff(), 0.0));
+}
+
+std::string small_note(Eigen::Index n) {
+  return "N = " + std::to_string(n) + " < " + std::to_string(kIterativeMinSize) + ": dense solve";
+}
+
+Estimate radius_estimate(const Eigen::MatrixXd& w) {
+  require_square(w, "spectral_radius");
+  const Eigen::Index n = w.rows();
+  if (n == 0 || w.isZero(0.0)) return {};
+  if (!w.allFinite())
+    return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged, "W has non-finite entries"};
+  const bool symmetric = exactly_symmetric(w);
+  if (n < kIterativeMinSize) return dense_radius(w, symmetric, small_note(n));
+  if (const auto s = scaled_orthogonal_modulus(w)) return {*s, SolveStatus::converged, ""};
+  std::string why;
+  if (symmetric) {
+    if (const auto rho = lanczos_radius(w, &why)) return {*rho, SolveStatus::converged, ""};
+    return dense_radius(w, true, "Lanczos " + why + ": dense SelfAdjointEigenSolver");
+  }
+  if (const auto rho = arnoldi_radius(w, &why)) return {*rho, SolveStatus::converged, ""};
+  // Typical cause: many eigenvalues of (nearly) equal modulus, which Arnoldi cannot separate.
+  return dense_radius(w, false, "Arnoldi " + why + ": dense EigenSolver");
+}
+
+Estimate norm_estimate(const Eigen::MatrixXd& w) {
+  const Eigen::Index n = std::min(w.rows(), w.cols());
+  if (n == 0 || w.isZero(0.0)) return {};
+  if (!w.allFinite())
+    return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged, "W has non-finite entries"};
+  if (w.cols() < kIterativeMinSize) return dense_norm(w, small_note(w.cols()));
+  std::string why;
+  if (const auto s = lanczos_norm(w, &why)) return {*s, SolveStatus::converged, ""};
+  return dense_norm(w, "Lanczos on W^T W " + why + ": dense BDCSVD");
+}
+
+/// W * (radius / rho(W)) with the checks rescale_to_radius documents; `rho` is rho(W).
+Eigen::MatrixXd rescale(const Eigen::MatrixXd& w, double radius, const Estimate& rho) {
+  if (radius == 0.0) return Eigen::MatrixXd::Zero(w.rows(), w.cols());
+  if (rho.status == SolveStatus::not_converged || !std::isfinite(rho.value))
+    throw std::runtime_error("rescale_to_radius: rho(W) could not be computed (" + rho.note + ")");
+  if (rho.value == 0.0)
+    throw std::invalid_argument(
+        "rescale_to_radius: rho(W) = 0 (W is nilpotent), so W cannot be rescaled to radius " +
+        std::to_string(radius) + " > 0");
+  return w * (radius / rho.value);
+}
+
+}  // namespace detail
+
+std::string to_string(SpectrumKind kind) {
+  switch (kind) {
+    case SpectrumKind::ginibre:
+      return "ginibre";
+    case SpectrumKind::orthogonal:
+      return "orthogonal";
+    case SpectrumKind::symmetric:
+      return "symmetric";
+    case SpectrumKind::file:
+      return "file";
+  }
+  throw std::invalid_argument("to_string: invalid SpectrumKind value");
+}
+
+SpectrumKind parse_spectrum_kind(const std::string& name) {
+  for (const SpectrumKind kind :
+       {SpectrumKind::ginibre, SpectrumKind::orthogonal, SpectrumKind::symmetric, SpectrumKind::file})
+    if (name == to_string(kind)) return kind;
+  throw std::invalid_argument("unknown spectrum kind \"" + name +
+                              "\": expected one of ginibre, orthogonal, symmetric, file");
+}
+
+std::string to_string(SolveStatus status) {
+  switch (status) {
+    case SolveStatus::converged:
+      return "converged";
+    case SolveStatus::fallback:
+      return "fallback";
+    case SolveStatus::not_converged:
+      return "not_converged";
+  }
+  throw std::invalid_argument("to_string: invalid SolveStatus value");
+}
+
+double spectral_radius(const Eigen::MatrixXd& w, SolveStatus* status) {
+  const detail::Estimate e = detail::radius_estimate(w);
+  if (status != nullptr) *status = e.status;
+  return e.value;
+}
+
+double spectral_norm(const Eigen::MatrixXd& w, SolveStatus* status) {
+  const detail::Estimate e = detail::norm_estimate(w);
+  if (status != nullptr) *status = e.status;
+  return e.value;
+}
+
+SpectralInfo analyse_spectrum(const Eigen::MatrixXd& w) {
+  const detail::Estimate rho = detail::radius_estimate(w);
+  const detail::Estimate norm = detail::norm_estimate(w);
+  SpectralInfo info;
+  info.rho = rho.value;
+  info.spectral_norm = norm.value;
+  info.rho_status = rho.status;
+  info.norm_status = norm.status;
+  if (!rho.note.empty()) info.message = "rho: " + rho.note;
+  if (!norm.note.empty()) info.message += (info.message.empty() ? "" : "; ") + std::string("||W||_2: ") + norm.note;
+  return info;
+}
+
+Eigen::MatrixXd random_recurrent(SpectrumKind kind, Eigen::Index n, double radius, Rng& rng) {
+  // Validate everything before drawing, so a rejected call leaves `rng` untouched.
+  if (n < 1) throw std::invalid_argument("random_recurrent: n must satisfy n >= 1, got " + std::to_string(n));
+  detail::require_radius(radius, "random_recurrent");
+  if (kind == SpectrumKind::file)
+    throw std::invalid_argument(
+        "random_recurrent: kind must be ginibre, orthogonal or symmetric (a file matrix is loaded, then "
+        "rescaled with rescale_to_radius)");
+  if (radius == 0.0) return Eigen::MatrixXd::Zero(n, n);
+
+  const double dn = static_cast<double>(n);
+  switch (kind) {
+    case SpectrumKind::ginibre: {
+      const Eigen::MatrixXd g = gaussian_matrix(n, n, 1.0 / std::sqrt(dn), rng);
+      return detail::rescale(g, radius, detail::radius_estimate(g));
+    }
+    case SpectrumKind::orthogonal: {
+      // Q of a Gaussian matrix alone is not Haar: the QR convention biases the column signs. Multiplying
+      // column j by sign(R_jj) makes the factorisation unique and Q Haar-distributed (Mezzadri 2007).
+      const Eigen::MatrixXd g = gaussian_matrix(n, n, 1.0, rng);
+      const Eigen::HouseholderQR<Eigen::MatrixXd> qr(g);
+      Eigen::MatrixXd q = qr.householderQ();
+      for (Eigen::Index j = 0; j < n; ++j)
+        if (qr.matrixQR()(j, j) < 0.0) q.col(j) = -q.col(j);
+      // Every eigenvalue of an orthogonal matrix has modulus 1, so rho(radius Q) = radius with no solve.
+      return radius * q;
+    }
+    case SpectrumKind::symmetric: {
+      const Eigen::MatrixXd g = gaussian_matrix(n, n, 1.0, rng);
+      // g(i,j) + g(j,i) is computed identically on both sides, so the result is exactly symmetric and the
+      // Lanczos path applies.
+      const Eigen::MatrixXd s = (g + g.transpose()) / std::sqrt(2.0 * dn);
+      return detail::rescale(s, radius, detail::radius_estimate(s));
+    }
+    case SpectrumKind::file:
+      break;
+  }
+  throw std::invalid_argument("random_recurrent: invalid SpectrumKind value");
+}
+
+Eigen::MatrixXd rescale_to_radius(const Eigen::MatrixXd& w, double radius) {
+  detail::require_square(w, "rescale_to_radius");
+  detail::require_radius(radius, "rescale_to_radius");
+  if (!w.allFinite()) throw std::invalid_argument("rescale_to_radius: W must have finite entries");
+  if (radius == 0.0) return Eigen::MatrixXd::Zero(w.rows(), w.cols());
+  return detail::rescale(w, radius, detail::radius_estimate(w));
+}
+
+Eigen::VectorXcd eigenvalues(const Eigen::MatrixXd& w) {
+  detail::require_square(w, "eigenvalues");
+  if (w.rows() == 0) return Eigen::VectorXcd();
+  Eigen::EigenSolver<Eigen::MatrixXd> es(w, /*computeEigenvectors=*/false);
+  if (es.info() != Eigen::Success)
+    throw std::runtime_error("eigenvalues: the dense QR iteration (Eigen::EigenSolver) did not converge");
+  return es.eigenvalues();
+}
+
+}  // namespace gradflow

@@ -263,7 +263,7 @@ TEST_CASE("gradflow spectrum reports rho = radius and writes the eigenvalues", "
   CHECK(count_lines(ev) == 61);
 }
 
-TEST_CASE("--help and --version exit 0 on every subcommand", "[cli]") {
+TEST_CASE("help and version flags exit 0 on every subcommand", "[cli]") {
   for (const char* sub : {"", "run", "spectrum", "activations"}) {
     INFO(sub);
     CHECK(gradflow(std::string(sub) + " --help").code == 0);

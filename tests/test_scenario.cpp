@@ -107,7 +107,7 @@ network.units = { start = 10, stop = 1000, num = 3, scale = "log" }
   CHECK(sc.cell_config(2).network.units == 1000);
 }
 
-TEST_CASE("--set overrides file values, takes TOML literals or bare words", "[scenario]") {
+TEST_CASE("set overrides (--set) replace file values, takes TOML literals or bare words", "[scenario]") {
   const Scenario sc = parse_scenario("[network]\nunits = 8\n", "s.toml",
                                      {"network.units=16", "network.activation=relu", "spectrum.radius=2",
                                       "analysis.series=false", "title=two words"});

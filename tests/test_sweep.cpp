@@ -173,7 +173,7 @@ TEST_CASE("an interrupted sweep keeps its finished cells and --resume completes 
   }
 }
 
-TEST_CASE("--resume refuses a directory holding a different scenario", "[sweep][resume]") {
+TEST_CASE("resuming (--resume) refuses a directory holding a different scenario", "[sweep][resume]") {
   TempDir tmp;
   const fs::path sc = write_scenario(tmp);
   const fs::path out = tmp.path / "o";
