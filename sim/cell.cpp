@@ -46,6 +46,8 @@ Model build_model(const Config& config, std::uint64_t cell, std::uint64_t replic
     model.b = gaussian_matrix(n, 1, config.bias.std, rng).col(0).array() + config.bias.mean;
   }
   model.activation = config.network.make_activation();
+  model.cell = config.network.cell;
+  model.leak = config.network.leak;
   return model;
 }
 

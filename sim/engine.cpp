@@ -48,21 +48,48 @@ double column_norm(const Eigen::MatrixBase<Derived>& col) {
 
 }  // namespace
 
+namespace {
+
 template <class Scalar>
-GradientTrace run_bptt(const Model& model, const Drive& drive) {
+void check_shapes(const Model& model, const Drive& drive) {
+  const Eigen::Index n = model.w.rows();
+  if (model.w.cols() != n || drive.h0.rows() != n || (model.u.cols() > 0 && model.u.rows() != n) ||
+      (model.b.size() != 0 && model.b.size() != n) || drive.h0.cols() < 1 || drive.steps < 1 || drive.burn_in < 0)
+    throw std::invalid_argument("run_bptt: shapes must satisfy W: N x N, U: N x dim, b: N, h0: N x B, "
+                                "B >= 1, T >= 1, burn_in >= 0");
+  if (model.cell == CellKind::leaky && !(model.leak > 0.0 && model.leak <= 1.0))
+    throw std::invalid_argument("leaky cell: leak must satisfy 0 < leak <= 1");
+}
+
+}  // namespace
+
+std::string to_string(CellKind k) {
+  switch (k) {
+    case CellKind::vanilla: return "vanilla";
+    case CellKind::residual: return "residual";
+    case CellKind::leaky: return "leaky";
+  }
+  return "unknown";
+}
+
+CellKind parse_cell_kind(const std::string& name) {
+  if (name == "vanilla") return CellKind::vanilla;
+  if (name == "residual") return CellKind::residual;
+  if (name == "leaky") return CellKind::leaky;
+  throw std::invalid_argument("unknown cell \"" + name + "\": expected vanilla, residual or leaky");
+}
+
+template <class Scalar>
+Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
   using Index = Eigen::Index;
+  check_shapes<Scalar>(model, drive);
 
   const Index n = model.w.rows();
   const Index batch = drive.h0.cols();
   const Index steps = drive.steps;
   const Index dim = model.u.cols();
-  if (model.w.cols() != n || drive.h0.rows() != n || (dim > 0 && model.u.rows() != n) ||
-      (model.b.size() != 0 && model.b.size() != n) || batch < 1 || steps < 1 || drive.burn_in < 0)
-    throw std::invalid_argument("run_bptt: shapes must satisfy W: N x N, U: N x dim, b: N, h0: N x B, "
-                                "B >= 1, T >= 1, burn_in >= 0");
-
   const Weights<Scalar> weights(model.w);
   const Mat& w = weights.get();
   const Mat u = model.u.cast<Scalar>();
@@ -70,21 +97,23 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
   const bool has_bias = model.b.size() != 0 && model.b.any();
   const Activation& f = model.activation;
   const double saturation_level = 1e-3 * f.sup_abs_derivative();
+  const Scalar carry = static_cast<Scalar>(model.carry());
+  const Scalar scale = static_cast<Scalar>(model.drive_scale());
 
-  GradientTrace trace;
-  trace.batch = batch;
+  Tape<Scalar> tape;
+  tape.batch = batch;
+  tape.dact.resize(n, batch * steps);
 
-  // Forward pass. Two state buffers so that the last finite state survives a divergence.
+  // Two state buffers so that the last finite state survives a divergence.
   Mat h_prev = drive.h0.cast<Scalar>();
   Mat h_next(n, batch);
   Mat a(n, batch);
   Mat x(dim, batch);
   Mat burn_dact(n, batch);
-  Mat tape(n, batch * steps);  // f'(a_t) for t = 1..T, column block t - 1
   Rng input_rng(drive.input_seed);
   std::normal_distribution<double> normal(0.0, 1.0);
 
-  trace.mean_abs_dact_t.assign(steps + 1, 0.0);
+  tape.mean_abs_dact_t.assign(steps + 1, 0.0);
   double sum_abs = 0.0, sum_sq = 0.0, max_abs = 0.0;
   std::int64_t dead = 0, saturated = 0;
 
@@ -99,10 +128,11 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
       a.noalias() += u * x;
     }
     if (has_bias) a.colwise() += b;
-    Scalar* dact = t >= 1 ? tape.data() + (t - 1) * n * batch : burn_dact.data();
+    Scalar* dact = t >= 1 ? tape.dact.data() + (t - 1) * n * batch : burn_dact.data();
     f.apply<Scalar>(a.data(), h_next.data(), dact, n * batch);
+    if (model.cell != CellKind::vanilla) h_next = carry * h_prev + scale * h_next;
     if (!h_next.allFinite()) {
-      trace.forward_diverged_at = t;
+      tape.forward_diverged_at = t;
       horizon = std::max<Index>(0, t - 1);
       break;
     }
@@ -115,26 +145,53 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
       max_abs = std::max(max_abs, static_cast<double>(d.abs().maxCoeff()));
       dead += (d == Scalar(0)).count();
       saturated += (d.abs() < static_cast<Scalar>(saturation_level)).count();
-      trace.mean_abs_dact_t[t] = step_abs / static_cast<double>(n * batch);
+      tape.mean_abs_dact_t[t] = step_abs / static_cast<double>(n * batch);
     }
   }
-  trace.horizon = horizon;
-  trace.mean_abs_dact_t.resize(horizon + 1);
+  tape.horizon = horizon;
+  tape.mean_abs_dact_t.resize(horizon + 1);
+  tape.final_state = std::move(h_prev);
   if (horizon > 0) {
     const double count = static_cast<double>(n * batch * horizon);
-    trace.mean_abs_dact = sum_abs / count;
-    trace.mean_sq_dact = sum_sq / count;
-    trace.max_abs_dact = max_abs;
-    trace.dead_fraction = static_cast<double>(dead) / count;
-    trace.saturated_fraction = static_cast<double>(saturated) / count;
+    tape.mean_abs_dact = sum_abs / count;
+    tape.mean_sq_dact = sum_sq / count;
+    tape.max_abs_dact = max_abs;
+    tape.dead_fraction = static_cast<double>(dead) / count;
+    tape.saturated_fraction = static_cast<double>(saturated) / count;
   }
+  return tape;
+}
+
+template <class Scalar>
+GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<Scalar>& tape) {
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  using Index = Eigen::Index;
+  const Index n = model.w.rows();
+  const Index batch = tape.batch;
+  const Index horizon = tape.horizon;
+  const Weights<Scalar> weights(model.w);
+  const Mat& w = weights.get();
+  const Scalar carry = static_cast<Scalar>(model.carry());
+  const Scalar scale = static_cast<Scalar>(model.drive_scale());
+
+  GradientTrace trace;
+  trace.batch = batch;
+  trace.horizon = horizon;
+  trace.forward_diverged_at = tape.forward_diverged_at;
+  trace.mean_abs_dact_t = tape.mean_abs_dact_t;
+  trace.mean_abs_dact = tape.mean_abs_dact;
+  trace.mean_sq_dact = tape.mean_sq_dact;
+  trace.max_abs_dact = tape.max_abs_dact;
+  trace.dead_fraction = tape.dead_fraction;
+  trace.saturated_fraction = tape.saturated_fraction;
 
   // Loss seed g_T at the horizon: h_T (final_state) or a random unit vector per trajectory.
   Mat g(n, batch);
   if (drive.loss == LossKind::final_state) {
-    g = h_prev;
+    g = tape.final_state;
   } else {
     Rng loss_rng(drive.loss_seed);
+    std::normal_distribution<double> normal(0.0, 1.0);
     for (Index j = 0; j < batch; ++j) {
       Eigen::VectorXd v(n);
       for (Index i = 0; i < n; ++i) v[i] = normal(loss_rng);
@@ -142,7 +199,7 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
     }
   }
 
-  // BPTT with per-column renormalisation: g holds g_t / ||g_t||, log_norm the natural log of ||g_t||.
+  // Per-column renormalisation: g holds g_t / ||g_t||, log_norm the natural log of ||g_t||.
   std::vector<double> log_norm(batch, 0.0);
   std::vector<char> zero(batch, 0);
   trace.log10_norm_mean.assign(horizon + 1, 0.0);
@@ -157,7 +214,9 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
       if (!zero[j]) {
         const double c = column_norm(g.col(j));
         if (c == 0.0 || !std::isfinite(c)) {
-          // Exactly annihilated (dead units): the gradient is zero from here on, reported as data.
+          // Exactly annihilated (dead units): zero from here on, reported as data. (A non-finite norm
+          // would need a one-step growth beyond the largest Scalar; it is treated the same way, never
+          // propagated as inf or NaN.)
           zero[j] = 1;
           g.col(j).setZero();
         } else {
@@ -184,16 +243,33 @@ GradientTrace run_bptt(const Model& model, const Drive& drive) {
 
   renormalise_and_record(horizon);
   Mat g_next(n, batch);
+  Mat dg(n, batch);
   for (Index t = horizon; t >= 1; --t) {
-    const auto d = tape.middleCols((t - 1) * batch, batch);
-    g.array() *= d.array();
-    g_next.noalias() = w.transpose() * g;
+    // g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t)
+    if (model.cell == CellKind::vanilla) {
+      g.array() *= tape.step(t).array();
+      g_next.noalias() = w.transpose() * g;
+    } else {
+      dg.array() = tape.step(t).array() * g.array();
+      g_next.noalias() = w.transpose() * dg;
+      g_next = carry * g + scale * g_next;
+    }
     g.swap(g_next);
     renormalise_and_record(t - 1);
   }
   return trace;
 }
 
+template <class Scalar>
+GradientTrace run_bptt(const Model& model, const Drive& drive) {
+  const Tape<Scalar> tape = forward_pass<Scalar>(model, drive);
+  return backward_pass<Scalar>(model, drive, tape);
+}
+
+template Tape<float> forward_pass<float>(const Model&, const Drive&);
+template Tape<double> forward_pass<double>(const Model&, const Drive&);
+template GradientTrace backward_pass<float>(const Model&, const Drive&, const Tape<float>&);
+template GradientTrace backward_pass<double>(const Model&, const Drive&, const Tape<double>&);
 template GradientTrace run_bptt<float>(const Model&, const Drive&);
 template GradientTrace run_bptt<double>(const Model&, const Drive&);
 

@@ -130,6 +130,17 @@ std::vector<KeySpec> make_keys() {
       [](const Config& c) { return Value(to_string(c.network.precision)); },
       [](Config& c, const Value& v) { c.network.precision = parse_precision(as_string(v)); });
 
+  add("network.cell", ValueType::string,
+      "vanilla: h_t = f(a_t); residual: h_t = h_{t-1} + f(a_t); leaky: h_t = (1 - leak) h_{t-1} + leak f(a_t)",
+      [](const Config& c) { return Value(to_string(c.network.cell)); },
+      [](Config& c, const Value& v) { c.network.cell = parse_cell_kind(as_string(v)); });
+  add("network.leak", ValueType::number, "leak rate of the leaky cell (0 < leak <= 1)",
+      [](const Config& c) { return Value(c.network.leak); },
+      [](Config& c, const Value& v) {
+        const double x = as_number(v);
+        if (!(x > 0.0 && x <= 1.0)) throw std::invalid_argument("must satisfy 0 < leak <= 1");
+        c.network.leak = x;
+      });
   add("spectrum.kind", ValueType::string,
       "W: ginibre (iid N(0, 1/N)), orthogonal (Haar), symmetric (GOE), file",
       [](const Config& c) { return Value(to_string(c.spectrum.kind)); },

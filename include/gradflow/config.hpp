@@ -12,6 +12,16 @@
 
 namespace gradflow {
 
+/// The recurrent cell: h_t = c h_{t-1} + s f(a_t) with a_t = W h_{t-1} + U x_t + b, so the step Jacobian is
+/// J_t = dh_t/dh_{t-1} = c I + s diag(f'(a_t)) W and BPTT is g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t).
+enum class CellKind {
+  vanilla,   // c = 0, s = 1:        h_t = f(a_t)
+  residual,  // c = 1, s = 1:        h_t = h_{t-1} + f(a_t)
+  leaky      // c = 1 - leak, s = leak: h_t = (1 - leak) h_{t-1} + leak f(a_t)
+};
+std::string to_string(CellKind k);
+CellKind parse_cell_kind(const std::string& name);
+
 enum class Precision { float32, float64 };  // "float" | "double"
 enum class InputKind { none, gaussian };
 enum class InitState { zero, gaussian };
@@ -38,6 +48,8 @@ struct NetworkConfig {
   std::optional<double> alpha;              // leaky_relu slope / elu scale; unset: default_alpha(activation)
   double beta = 1.0;                        // softplus / swish sharpness
   Precision precision = Precision::float64; // scalar type of the forward and backward pass
+  CellKind cell = CellKind::vanilla;        // vanilla | residual | leaky (see CellKind)
+  double leak = 1.0;                        // leak rate a of the leaky cell, 0 < a <= 1
 
   Activation make_activation() const {
     return Activation(activation, alpha ? *alpha : default_alpha(activation), beta);

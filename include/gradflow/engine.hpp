@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <string>
 #include <vector>
 
 #include <Eigen/Core>
@@ -11,12 +12,18 @@
 
 namespace gradflow {
 
-/// The parameters of one unrolled network: a_t = W h_{t-1} + U x_t + b, h_t = f(a_t).
+/// The parameters of one unrolled network.
 struct Model {
   Eigen::MatrixXd w;  // recurrent weights W, N x N
   Eigen::MatrixXd u;  // input weights U, N x dim (0 columns: no input)
   Eigen::VectorXd b;  // bias, N (empty: zero)
   Activation activation;
+  CellKind cell = CellKind::vanilla;
+  double leak = 1.0;  // leak rate of CellKind::leaky, in (0, 1]
+
+  /// (c, s) of the cell: J_t = c I + s diag(f'(a_t)) W.
+  double carry() const { return cell == CellKind::vanilla ? 0.0 : cell == CellKind::residual ? 1.0 : 1.0 - leak; }
+  double drive_scale() const { return cell == CellKind::leaky ? leak : 1.0; }
 };
 
 /// What the B trajectories are driven with and how they are seeded.
@@ -50,6 +57,33 @@ struct GradientTrace {
   double dead_fraction = 0.0;       // fraction of f'(a) == 0
   double saturated_fraction = 0.0;  // fraction of |f'(a)| < 1e-3 sup|f'|
 };
+
+/// The forward pass of B trajectories: f'(a_t) for t = 1..horizon (the tape), the final state and the
+/// statistics of f'. Column block t - 1 of `dact` (B columns) holds f'(a_t), column-major.
+template <class Scalar>
+struct Tape {
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  Matrix dact;         // N x (B * T); only the first B * horizon columns are valid
+  Matrix final_state;  // h at the horizon (the last finite state)
+  Eigen::Index batch = 0;
+  Eigen::Index horizon = 0;
+  std::optional<Eigen::Index> forward_diverged_at;
+  std::vector<double> mean_abs_dact_t;  // [t], t = 1..horizon ([0] unused)
+  double mean_abs_dact = 0.0, mean_sq_dact = 0.0, max_abs_dact = 0.0;
+  double dead_fraction = 0.0, saturated_fraction = 0.0;
+
+  /// f'(a_t), N x B.
+  auto step(Eigen::Index t) const { return dact.middleCols((t - 1) * batch, batch); }
+};
+
+/// Runs burn_in + T forward steps and records the tape. A state that becomes non-finite stops the pass:
+/// horizon = t - 1 and forward_diverged_at = t.
+template <class Scalar>
+Tape<Scalar> forward_pass(const Model& model, const Drive& drive);
+
+/// BPTT over a tape: per-step log norms of g_t from the loss seed at the horizon down to t = 0.
+template <class Scalar>
+GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<Scalar>& tape);
 
 /// Forward pass (tape of f'(a_t), t = 1..T, N x B each) then BPTT g_{t-1} = W^T (f'(a_t) .* g_t),
 /// renormalising every column each step and accumulating log norms, so log10 ||g_t|| is exact even at
