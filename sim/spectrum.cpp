@@ -33,9 +33,9 @@ constexpr Eigen::Index kArnoldiNev = 6;
 // Krylov dimension. Measured on Ginibre N = 2000 (memory-bound matvecs, ~1 ms each): ncv = 30 needs ~3000
 // products, ncv = 80-160 about 1000; the O(ncv^3) Ritz work per restart stays below one matvec at N = 2000.
 constexpr Eigen::Index kArnoldiNcv = 100;
-// Restart budget. Ginibre converges in <= ~50 restarts at ncv = 100; a cluster of equal moduli (e.g. a
-// non-normal matrix similar to an orthogonal one) never does, so cap the waste at ~7000 products (a fraction
-// of one dense solve) before falling back.
+// Restart budget. Ginibre converges in 9-19 restarts at ncv = 100 (N = 1000-2000, 850-1750 products); a
+// cluster of equal moduli (e.g. a non-normal matrix similar to an orthogonal one) never does, so cap the
+// waste at ~9000 products (~10 s at N = 2000, a fifth of the ~50 s dense solve) before falling back.
 constexpr Eigen::Index kArnoldiMaxRestarts = 100;
 
 // Lanczos on a symmetric W for rho. LargestMagn must weigh both ends of the spectrum (for GOE lambda_min and
@@ -52,6 +52,12 @@ constexpr Eigen::Index kSymMaxRestarts = 50;
 constexpr Eigen::Index kNormNev = 1;
 constexpr Eigen::Index kNormNcv = 30;
 constexpr Eigen::Index kNormMaxRestarts = 40;
+
+// Spectra 1.0 can report success with a spurious Ritz value when the Krylov space collapses (a rank-one
+// operator gives values off by orders of magnitude; yixuan/spectra#159), so every answer is verified with
+// an explicit residual ||A x - theta x|| <= kResidualTol |theta| ||x|| before it is trusted. For a symmetric
+// operator that bounds the eigenvalue error by kResidualTol relative; Spectra's own estimate is 1e-12.
+constexpr double kResidualTol = 1e-10;
 
 // Scaled-orthogonal probe: W^T W = s^2 I is tested on a few random vectors. Householder-QR orthogonal factors
 // satisfy it to ~sqrt(N) eps, so 1e-12 accepts them at any practical N while a matrix that passes has every
@@ -151,6 +157,11 @@ bool run_solver(Solver& solver, Spectra::SortRule rule, Eigen::Index max_restart
   return false;
 }
 
+std::string residual_note(double residual, double theta) {
+  return "returned a spurious Ritz pair (relative residual " + std::to_string(residual / std::abs(theta)) +
+         " > " + std::to_string(kResidualTol) + ")";
+}
+
 std::optional<double> arnoldi_radius(const Eigen::MatrixXd& w, std::string* why) {
   const Eigen::Index n = w.rows();
   const Eigen::Index nev = std::min(kArnoldiNev, n - 2);                  // Spectra: 1 <= nev <= n - 2
@@ -158,7 +169,19 @@ std::optional<double> arnoldi_radius(const Eigen::MatrixXd& w, std::string* why)
   Spectra::DenseGenMatProd<double> op(w);
   Spectra::GenEigsSolver<Spectra::DenseGenMatProd<double>> solver(op, nev, ncv);
   if (!run_solver(solver, Spectra::SortRule::LargestMagn, kArnoldiMaxRestarts, why)) return std::nullopt;
-  return solver.eigenvalues().cwiseAbs().maxCoeff();
+  const Eigen::VectorXcd lambda = solver.eigenvalues();
+  Eigen::Index top = 0;
+  const double rho = lambda.cwiseAbs().maxCoeff(&top);
+  const Eigen::VectorXcd x = solver.eigenvectors().col(top);
+  Eigen::VectorXcd wx(n);  // W is real: apply it to the real and imaginary parts
+  wx.real() = w * x.real();
+  wx.imag() = w * x.imag();
+  const double residual = (wx - lambda(top) * x).norm();
+  if (!(residual <= kResidualTol * rho * x.norm())) {
+    *why = residual_note(residual, rho);
+    return std::nullopt;
+  }
+  return rho;
 }
 
 std::optional<double> lanczos_radius(const Eigen::MatrixXd& w, std::string* why) {
@@ -168,7 +191,16 @@ std::optional<double> lanczos_radius(const Eigen::MatrixXd& w, std::string* why)
   Spectra::DenseSymMatProd<double> op(w);
   Spectra::SymEigsSolver<Spectra::DenseSymMatProd<double>> solver(op, nev, ncv);
   if (!run_solver(solver, Spectra::SortRule::LargestMagn, kSymMaxRestarts, why)) return std::nullopt;
-  return solver.eigenvalues().cwiseAbs().maxCoeff();
+  const Eigen::VectorXd lambda = solver.eigenvalues();
+  Eigen::Index top = 0;
+  const double rho = lambda.cwiseAbs().maxCoeff(&top);
+  const Eigen::VectorXd x = solver.eigenvectors().col(top);
+  const double residual = (w * x - lambda(top) * x).norm();
+  if (!(residual <= kResidualTol * rho * x.norm())) {
+    *why = residual_note(residual, rho);
+    return std::nullopt;
+  }
+  return rho;
 }
 
 /// The Gram operator x -> W^T (W x), so that Lanczos finds sigma_max(W)^2 without forming W^T W (O(N^3)).
@@ -201,8 +233,18 @@ std::optional<double> lanczos_norm(const Eigen::MatrixXd& w, std::string* why) {
   GramOp op(w);
   Spectra::SymEigsSolver<GramOp> solver(op, nev, ncv);
   if (!run_solver(solver, Spectra::SortRule::LargestAlge, kNormMaxRestarts, why)) return std::nullopt;
-  // W^T W is positive semi-definite; a tiny negative Ritz value is rounding.
-  return std::sqrt(std::max(solver.eigenvalues().maxCoeff(), 0.0));
+  Eigen::Index top = 0;
+  const double theta = solver.eigenvalues().maxCoeff(&top);  // sigma_max^2
+  const Eigen::VectorXd x = solver.eigenvectors().col(top);
+  Eigen::VectorXd gx(n);
+  op.perform_op(x.data(), gx.data());
+  const double residual = (gx - theta * x).norm();
+  // theta > 0 also rejects a collapsed solve: W != 0 here, so sigma_max^2 > 0.
+  if (!(theta > 0.0 && residual <= kResidualTol * theta * x.norm())) {
+    *why = residual_note(residual, theta);
+    return std::nullopt;
+  }
+  return std::sqrt(theta);
 }
 
 std::string small_note(Eigen::Index n) {

@@ -270,6 +270,23 @@ TEST_CASE("analyse_spectrum reports a fallback with a message", "[spectrum]") {
   CHECK_THAT(nan_info.message, Catch::Contains("non-finite"));
 }
 
+TEST_CASE("clustered moduli without normality: Arnoldi gives up and the dense fallback is exact (N = 120)",
+          "[spectrum]") {
+  // D Q D^-1 has the eigenvalues of the orthogonal Q (all |lambda| = 1) but is not normal, so neither the
+  // scaled-orthogonal identity nor Arnoldi's modulus ordering can resolve it: the fallback must.
+  Rng rng(12345);
+  const Eigen::Index n = 120;
+  const Eigen::VectorXd d = Eigen::VectorXd::LinSpaced(n, 1.0, 3.0);
+  const Eigen::MatrixXd w = 0.8 * d.asDiagonal() * some_orthogonal(n, rng) * d.cwiseInverse().asDiagonal();
+  const gradflow::SpectralInfo info = gradflow::analyse_spectrum(w);
+  INFO(info.message);
+  CHECK(info.rho_status == SolveStatus::fallback);
+  CHECK_THAT(info.message, Catch::Contains("Arnoldi"));
+  CHECK(rel_err(info.rho, 0.8) <= kSpectralAgreeTol);
+  CHECK(info.norm_status == SolveStatus::converged);
+  CHECK(rel_err(info.spectral_norm, dense_norm(w)) <= kSpectralAgreeTol);
+}
+
 TEST_CASE("rescale_to_radius gives the exact radius along the same direction (N = 200)", "[spectrum]") {
   Rng rng(12345);
   const Eigen::MatrixXd g = gradflow::gaussian_matrix(200, 200, 1.0, rng);
