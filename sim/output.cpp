@@ -187,9 +187,12 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
   fs::create_directories(dir_, ec);
   if (!fs::is_directory(dir_, ec)) throw InputError(d + ": cannot create the output directory");
 
-  if (resuming && fs::exists(cells_path_)) {
-    const auto lines = read_complete_lines(cells_path_);
-    if (lines.empty() || lines[0] != join(cell_columns(scenario_)))
+  // run.json (status "running") is written before any row, so a run killed at any moment leaves a
+  // directory that --resume recognises; a cells.csv without a complete header holds no finished cell.
+  const auto lines = resuming && fs::exists(cells_path_) ? read_complete_lines(cells_path_)
+                                                         : std::vector<std::string>{};
+  if (!lines.empty()) {
+    if (lines[0] != join(cell_columns(scenario_)))
       throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
     std::string kept = lines[0] + "\n";
     for (std::size_t i = 1; i < lines.size(); ++i) {
@@ -214,11 +217,12 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
       }
     }
     if (scenario_.base.analysis.series) write_atomically(series_path_, series_kept);
+    finish("running");
     open_streams(true);
   } else {
+    finish("running");
     open_streams(false);
   }
-  finish("running");
 }
 
 void RunWriter::open_streams(bool append) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <thread>
 #include <vector>
+#include <random>
 #include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -181,4 +182,45 @@ TEST_CASE("resuming (--resume) refuses a directory holding a different scenario"
   const std::string before = read_file(out / "cells.csv");
   CHECK(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet", "--set", "seed=43"}) == 2);
   CHECK(read_file(out / "cells.csv") == before);
+}
+
+TEST_CASE("SIGKILL at 20 random moments always leaves a directory that --resume completes exactly",
+          "[sweep][resume][kill]") {
+  TempDir tmp;
+  const fs::path sc = tmp.path / "small.toml";
+  std::ofstream(sc) << R"(seed = 9
+[network]
+units = 48
+steps = 120
+batch = 4
+[analysis]
+burn_in = 20
+[sweep]
+"spectrum.radius" = { start = 0.5, stop = 2.0, num = 8 }
+"network.activation" = ["tanh", "relu", "gelu"]
+replicates = 2
+)";
+  const fs::path ref = tmp.path / "ref";
+  const auto start = std::chrono::steady_clock::now();
+  REQUIRE(run({"run", sc.string(), "-o", ref.string(), "--quiet"}) == 0);
+  const auto full_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
+  const auto reference = cells_without_timing(ref / "cells.csv");
+  const std::string reference_series = read_file(ref / "series.csv");
+
+  std::mt19937 rng(20261127);  // fixed: the same kill moments on every run of the test
+  std::uniform_int_distribution<int> delay(0, static_cast<int>(std::max<long long>(full_ms, 20)));
+  int interrupted = 0;
+  for (int trial = 0; trial < 20; ++trial) {
+    const fs::path out = tmp.path / ("k" + std::to_string(trial));
+    const pid_t pid = spawn({"run", sc.string(), "-o", out.string(), "--threads", "2", "--quiet"});
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+    kill(pid, SIGKILL);
+    if (wait_exit(pid) == 128 + SIGKILL) ++interrupted;
+    INFO("trial " << trial);
+    // Resume (twice when the first resume is killed too is not needed: one clean resume must finish it).
+    REQUIRE(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
+    CHECK(cells_without_timing(out / "cells.csv") == reference);
+    CHECK(read_file(out / "series.csv") == reference_series);
+  }
+  CHECK(interrupted >= 10);  // most kills land while the run is still going
 }
