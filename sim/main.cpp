@@ -155,8 +155,10 @@ int main(int argc, char** argv) {
   run_cmd->add_option("--set", run.set, "Override a scenario key before validation: key=value (repeatable)")
       ->allow_extra_args(false);
   run_cmd->add_option("--threads", run.threads, "Threads (default: all cores)")->check(CLI::NonNegativeNumber);
-  run_cmd->add_flag("--resume", run.resume, "Complete an interrupted run in OUTDIR, skipping finished cells");
-  run_cmd->add_flag("--force", run.force, "Replace the results of a different run in OUTDIR");
+  auto* resume_flag =
+      run_cmd->add_flag("--resume", run.resume, "Complete an interrupted run in OUTDIR, skipping finished cells");
+  auto* force_flag = run_cmd->add_flag("--force", run.force, "Replace the results of a different run in OUTDIR");
+  resume_flag->excludes(force_flag);
   run_cmd->add_flag("--quiet", run.quiet, "No progress or summary on stderr");
 
   std::string spec_scenario, spec_out;
