@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <unistd.h>
 #include <limits>
 #include <memory>
 #include <string>
@@ -46,6 +47,8 @@ std::string slurp(const fs::path& file) {
   if (st.type() == fs::file_type::not_found) fail(file, "no such file");
   if (ec) fail(file, "cannot be read: " + ec.message());
   if (st.type() == fs::file_type::directory) fail(file, "is a directory, expected a matrix file");
+  // A device or FIFO (/dev/zero, a pipe) would never end or never fill; only regular files are matrices.
+  if (st.type() != fs::file_type::regular) fail(file, "is not a regular file, expected a matrix file");
 
   errno = 0;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> fp(std::fopen(file.c_str(), "rb"), &std::fclose);
@@ -500,6 +503,24 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
             "a " + symmetry_s + " matrix must be square; size line says " + std::to_string(rows) + " x " +
                 std::to_string(cols));
 
+  // Refuse before allocating (found by fuzzing: "3 2222122222222" asked for 53 TB). The dense result
+  // must fit in memory, and an array file must be long enough to hold its entries (>= 2 bytes each).
+  const double needed = 8.0 * double(rows) * double(cols);
+  double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+#ifdef GRADFLOW_FUZZ_MEMORY_CAP
+  memory = std::min(memory, double(GRADFLOW_FUZZ_MEMORY_CAP));  // fuzz builds: keep under libFuzzer's RSS limit
+#endif
+  if (memory > 0 && needed > 0.9 * memory)
+    fail_at(file, size_line,
+            "matrix size " + std::to_string(rows) + " x " + std::to_string(cols) + " needs " +
+                std::to_string(static_cast<long long>(needed / 1e9)) + " GB as a dense matrix, more than " +
+                "this machine's memory");
+  if (!coordinate && double(rows) * double(cols) > double(bytes.size()) / 2.0 + 1.0 &&
+      symmetry == MtxSymmetry::general)
+    fail_at(file, size_line,
+            "too few entries: the size line promises " + std::to_string(rows) + " x " + std::to_string(cols) +
+                " values, the file is only " + std::to_string(bytes.size()) + " bytes long");
+
   Eigen::MatrixXd m = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
   const double mirror = symmetry == MtxSymmetry::skew ? -1.0 : 1.0;
 
@@ -644,13 +665,17 @@ std::string mtx_bytes(const Eigen::MatrixXd& m) {
 }  // namespace
 }  // namespace detail
 
-Eigen::MatrixXd read_matrix(const std::filesystem::path& file) {
-  const detail::Format format = detail::format_of(file);
-  const std::string bytes = detail::slurp(file);
+Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::path& name) {
+  const detail::Format format = detail::format_of(name);
   Eigen::MatrixXd m =
-      format == detail::Format::npy ? detail::read_npy(file, bytes) : detail::read_mtx(file, bytes);
-  detail::require_finite(file, m);
+      format == detail::Format::npy ? detail::read_npy(name, bytes) : detail::read_mtx(name, bytes);
+  detail::require_finite(name, m);
   return m;
+}
+
+Eigen::MatrixXd read_matrix(const std::filesystem::path& file) {
+  detail::format_of(file);  // an unknown extension is reported before reading anything
+  return parse_matrix(detail::slurp(file), file);
 }
 
 void write_matrix(const std::filesystem::path& file, const Eigen::MatrixXd& m) {

@@ -19,6 +19,9 @@ class MatrixFileError : public std::runtime_error {
 /// malformed, truncated or non-finite file.
 Eigen::MatrixXd read_matrix(const std::filesystem::path& file);
 
+/// The same from the file's bytes; `name` chooses the format by extension and names it in messages.
+Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::path& name);
+
 /// Writes W as .npy (float64, Fortran order) or .mtx (array, real general), chosen by extension.
 void write_matrix(const std::filesystem::path& file, const Eigen::MatrixXd& m);
 
