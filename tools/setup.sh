@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs what gradflow needs from Debian packages (as root), or says exactly what to install.
-# Usage: bash tools/setup.sh [--with-bench] [--with-mpi]
+# Usage: bash tools/setup.sh [--with-bench] [--with-mpi] [--with-sanitizers]
 set -euo pipefail
 
 packages=(build-essential cmake libeigen3-dev libspectra-dev catch2 libtomlplusplus-dev libcli11-dev
@@ -9,7 +9,8 @@ for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(python3-torch time) ;;
     --with-mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
-    *) echo "setup.sh: unknown option $arg (expected --with-bench or --with-mpi)" >&2; exit 2 ;;
+    --with-sanitizers) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;  # fuzzing and TSan (clang)
+    *) echo "setup.sh: unknown option $arg (expected --with-bench, --with-mpi or --with-sanitizers)" >&2; exit 2 ;;
   esac
 done
 
