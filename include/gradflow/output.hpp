@@ -25,6 +25,8 @@ std::string scenario_hash(const Scenario& scenario);
 /// Column names of cells.csv and series.csv for a scenario (axes named by their keys).
 std::vector<std::string> cell_columns(const Scenario& scenario);
 std::vector<std::string> series_columns();
+/// The number of lyapunov_i columns: the largest analysis.lyapunov of any cell (0: no Lyapunov columns).
+std::int64_t max_lyapunov_count(const Scenario& scenario);
 
 /// A number as CSV text: shortest round-trip form; non-finite or unset values are empty fields.
 std::string csv_number(double x);
