@@ -17,6 +17,7 @@
 #include "gradflow/scenario.hpp"
 #include "gradflow/spectrum.hpp"
 #include "gradflow/sweep.hpp"
+#include "gradflow/verdict.hpp"
 
 namespace {
 
@@ -60,6 +61,7 @@ int cmd_run(const RunArgs& a) {
     std::fprintf(stderr, "%s: %lld of %lld cells done (%lld now, %lld resumed) in %.2f s -> %s\n",
                  sc.name.c_str(), (long long)writer.done_count(), (long long)writer.total(), (long long)s.ran,
                  (long long)s.skipped, s.seconds, writer.dir().string().c_str());
+    if (complete) std::fputs(format_verdicts(writer.verdicts()).c_str(), stderr);
   }
   if (s.failed > 0) {
     std::fprintf(stderr, "gradflow: %lld cells failed; see run.json\n", (long long)s.failed);

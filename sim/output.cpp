@@ -8,6 +8,8 @@
 #include <optional>
 #include <sstream>
 
+#include "gradflow/verdict.hpp"
+
 namespace gradflow {
 
 namespace fs = std::filesystem;
@@ -468,6 +470,7 @@ void RunWriter::finish(const std::string& status) {
       sort_file(series_path_);
     }
     heatmaps_ = write_heatmaps();
+    verdicts_ = compute_verdicts(scenario_, cells_path_);
   }
   nlohmann::json cells = nlohmann::json::array();
   std::int64_t failed = 0;
@@ -503,6 +506,7 @@ void RunWriter::finish(const std::string& status) {
   j["files"] = {{"cells", "cells.csv"}};
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
+  if (!verdicts_.is_null()) j["verdicts"] = verdicts_;
   j["cells"] = cells;
   write_atomically(json_path_, j.dump(2) + "\n");
 }
