@@ -493,7 +493,7 @@ def style_axis(ax, axis, which):
         if len(vals) > 10:
             vals = vals[::int(math.ceil(len(vals) / 8))]
         set_ticks(vals)
-        set_ticklabels([fmt_value(v) for v in vals])
+        set_ticklabels([f"{v:.3g}" if axis.log else fmt_value(v) for v in vals])
         (ax.xaxis if which == "x" else ax.yaxis).set_minor_locator(matplotlib.ticker.NullLocator())
     if which == "x" and len(axis) > 6 and max(len(fmt_value(v)) for v in axis.values) > 3:
         for lab in ax.get_xticklabels():
