@@ -202,7 +202,15 @@ std::optional<double> lanczos_norm(const Eigen::MatrixXd& w, std::string* why) {
   Spectra::SymEigsSolver<GramOp> solver(op, nev, ncv);
   if (!run_solver(solver, Spectra::SortRule::LargestAlge, kNormMaxRestarts, why)) return std::nullopt;
   // W^T W is positive semi-definite; a tiny negative Ritz value is rounding.
-  return std::sqrt(std::max(solver.eigenvalues().maxCoeff(), 0.0));
+  const double top = std::max(solver.eigenvalues().maxCoeff(), 0.0);
+  // No eigenvalue of W^T W exceeds its trace ||W||_F^2. On a low-rank W^T W (rank one: W = u v^T) the Krylov
+  // space breaks down and Spectra can report a spurious "converged" Ritz value far above it (seen: 6.2e9
+  // for ||W||_2 = 61.5, depending on the rounding of W): treat that as not converged.
+  if (top > w.squaredNorm() * (1.0 + 1e-10)) {
+    *why = "gave a Ritz value above ||W||_F^2 (Krylov breakdown on a low-rank W^T W)";
+    return std::nullopt;
+  }
+  return std::sqrt(top);
 }
 
 std::string small_note(Eigen::Index n) {
