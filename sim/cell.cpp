@@ -68,13 +68,58 @@ Drive build_drive(const Config& config, std::uint64_t cell, std::uint64_t replic
   return drive;
 }
 
+MeanField cell_mean_field(const Config& config, double gain) {
+  if (config.network.cell != CellKind::vanilla) {
+    MeanField mf;
+    mf.status = MeanFieldStatus::not_applicable;
+    mf.message = "mean-field theory of h = f(a) only: not defined for the " + to_string(config.network.cell) +
+                 " cell";
+    return mf;
+  }
+  MeanFieldParams p;
+  p.activation = config.network.make_activation();
+  p.gain = gain;
+  p.input_std = config.input.kind == InputKind::gaussian ? config.input.std : 0.0;
+  p.bias_mean = config.bias.mean;
+  p.bias_std = config.bias.std;
+  p.h0_sq = config.init.state == InitState::gaussian ? config.init.std * config.init.std : 0.0;
+  return mean_field(p);
+}
+
+namespace {
+
+/// Forward pass, BPTT and the Lyapunov spectrum over the one tape, at one precision.
+template <class Scalar>
+void run_passes(const Config& config, const Model& model, const Drive& drive, std::uint64_t tangent_seed,
+                CellResult& result) {
+  const Tape<Scalar> tape = forward_pass<Scalar>(model, drive);
+  result.trace = backward_pass<Scalar>(model, drive, tape);
+  const auto& a = config.analysis;
+  if (a.lyapunov > 0) {
+    LyapunovOptions opt;
+    opt.count = a.lyapunov;
+    opt.burn_in = a.lyapunov_burn_in_for(config.network.steps);
+    opt.interval = a.lyapunov_interval;
+    opt.seed = tangent_seed;
+    result.lyapunov = lyapunov_spectrum<Scalar>(model, tape, opt);
+  }
+}
+
+}  // namespace
+
 CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate) {
   const auto start = std::chrono::steady_clock::now();
   CellResult result;
   const Model model = build_model(config, cell, replicate, &result.spectrum);
   const Drive drive = build_drive(config, cell, replicate);
-  result.trace = run_bptt(model, drive, config.network.precision);
+  const std::uint64_t tangent_seed = derive_seed(config.seed, cell, replicate, Stream::tangent);
+  if (config.network.precision == Precision::float32)
+    run_passes<float>(config, model, drive, tangent_seed, result);
+  else
+    run_passes<double>(config, model, drive, tangent_seed, result);
   result.metrics = compute_metrics(result.spectrum, model.activation, result.trace, config.analysis);
+  result.gain_rms = gain_rms(model.w);
+  result.mean_field = cell_mean_field(config, result.gain_rms);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

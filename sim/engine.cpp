@@ -114,6 +114,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   std::normal_distribution<double> normal(0.0, 1.0);
 
   tape.mean_abs_dact_t.assign(steps + 1, 0.0);
+  tape.mean_sq_dact_t.assign(steps + 1, 0.0);
   double sum_abs = 0.0, sum_sq = 0.0, max_abs = 0.0;
   std::int64_t dead = 0, saturated = 0;
 
@@ -141,15 +142,18 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
       const auto d = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dact, n * batch);
       const double step_abs = d.abs().template cast<double>().sum();
       sum_abs += step_abs;
-      sum_sq += d.square().template cast<double>().sum();
+      const double step_sq = d.square().template cast<double>().sum();
+      sum_sq += step_sq;
       max_abs = std::max(max_abs, static_cast<double>(d.abs().maxCoeff()));
       dead += (d == Scalar(0)).count();
       saturated += (d.abs() < static_cast<Scalar>(saturation_level)).count();
       tape.mean_abs_dact_t[t] = step_abs / static_cast<double>(n * batch);
+      tape.mean_sq_dact_t[t] = step_sq / static_cast<double>(n * batch);
     }
   }
   tape.horizon = horizon;
   tape.mean_abs_dact_t.resize(horizon + 1);
+  tape.mean_sq_dact_t.resize(horizon + 1);
   tape.final_state = std::move(h_prev);
   if (horizon > 0) {
     const double count = static_cast<double>(n * batch * horizon);
@@ -179,6 +183,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   trace.horizon = horizon;
   trace.forward_diverged_at = tape.forward_diverged_at;
   trace.mean_abs_dact_t = tape.mean_abs_dact_t;
+  trace.mean_sq_dact_t = tape.mean_sq_dact_t;
   trace.mean_abs_dact = tape.mean_abs_dact;
   trace.mean_sq_dact = tape.mean_sq_dact;
   trace.max_abs_dact = tape.max_abs_dact;

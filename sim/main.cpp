@@ -12,10 +12,12 @@
 
 #include "gradflow/activation.hpp"
 #include "gradflow/cell.hpp"
+#include "gradflow/meanfield.hpp"
 #include "gradflow/output.hpp"
 #include "gradflow/scenario.hpp"
 #include "gradflow/spectrum.hpp"
 #include "gradflow/sweep.hpp"
+#include "gradflow/verdict.hpp"
 
 namespace {
 
@@ -59,6 +61,7 @@ int cmd_run(const RunArgs& a) {
     std::fprintf(stderr, "%s: %lld of %lld cells done (%lld now, %lld resumed) in %.2f s -> %s\n",
                  sc.name.c_str(), (long long)writer.done_count(), (long long)writer.total(), (long long)s.ran,
                  (long long)s.skipped, s.seconds, writer.dir().string().c_str());
+    if (complete) std::fputs(format_verdicts(writer.verdicts()).c_str(), stderr);
   }
   if (s.failed > 0) {
     std::fprintf(stderr, "gradflow: %lld cells failed; see run.json\n", (long long)s.failed);
@@ -127,6 +130,85 @@ int cmd_activations(double mu, double sigma, double alpha, double beta, bool alp
   return kExitOk;
 }
 
+struct CriticalArgs {
+  std::string activation;
+  double input_std = 0.0, bias_mean = 0.0, bias_std = 0.0, alpha = 0.01, beta = 1.0;
+  double init_std = 1.0;
+  double lo = 1e-2, hi = 1e3;
+  bool alpha_given = false, json = false;
+};
+
+/// Mean-field critical gain: chi(gain) = 1.
+int cmd_critical(const CriticalArgs& a) {
+  ActivationKind kind;
+  try {
+    kind = parse_activation(a.activation);
+  } catch (const std::invalid_argument& e) {
+    throw InputError("--activation " + a.activation + ": " + e.what());
+  }
+  auto finite_non_negative = [](const char* flag, double x) {
+    if (!std::isfinite(x) || x < 0) throw InputError(std::string(flag) + " = " + std::to_string(x) + ": must be >= 0");
+  };
+  finite_non_negative("--input-std", a.input_std);
+  finite_non_negative("--bias-std", a.bias_std);
+  if (!std::isfinite(a.bias_mean)) throw InputError("--bias-mean: must be finite");
+  if (!(a.lo > 0 && a.hi > a.lo && std::isfinite(a.hi)))
+    throw InputError("--range: must satisfy 0 < LO < HI");
+  MeanFieldParams p;
+  p.activation = Activation(kind, a.alpha_given ? a.alpha : default_alpha(kind), a.beta);
+  try {
+    p.activation.validate();
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--alpha/--beta: ") + e.what());
+  }
+  p.input_std = a.input_std;
+  p.bias_mean = a.bias_mean;
+  p.bias_std = a.bias_std;
+  finite_non_negative("--init-std", a.init_std);
+  p.h0_sq = a.init_std * a.init_std;
+  const CriticalGain c = critical_gain(p, a.lo, a.hi);
+  MeanField at;
+  if (c.gain) {
+    p.gain = *c.gain;
+    at = mean_field(p);
+  }
+  if (a.json) {
+    nlohmann::json j = {{"activation", to_string(kind)}, {"alpha", p.activation.alpha}, {"beta", p.activation.beta},
+                        {"input_std", a.input_std}, {"bias_mean", a.bias_mean}, {"bias_std", a.bias_std},
+                        {"critical_gain", c.gain ? nlohmann::json(*c.gain) : nlohmann::json(nullptr)},
+                        {"q_star", c.gain && at.status == MeanFieldStatus::ok ? nlohmann::json(at.q) : nlohmann::json(nullptr)},
+                        {"mf_status", c.gain ? nlohmann::json(to_string(at.status)) : nlohmann::json(nullptr)},
+                        {"gain_is_jump", c.gain_is_jump}, {"crossings", c.crossings}, {"jumps", c.jumps},
+                        {"range", {c.lo, c.hi}}, {"init_std", a.init_std}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("activation      %s (alpha %g, beta %g)\n", to_string(kind).c_str(), p.activation.alpha,
+                p.activation.beta);
+    std::printf("input std       %g   bias ~ N(%g, %g^2)   init std %g\n", a.input_std, a.bias_mean, a.bias_std,
+                a.init_std);
+    if (!c.gain) {
+      std::printf("critical gain   none in [%g, %g]: chi = 1 is never reached\n", c.lo, c.hi);
+    } else {
+      std::printf("critical gain   %.10f   (chi = gain^2 E[f'(a)^2] = 1; gain = ||W||_F / sqrt(N) ~ rho(W) for "
+                  "Ginibre W)\n", *c.gain);
+      if (at.status == MeanFieldStatus::ok) std::printf("q* there        %.10g\n", at.q);
+      else std::printf("q* there        diverges\n");
+      if (c.gain_is_jump)
+        std::printf("note            chi jumps across 1 here: the fixed point reached from q0 = gain^2 init_std^2 "
+                    "+ input_std^2 + bias_std^2 switches branch\n");
+      auto list = [](const char* name, const std::vector<double>& v, double skip) {
+        std::string text;
+        for (double g : v)
+          if (g != skip) text += " " + std::to_string(g);
+        if (!text.empty()) std::printf("%-15s%s\n", name, text.c_str());
+      };
+      list("crossings", c.crossings, *c.gain);
+      list("jumps", c.jumps, *c.gain);
+    }
+  }
+  return kExitOk;
+}
+
 /// The scenario key table (Markdown), generated from the key registry: README's table is checked against it.
 int cmd_keys() {
   std::printf("| key | type | default | meaning |\n|---|---|---|---|\n");
@@ -180,6 +262,22 @@ int main(int argc, char** argv) {
   act_cmd->add_option("--beta", beta, "beta of softplus / swish (default 1)")->check(CLI::PositiveNumber);
   act_cmd->add_flag("--json", act_json, "Print a JSON array");
 
+  CriticalArgs crit;
+  std::vector<double> crit_range;
+  auto* crit_cmd = app.add_subcommand("critical", "Mean-field critical gain (radius) of a random network: where "
+                                                  "chi = gain^2 E[f'(a)^2] = 1, to 1e-8");
+  crit_cmd->add_option("--activation", crit.activation, "Activation (as in scenario files: tanh, relu, ...)")
+      ->required();
+  crit_cmd->add_option("--input-std", crit.input_std, "Std of each unit's input current (default 0)");
+  crit_cmd->add_option("--bias-mean", crit.bias_mean, "Mean of the bias b_i (default 0)");
+  crit_cmd->add_option("--bias-std", crit.bias_std, "Std of the bias b_i (default 0)");
+  auto* crit_alpha = crit_cmd->add_option("--alpha", crit.alpha, "alpha of leaky_relu / elu (default 0.01 / 1)");
+  crit_cmd->add_option("--beta", crit.beta, "beta of softplus / swish (default 1)");
+  crit_cmd->add_option("--init-std", crit.init_std,
+                       "Std of the initial state h_0 (default 1): where the variance iteration starts");
+  crit_cmd->add_option("--range", crit_range, "Gain range searched: LO HI (default 0.01 1000)")->expected(2);
+  crit_cmd->add_flag("--json", crit.json, "Print JSON instead of text");
+
   auto* keys_cmd = app.add_subcommand("keys", "Print every scenario key with its type, default and meaning "
                                               "(Markdown)");
 
@@ -200,6 +298,11 @@ int main(int argc, char** argv) {
     if (*run_cmd) return cmd_run(run);
     if (*spec_cmd) return cmd_spectrum(spec_scenario, spec_set, spec_out, spec_json);
     if (*keys_cmd) return cmd_keys();
+    if (*crit_cmd) {
+      crit.alpha_given = crit_alpha->count() > 0;
+      if (crit_range.size() == 2) crit.lo = crit_range[0], crit.hi = crit_range[1];
+      return cmd_critical(crit);
+    }
     if (*act_cmd) return cmd_activations(mu, sigma, alpha, beta, alpha_opt->count() > 0, act_json);
   } catch (const InputError& e) {
     std::fprintf(stderr, "gradflow: %s\n", e.what());

@@ -1,6 +1,7 @@
 #include "gradflow/metrics.hpp"
 
 #include <cmath>
+#include <limits>
 #include <stdexcept>
 
 namespace gradflow {
@@ -107,6 +108,17 @@ CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& acti
     m.regime = Regime::exploding;  // no window at all: only a forward divergence during burn-in does this
   }
   return m;
+}
+
+std::vector<double> cumulative_log10_prediction(const std::vector<double>& factor) {
+  if (factor.empty()) return {};
+  const std::size_t horizon = factor.size() - 1;
+  std::vector<double> c(horizon + 1, 0.0);
+  for (std::size_t t = horizon; t-- > 0;) {
+    const double f = factor[t + 1];
+    c[t] = f > 0 ? c[t + 1] + std::log10(f) : -std::numeric_limits<double>::infinity();
+  }
+  return c;
 }
 
 }  // namespace gradflow

@@ -8,6 +8,8 @@
 #include <optional>
 #include <sstream>
 
+#include "gradflow/verdict.hpp"
+
 namespace gradflow {
 
 namespace fs = std::filesystem;
@@ -109,6 +111,8 @@ nlohmann::json scenario_json(const Scenario& sc) {
       // Show the default actually used by the base cell.
       if (key.name == "network.alpha") v = sc.base.network.make_activation().alpha;
       if (key.name == "spectrum.radius" && sc.base.spectrum.kind != SpectrumKind::file) v = 1.0;
+      if (key.name == "analysis.lyapunov_burn_in")
+        v = static_cast<std::int64_t>(sc.base.analysis.lyapunov_burn_in_for(sc.base.network.steps));
     }
     resolved[key.name] = to_json(v);
   }
@@ -130,6 +134,17 @@ std::string scenario_hash(const Scenario& sc) {
   return buf;
 }
 
+std::int64_t max_lyapunov_count(const Scenario& sc) {
+  std::int64_t k = sc.base.analysis.lyapunov;
+  for (const auto& a : sc.axes) {
+    if (a.key != "analysis.lyapunov") continue;
+    k = 0;
+    for (const auto& v : a.values)
+      if (auto* i = std::get_if<std::int64_t>(&v)) k = std::max(k, *i);
+  }
+  return k;
+}
+
 std::vector<std::string> cell_columns(const Scenario& sc) {
   std::vector<std::string> cols{"cell", "replicate"};
   for (const auto& a : sc.axes) cols.push_back(a.key);
@@ -138,12 +153,18 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
                         "forward_diverged_at", "dead_fraction", "saturated_fraction", "seconds", "horizon",
                         "fit_first_lag", "fit_last_lag", "grad_zero_at", "max_abs_dact", "spectrum_status"})
     cols.push_back(c);
+  // Ground truth: mean-field theory always, Lyapunov exponents when some cell computes them.
+  for (const char* c : {"gain_rms", "mf_q", "mf_growth", "mf_lyapunov", "mf_status"}) cols.push_back(c);
+  if (const std::int64_t k = max_lyapunov_count(sc); k > 0) {
+    for (const char* c : {"lyapunov_max", "lyapunov_max_std", "lyapunov_status"}) cols.push_back(c);
+    for (std::int64_t i = 1; i <= k; ++i) cols.push_back("lyapunov_" + std::to_string(i));
+  }
   return cols;
 }
 
 std::vector<std::string> series_columns() {
   return {"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max",
-          "mean_abs_dact_t", "zero_trajectories"};
+          "mean_abs_dact_t", "zero_trajectories", "cum_log10_predictor", "cum_log10_predictor_rms"};
 }
 
 RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions options, int threads)
@@ -270,11 +291,37 @@ void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResu
   f.push_back(r.spectrum.rho_status == SolveStatus::converged && r.spectrum.norm_status == SolveStatus::converged
                   ? "converged"
                   : "fallback");
+  // Ground-truth block (same order as cell_columns).
+  const MeanField& mf = r.mean_field;
+  f.push_back(csv_number(r.gain_rms));
+  const bool mf_ok = mf.status != MeanFieldStatus::not_applicable;
+  f.push_back(mf.status == MeanFieldStatus::ok ? csv_number(mf.q) : "");
+  f.push_back(mf_ok ? csv_number(mf.growth) : "");
+  f.push_back(mf_ok ? csv_number(mf.lyapunov) : "");  // empty also when growth = 0 (ln 0)
+  f.push_back(to_string(mf.status));
+  if (const std::int64_t k = max_lyapunov_count(scenario_); k > 0) {
+    const LyapunovResult& ly = r.lyapunov;
+    const bool have = !ly.exponents.empty();
+    f.push_back(have ? csv_number(ly.exponents.front()) : "");
+    f.push_back(have && std::isfinite(ly.exponents.front()) ? csv_number(ly.exponents_std.front()) : "");
+    const bool computed = ly.per_trajectory.rows() > 0;  // false for a cell with analysis.lyapunov = 0
+    f.push_back(computed ? to_string(ly.status) : "");
+    for (std::int64_t i = 0; i < k; ++i)
+      f.push_back(static_cast<std::size_t>(i) < ly.exponents.size() ? csv_number(ly.exponents[i]) : "");
+  }
   const std::string cells_row = join(f) + "\n";
 
   std::string series_rows;
   if (scenario_.base.analysis.series) {
     const auto& tr = r.trace;
+    // Predicted log10 ||g_t|| - log10 ||g_T|| from the per-step factors rho mean|f'(a_s)| and its RMS form.
+    std::vector<double> abs_factor(tr.horizon + 1, 0.0), rms_factor(tr.horizon + 1, 0.0);
+    for (Eigen::Index s = 1; s <= tr.horizon; ++s) {
+      abs_factor[s] = m.rho * tr.mean_abs_dact_t[s];
+      rms_factor[s] = m.rho * std::sqrt(tr.mean_sq_dact_t[s]);
+    }
+    const std::vector<double> cum_abs = cumulative_log10_prediction(abs_factor);
+    const std::vector<double> cum_rms = cumulative_log10_prediction(rms_factor);
     for (Eigen::Index t = 0; t <= tr.horizon; ++t) {
       const bool any = tr.zero_count[t] < tr.batch;
       series_rows += prefix + "," + std::to_string(t) + "," +
@@ -282,7 +329,8 @@ void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResu
                                 csv_number(tr.log10_norm_max[t])
                           : std::string(",,")) +
                      "," + (t >= 1 ? csv_number(tr.mean_abs_dact_t[t]) : std::string()) + "," +
-                     std::to_string(tr.zero_count[t]) + "\n";
+                     std::to_string(tr.zero_count[t]) + "," + csv_number(cum_abs[t]) + "," +
+                     csv_number(cum_rms[t]) + "\n";
     }
   }
 
@@ -426,6 +474,7 @@ void RunWriter::finish(const std::string& status) {
       sort_file(series_path_);
     }
     heatmaps_ = write_heatmaps();
+    verdicts_ = compute_verdicts(scenario_, cells_path_);
   }
   nlohmann::json cells = nlohmann::json::array();
   std::int64_t failed = 0;
@@ -461,6 +510,7 @@ void RunWriter::finish(const std::string& status) {
   j["files"] = {{"cells", "cells.csv"}};
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
+  if (!verdicts_.is_null()) j["verdicts"] = verdicts_;
   j["cells"] = cells;
   write_atomically(json_path_, j.dump(2) + "\n");
 }

@@ -201,6 +201,18 @@ std::vector<KeySpec> make_keys() {
   add("analysis.lyapunov", ValueType::integer, "number of Lyapunov exponents to compute (0 = off, <= units)",
       [](const Config& c) { return Value(I(c.analysis.lyapunov)); },
       [](Config& c, const Value& v) { c.analysis.lyapunov = std::min(at_least(as_int(v), 0), kMaxDimension); });
+  add("analysis.lyapunov_burn_in", ValueType::integer,
+      "tangent steps run but not averaged, a prefix of t = 1..horizon (0 <= burn-in < steps); default steps / 10",
+      [](const Config& c) { return c.analysis.lyapunov_burn_in ? Value(I(*c.analysis.lyapunov_burn_in)) : Value(); },
+      [](Config& c, const Value& v) {
+        c.analysis.lyapunov_burn_in = std::min(at_least(as_int(v), 0), kMaxDimension);
+      });
+  add("analysis.lyapunov_interval", ValueType::integer,
+      "re-orthonormalise (QR) the Lyapunov tangent frame every this many steps (>= 1)",
+      [](const Config& c) { return Value(I(c.analysis.lyapunov_interval)); },
+      [](Config& c, const Value& v) {
+        c.analysis.lyapunov_interval = std::min(at_least(as_int(v), 1), kMaxDimension);
+      });
   return k;
 }
 
@@ -267,6 +279,10 @@ void validate_config(const Config& c) {
   if (c.analysis.lyapunov > c.network.units)
     throw std::invalid_argument("analysis.lyapunov = " + std::to_string(c.analysis.lyapunov) +
                                 ": must be <= network.units = " + std::to_string(c.network.units));
+  if (c.analysis.lyapunov > 0 && c.analysis.lyapunov_burn_in && *c.analysis.lyapunov_burn_in >= c.network.steps)
+    throw std::invalid_argument("analysis.lyapunov_burn_in = " + std::to_string(*c.analysis.lyapunov_burn_in) +
+                                ": must be < network.steps = " + std::to_string(c.network.steps) +
+                                " (the tangent burn-in is a prefix of the backpropagated window)");
   const auto act = c.network.activation;
   if (c.network.alpha && act == ActivationKind::elu && *c.network.alpha < 0)
     throw std::invalid_argument("network.alpha: elu needs alpha >= 0");
@@ -276,7 +292,8 @@ void validate_config(const Config& c) {
   const double scalar = c.network.precision == Precision::float32 ? 4.0 : 8.0;
   const double n = double(c.network.units), b = double(c.network.batch), t = double(c.network.steps);
   const double bytes = n * b * t * scalar + n * n * (8.0 + scalar) + 8.0 * n * b * scalar +
-                       n * double(c.input.dim) * (8.0 + scalar);
+                       n * double(c.input.dim) * (8.0 + scalar) +
+                       2.0 * n * b * double(c.analysis.lyapunov) * scalar;  // Lyapunov tangent frames
   const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (phys > 0 && bytes > 0.9 * phys) {
     std::ostringstream os;

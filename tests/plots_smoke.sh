@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Smoke test of the plot tools (tools/plot_heatmap.py, tools/plot_series.py).
+# Smoke test of the plot tools (tools/plot_heatmap.py, tools/plot_series.py, tools/plot_verdicts.py).
 #
 #   tests/plots_smoke.sh OUTDIR
 #
@@ -21,6 +21,7 @@ outdir=$1
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 heatmap=$root/tools/plot_heatmap.py
 series=$root/tools/plot_series.py
+verdicts=$root/tools/plot_verdicts.py
 
 python=""
 for py in ${PYTHON:-} python3 /usr/bin/python3; do
@@ -96,12 +97,25 @@ else
       "$outdir" -o "$tmp/series.png"
 fi
 
+if "$python" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("verdicts") else 1)' \
+    "$outdir/run.json" 2>/dev/null; then
+  run "plot_verdicts draws $outdir" 0 "" -- "$python" "$verdicts" "$outdir" -o "$tmp/verdicts.png" --svg &&
+    nonempty "verdicts.png is written" "$tmp/verdicts.png" && nonempty "verdicts.svg is written (--svg)" "$tmp/verdicts.svg"
+  run "plot_verdicts --by none" 0 "" -- "$python" "$verdicts" "$outdir" --by none -o "$tmp/verdicts_flat.png" &&
+    nonempty "verdicts_flat.png is written" "$tmp/verdicts_flat.png"
+  run "plot_verdicts: unknown --by axis" 2 "not a sweep axis" -- "$python" "$verdicts" "$outdir" --by no.such.key \
+      -o "$tmp/bad.png"
+else
+  run "plot_verdicts explains a run without verdicts" 2 "no verdicts" -- "$python" "$verdicts" "$outdir" \
+      -o "$tmp/bad.png"
+fi
+
 if [ "$(ls -la "$outdir")" = "$before" ]; then pass "nothing was written into OUTDIR"
 else fail "nothing was written into OUTDIR"; fi
 
 # --- bad input: exit 2 with a clear message ------------------------------------------------------------
 mkdir "$tmp/empty"
-for tool in "$heatmap" "$series"; do
+for tool in "$heatmap" "$series" "$verdicts"; do
   name=$(basename "$tool")
   run "$name: missing OUTDIR" 2 "does not exist" -- "$python" "$tool" "$tmp/no-such-dir"
   run "$name: directory without run.json/cells.csv" 2 "run\.json" -- "$python" "$tool" "$tmp/empty"

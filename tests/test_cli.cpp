@@ -6,6 +6,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
@@ -205,7 +206,11 @@ TEST_CASE("a single-cell run writes cells.csv, series.csv and run.json as the ou
   CHECK(count_lines(out / "cells.csv") == 2);
   const auto scols = csv_header(out / "series.csv");
   CHECK(scols == std::vector<std::string>{"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min",
-                                          "log10_grad_norm_max", "mean_abs_dact_t", "zero_trajectories"});
+                                          "log10_grad_norm_max", "mean_abs_dact_t", "zero_trajectories",
+                                          "cum_log10_predictor", "cum_log10_predictor_rms"});
+  for (const char* c : {"gain_rms", "mf_q", "mf_growth", "mf_lyapunov", "mf_status"})
+    CHECK(std::find(cols.begin(), cols.end(), c) != cols.end());
+  CHECK(std::find(cols.begin(), cols.end(), "lyapunov_max") == cols.end());  // analysis.lyapunov = 0
   CHECK(count_lines(out / "series.csv") == 1 + 61);
   const auto j = nlohmann::json::parse(read_file(out / "run.json"));
   CHECK(j["status"] == "complete");
@@ -312,7 +317,7 @@ TEST_CASE("gradflow spectrum reports rho = radius and writes the eigenvalues", "
 }
 
 TEST_CASE("help and version flags exit 0 on every subcommand", "[cli]") {
-  for (const char* sub : {"", "run", "spectrum", "activations"}) {
+  for (const char* sub : {"", "run", "spectrum", "activations", "critical", "keys"}) {
     INFO(sub);
     CHECK(gradflow(std::string(sub) + " --help").code == 0);
   }
@@ -333,4 +338,108 @@ TEST_CASE("README's scenario key table is the one gradflow keys generates", "[cl
     ++rows;
   }
   CHECK(rows > 20);
+}
+
+namespace {
+
+/// Rows of a CSV file as name -> field maps.
+std::vector<std::map<std::string, std::string>> csv_rows(const fs::path& file) {
+  const auto cols = csv_header(file);
+  std::ifstream in(file);
+  std::string line;
+  std::getline(in, line);
+  std::vector<std::map<std::string, std::string>> rows;
+  while (std::getline(in, line)) {
+    std::vector<std::string> f;
+    std::stringstream s(line);
+    for (std::string x; std::getline(s, x, ',');) f.push_back(x);
+    f.resize(cols.size());
+    std::map<std::string, std::string> row;
+    for (std::size_t i = 0; i < cols.size(); ++i) row[cols[i]] = f[i];
+    rows.push_back(row);
+  }
+  return rows;
+}
+
+}  // namespace
+
+TEST_CASE("gradflow critical prints the mean-field critical gain (ReLU sqrt 2, tanh 1) and rejects bad flags",
+          "[cli][critical]") {
+  Outcome o = gradflow("critical --activation relu --json");
+  REQUIRE(o.code == 0);
+  auto j = nlohmann::json::parse(o.out);
+  CHECK(std::abs(j["critical_gain"].get<double>() - std::sqrt(2.0)) <= 1e-8);
+  CHECK(j["activation"] == "relu");
+  o = gradflow("critical --activation tanh --input-std 0.5 --json");
+  REQUIRE(o.code == 0);
+  j = nlohmann::json::parse(o.out);
+  CHECK(j["critical_gain"].get<double>() > 1.0);
+  CHECK(j["q_star"].get<double>() > 0.0);
+  o = gradflow("critical --activation tanh");
+  REQUIRE(o.code == 0);
+  CHECK(o.out.find("critical gain   1.0000000000") != std::string::npos);
+  o = gradflow("critical --activation tanh --range 0.01 0.5 --json");
+  REQUIRE(o.code == 0);
+  CHECK(nlohmann::json::parse(o.out)["critical_gain"].is_null());
+  o = gradflow("critical --activation tanhh");
+  CHECK(o.code == 2);
+  CHECK(o.err.find("--activation tanhh") != std::string::npos);
+  CHECK(gradflow("critical --activation tanh --input-std -1").code == 2);
+  CHECK(gradflow("critical --activation softplus --beta 0").code == 2);
+  CHECK(gradflow("critical").code == 2);
+}
+
+TEST_CASE("a sweep writes verdicts to run.json and a summary to stderr (none with --quiet)", "[cli][verdict]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("v.toml", std::string(kSmall) +
+                                              "lyapunov = 2\n[sweep]\n\"spectrum.radius\" = [0.5, 2.0]\n");
+  const fs::path out = tmp.path / "out";
+  Outcome o = gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\"");
+  REQUIRE(o.code == 0);
+  CHECK(o.err.find("verdicts:") != std::string::npos);
+  CHECK(o.err.find("lyapunov_max") != std::string::npos);
+  const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  REQUIRE(j.contains("verdicts"));
+  CHECK(j["verdicts"]["rows"] == 2);
+  std::vector<std::string> names;
+  for (const auto& p : j["verdicts"]["predictors"]) names.push_back(p["name"]);
+  CHECK(names == std::vector<std::string>{"predictor", "predictor_rms", "mf_growth", "bound", "lyapunov_max"});
+  const auto cols = csv_header(out / "cells.csv");
+  for (const char* c : {"lyapunov_max", "lyapunov_max_std", "lyapunov_status", "lyapunov_1", "lyapunov_2"})
+    CHECK(std::find(cols.begin(), cols.end(), c) != cols.end());
+  CHECK(std::find(cols.begin(), cols.end(), "lyapunov_3") == cols.end());
+  for (const auto& row : csv_rows(out / "cells.csv")) {
+    CHECK(row.at("lyapunov_status") == "ok");
+    CHECK(row.at("lyapunov_max") == row.at("lyapunov_1"));
+    CHECK(row.at("mf_status") == "ok");
+  }
+  // Resuming a complete run recomputes the same verdicts; --quiet prints nothing.
+  o = gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\" --resume --quiet");
+  REQUIRE(o.code == 0);
+  CHECK(o.err.empty());
+  CHECK(nlohmann::json::parse(read_file(out / "run.json"))["verdicts"] == j["verdicts"]);
+}
+
+TEST_CASE("series.csv carries the cumulative predictions: 0 at the seed, exact for a scaled orthogonal linear RNN",
+          "[cli][series]") {
+  // Identity activation, orthogonal W of radius r: every step scales ||g|| by r = rho * mean|f'| exactly,
+  // so cum_log10_predictor(t) = (T - t) log10 r = log10 ||g_t|| - log10 ||g_T||.
+  TempDir tmp;
+  const fs::path sc = tmp.write("lin.toml",
+                                "[network]\nunits = 16\nsteps = 40\nbatch = 2\nactivation = \"identity\"\n"
+                                "[spectrum]\nkind = \"orthogonal\"\nradius = 0.8\n[analysis]\nburn_in = 5\n");
+  const fs::path out = tmp.path / "out";
+  REQUIRE(gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out.string() + "\"").code == 0);
+  const auto rows = csv_rows(out / "series.csv");
+  REQUIRE(rows.size() == 41);
+  const double seed = std::stod(rows.back().at("log10_grad_norm"));
+  for (const auto& row : rows) {
+    const double t = std::stod(row.at("t"));
+    INFO("t = " << t);
+    const double predicted = std::stod(row.at("cum_log10_predictor"));
+    CHECK(predicted == Approx((40 - t) * std::log10(0.8)).margin(1e-12));
+    CHECK(std::stod(row.at("cum_log10_predictor_rms")) == Approx(predicted).margin(1e-12));
+    CHECK(std::stod(row.at("log10_grad_norm")) - seed == Approx(predicted).margin(1e-12));
+  }
+  CHECK(rows.back().at("cum_log10_predictor") == "0");
 }

@@ -86,3 +86,21 @@ TEST_CASE("predictors are rho E|f'|, rho sqrt(E f'^2) and ||W||_2 sup|f'|", "[me
   CHECK(*m.log10_grad_ratio == Approx(20 * std::log10(0.9)));
   CHECK(m.regime == Regime::vanishing);
 }
+
+TEST_CASE("cumulative log10 prediction sums log10 factor[s] for s > t and is -inf below a zero factor",
+          "[metrics][series]") {
+  const std::vector<double> factor{0.0 /* unused */, 2.0, 0.5, 10.0};
+  const std::vector<double> c = cumulative_log10_prediction(factor);
+  REQUIRE(c.size() == 4);
+  CHECK(c[3] == 0.0);
+  CHECK(c[2] == Approx(1.0).epsilon(1e-15));
+  CHECK(c[1] == Approx(1.0 + std::log10(0.5)).epsilon(1e-15));
+  CHECK(c[0] == Approx(1.0 + std::log10(0.5) + std::log10(2.0)).margin(1e-15));
+  const std::vector<double> dead = cumulative_log10_prediction({0.0, 1.5, 0.0, 3.0});
+  CHECK(dead[3] == 0.0);
+  CHECK(dead[2] == Approx(std::log10(3.0)).epsilon(1e-15));
+  CHECK(std::isinf(dead[1]));
+  CHECK(std::isinf(dead[0]));
+  CHECK(dead[0] < 0);
+  CHECK(cumulative_log10_prediction({}).empty());
+}

@@ -5,7 +5,8 @@ Reads an OUTDIR written by `gradflow run` (run.json + cells.csv) and draws, over
 measured per-step growth factor of the BPTT gradient norm ||g_t|| (colour: natural log, so 0 = factor 1 =
 critical, red = exploding, blue = vanishing), with the lines where each predictor of that factor crosses 1:
 the measured rate, the seed predictor rho*E|f'|, the mean-field factor rho*sqrt(E f'^2) and, when the run
-has them, mf_growth and the bound ||W||_2*sup|f'|. Where the measured line and a predictor's line part,
+has them, mf_growth (mean-field theory), the bound ||W||_2*sup|f'| and exp(lyapunov_max) (the top Lyapunov
+exponent, when analysis.lyapunov > 0). Where the measured line and a predictor's line part,
 that predictor misclassifies the regime.
 
 Axes are chosen from the sweep: the first numeric axis is x, the second numeric axis is y, and any other
@@ -315,7 +316,12 @@ CROSSINGS = [
      dict(color="#d55ec8", linestyle=":", linewidth=2.6), "s"),
     ("bound", "‖W‖₂·sup|f′| = 1  (upper bound)",
      dict(color="#555555", linestyle=(0, (6, 2, 1, 2, 1, 2)), linewidth=1.8), "D"),
+    ("lyapunov_max", "exp(λ_max) = 1  (top Lyapunov exponent)",
+     dict(color="#56b4e9", linestyle=(0, (2, 1)), linewidth=2.4), "P"),
 ]
+
+# Crossing columns that are already a natural log per step (their factor is exp(value)): averaged as is.
+LOG_PER_STEP = {"lyapunov_max"}
 
 METRIC_LABELS = {
     "growth_rate": "ln growth rate per step",
@@ -487,7 +493,7 @@ def style_axis(ax, axis, which):
         if len(vals) > 10:
             vals = vals[::int(math.ceil(len(vals) / 8))]
         set_ticks(vals)
-        set_ticklabels([fmt_value(v) for v in vals])
+        set_ticklabels([f"{v:.3g}" if axis.log else fmt_value(v) for v in vals])
         (ax.xaxis if which == "x" else ax.yaxis).set_minor_locator(matplotlib.ticker.NullLocator())
     if which == "x" and len(axis) > 6 and max(len(fmt_value(v)) for v in axis.values) > 3:
         for lab in ax.get_xticklabels():
@@ -595,7 +601,7 @@ def plot(args, run):
     for p in panels:
         cells = panel_cells(run, p, x, y)
         z = grid(run, cells, x, y, metric, log)
-        cross = {c[0]: grid(run, cells, x, y, c[0], True) for c in crossing_cols}
+        cross = {c[0]: grid(run, cells, x, y, c[0], c[0] not in LOG_PER_STEP) for c in crossing_cols}
         data.append((p, cells, z, cross, diverged_grid(run, cells, x, y)))
 
     allz = np.concatenate([d[2].ravel() for d in data])

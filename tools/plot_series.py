@@ -5,8 +5,11 @@ Reads an OUTDIR written by `gradflow run` (series.csv, cells.csv, run.json). For
 draws log10 ||g_t|| (mean over the batch's trajectories, with the min-max band over trajectories) against
 the lag k = T - t, i.e. how many steps the gradient has been propagated back from the loss at t = T.
 A straight line of slope log10(c) means a constant factor c per step: c > 1 explodes, c < 1 vanishes.
-Dashed lines from the seed point (k = 0) show the slopes the predictors imply: rho*E|f'| (seed predictor),
-rho*sqrt(E f'^2) (mean-field factor) and the measured growth_rate fitted by gradflow.
+Dashed lines from the seed point (k = 0) show what the predictors imply: the measured growth_rate fitted by
+gradflow as a straight slope, and, step by step along the same trajectory, the cumulative predictions
+cum_log10_predictor = sum_{s>t} log10(rho*mean|f'(a_s)|) (seed predictor) and its RMS counterpart
+cum_log10_predictor_rms (series.csv columns; runs written before they existed get straight slopes of
+rho*E|f'| and rho*sqrt(E f'^2) instead).
 
 series.csv exists only when the run had analysis.series = true (the default).
 Exit codes: 0 done, 2 bad input (missing directory or file, unknown cell or replicate), 1 internal error.
@@ -65,10 +68,19 @@ def num(s):
         return math.nan
 
 
+# (series.csv column, line style, legend text, cells.csv column of the straight slope it replaces)
+CUMULATIVE = [
+    ("cum_log10_predictor", (0, (5, 3)), "Σ log10 ρ·mean|f′(a_s)|  (seed predictor, step by step)", "predictor"),
+    ("cum_log10_predictor_rms", (0, (1.2, 2)), "Σ log10 ρ·√mean f′(a_s)²  (RMS factor, step by step)",
+     "predictor_rms"),
+]
+
+
 def read_series(path, wanted):
     """{(cell, replicate): {column: np.array}} for the wanted cells, plus every (cell, replicate) present."""
     import csv
-    cols = ["t", "log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max", "zero_trajectories"]
+    cols = ["t", "log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max", "zero_trajectories",
+            "cum_log10_predictor", "cum_log10_predictor_rms"]
     raw, present = {}, set()
     try:
         with open(path, newline="") as f:
@@ -133,7 +145,18 @@ def plot(args, run, series, chosen):
             ax.plot([seed_lag], [seed], marker="o", color=color, markersize=6, markeredgecolor="black",
                     zorder=5, clip_on=False)
             k_end = float(np.nanmax(lag))
+            replaced = set()
+            for col, ls, _, slope_col in CUMULATIVE:
+                cum = s[col]
+                if np.isfinite(cum).any():
+                    predicted = seed + cum - cum[k0]  # cum is 0 at the seed
+                    lines.append((lag, predicted, color, ls))
+                    data_vals.append(predicted[np.isfinite(predicted)])  # keep the prediction in view
+                    used_slopes.add(col)
+                    replaced.add(slope_col)
             for col, ls, _ in SLOPES:
+                if col in replaced:
+                    continue
                 v = num(row.get(col)) if row else math.nan
                 if not (v > 0 and math.isfinite(v)):
                     continue
@@ -200,6 +223,10 @@ def plot(args, run, series, chosen):
                             markersize=6)]
     style_labels = ["log10 ‖g_t‖, mean over trajectories", "min–max over trajectories",
                     "seed g_T = ∂L/∂h_T  (k = 0)"]
+    for col, ls, text, _ in CUMULATIVE:
+        if col in used_slopes:
+            style_handles.append(Line2D([], [], color="black", linestyle=ls, linewidth=1.4))
+            style_labels.append(text)
     for col, ls, text in SLOPES:
         if col in used_slopes:
             style_handles.append(Line2D([], [], color="black", linestyle=ls, linewidth=1.4))

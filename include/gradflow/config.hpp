@@ -91,6 +91,13 @@ struct AnalysisConfig {
   double regime_tolerance = 0.01; // critical when |growth_rate - 1| <= tolerance
   double fit_skip = 0.1;          // fraction of lags skipped as transient before the growth fit
   Eigen::Index lyapunov = 0;      // number of Lyapunov exponents (0 = off)
+  std::optional<Eigen::Index> lyapunov_burn_in;  // tangent steps not averaged; unset: floor(steps / 10)
+  Eigen::Index lyapunov_interval = 1;            // re-orthonormalise the tangent frame every this many steps
+
+  /// The tangent burn-in in effect for `steps` backpropagated steps.
+  Eigen::Index lyapunov_burn_in_for(Eigen::Index steps) const {
+    return lyapunov_burn_in ? *lyapunov_burn_in : steps / 10;
+  }
 };
 
 /// One fully resolved cell configuration.

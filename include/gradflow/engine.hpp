@@ -50,6 +50,7 @@ struct GradientTrace {
   std::vector<double> log10_norm_max;
   std::vector<int> zero_count;          // trajectories whose g_t is exactly zero
   std::vector<double> mean_abs_dact_t;  // mean |f'(a_t)| over units and trajectories (t >= 1; [0] unused)
+  std::vector<double> mean_sq_dact_t;   // mean f'(a_t)^2 over units and trajectories (t >= 1; [0] unused)
 
   double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps 1..horizon and trajectories
   double mean_sq_dact = 0.0;        // E[f'(a)^2]
@@ -69,6 +70,7 @@ struct Tape {
   Eigen::Index horizon = 0;
   std::optional<Eigen::Index> forward_diverged_at;
   std::vector<double> mean_abs_dact_t;  // [t], t = 1..horizon ([0] unused)
+  std::vector<double> mean_sq_dact_t;   // [t], mean f'(a_t)^2, t = 1..horizon ([0] unused)
   double mean_abs_dact = 0.0, mean_sq_dact = 0.0, max_abs_dact = 0.0;
   double dead_fraction = 0.0, saturated_fraction = 0.0;
 

@@ -2,6 +2,7 @@
 
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -55,5 +56,12 @@ struct CellMetrics {
 /// zero and exploding when the forward state diverged first.
 CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& activation,
                             const GradientTrace& trace, const AnalysisConfig& analysis);
+
+/// Cumulative log10 prediction of the gradient norm along one trajectory from per-step factors:
+///     c_t = sum_{s = t+1}^{horizon} log10 factor[s],   t = 0..horizon   (c_horizon = 0),
+/// the prediction of log10 ||g_t|| - log10 ||g_horizon|| when each BPTT step g_{s-1} = W^T (f'(a_s) .* g_s)
+/// scales the norm by factor[s] (e.g. rho * mean|f'(a_s)|). factor[0] is unused. From the last step with a
+/// factor of 0 down to t = 0, c_t = -inf (the prediction is a zero gradient).
+std::vector<double> cumulative_log10_prediction(const std::vector<double>& factor);
 
 }  // namespace gradflow

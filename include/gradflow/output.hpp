@@ -25,6 +25,8 @@ std::string scenario_hash(const Scenario& scenario);
 /// Column names of cells.csv and series.csv for a scenario (axes named by their keys).
 std::vector<std::string> cell_columns(const Scenario& scenario);
 std::vector<std::string> series_columns();
+/// The number of lyapunov_i columns: the largest analysis.lyapunov of any cell (0: no Lyapunov columns).
+std::int64_t max_lyapunov_count(const Scenario& scenario);
 
 /// A number as CSV text: shortest round-trip form; non-finite or unset values are empty fields.
 std::string csv_number(double x);
@@ -54,11 +56,14 @@ class RunWriter {
   void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message);
 
   /// Writes run.json (atomically: write then rename). When every cell is done, rewrites cells.csv and
-  /// series.csv in (cell, replicate) order, atomically too. `status` is "complete" or "interrupted".
+  /// series.csv in (cell, replicate) order, atomically too, and judges the predictors against the measured
+  /// regimes (run.json "verdicts", from the finished cells.csv). `status` is "complete" or "interrupted".
   void finish(const std::string& status);
 
   const std::filesystem::path& dir() const { return dir_; }
   const std::filesystem::path& cells_path() const { return cells_path_; }
+  /// Predictor verdicts (verdict.hpp) of the complete run, computed by finish("complete"); null before.
+  const nlohmann::json& verdicts() const { return verdicts_; }
 
  private:
   std::size_t slot(std::int64_t cell, std::int64_t replicate) const {
@@ -84,6 +89,7 @@ class RunWriter {
   double start_seconds_;
   std::int64_t done_ = 0;
   nlohmann::json heatmaps_ = nlohmann::json::array();
+  nlohmann::json verdicts_;
 };
 
 }  // namespace gradflow

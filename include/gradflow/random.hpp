@@ -11,7 +11,10 @@ namespace gradflow {
 using Rng = std::mt19937_64;
 
 /// Independent random streams of one cell: each part of the model draws from its own.
-enum class Stream : std::uint64_t { recurrent = 1, input_weights = 2, input = 3, bias = 4, init = 5, loss = 6 };
+enum class Stream : std::uint64_t {
+  recurrent = 1, input_weights = 2, input = 3, bias = 4, init = 5, loss = 6,
+  tangent = 101  // starting frames of the Lyapunov estimate
+};
 
 /// SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix with full avalanche.
 constexpr std::uint64_t splitmix64(std::uint64_t x) {
