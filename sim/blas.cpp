@@ -31,9 +31,14 @@ namespace gradflow {
 
 namespace {
 
-// W up to this many bytes stays in a core's L2 (2 MiB here; 1 MiB leaves room for the operands), where
-// Eigen's kernel measured as fast as or faster than OpenBLAS's for one thread (BENCHMARKS.md).
+// Measured with tools/bench/gemm_limit on one core (AVX-512, Eigen 3.4.0, OpenBLAS 0.3.21), 2 x 1000 products
+// N = 256: B = 1: Eigen's GEMV 19 ms, OpenBLAS 21 ms; B = 2, 4: Eigen 100 ms, OpenBLAS 27-30 ms (Eigen's GEMM
+// handles narrow right-hand sides badly); B = 8: 135 vs 117 ms; B = 16: 219 vs 272 ms; B = 32: 360 vs 400 ms.
+// N = 64, B = 8: Eigen 7.8 ms, OpenBLAS 1.9 ms. N = 1024, B = 16 (W = 8 MiB, beyond L2): Eigen 0.31 s,
+// OpenBLAS 0.24 s per 50 steps. So: Eigen for B = 1 and for B >= 16 while W fits in L2 (2 MiB here; 1 MiB
+// leaves room for the operands); OpenBLAS otherwise, and whenever the GEMM has several threads.
 constexpr double kEigenMaxWeightBytes = 1 << 20;
+constexpr Eigen::Index kEigenMinBatch = 16;
 
 enum class Override { automatic, eigen, openblas };
 
@@ -63,9 +68,10 @@ GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_b
   static const Override forced = read_override();
   if (forced == Override::eigen) return GemmBackend::eigen;
   if (forced == Override::openblas) return GemmBackend::openblas;
+  if (gemm_threads() > 1) return GemmBackend::openblas;
+  if (batch == 1) return GemmBackend::eigen;
   const double w_bytes = double(n) * double(n) * double(scalar_bytes);
-  if (gemm_threads() == 1 && w_bytes <= kEigenMaxWeightBytes) return GemmBackend::eigen;
-  (void)batch;
+  if (batch >= kEigenMinBatch && w_bytes <= kEigenMaxWeightBytes) return GemmBackend::eigen;
   return GemmBackend::openblas;
 }
 

@@ -20,4 +20,12 @@ constexpr double kSpectralAgreeTol = 1e-10; // Spectra (residual 1e-12 relative)
 constexpr double kDefectiveEigTol = 1e-7;   // |lambda| / ||W||_2 of W^2 = 0: a Jordan block's eigenvalue ~ sqrt(eps)
 constexpr double kOrthogonalityTol = 1e-12; // max |W^T W / r^2 - I|: Householder QR is orthogonal to ~N eps
 
+// OpenBLAS vs Eigen products: both sum N products per entry, in different orders, so they differ by at most
+// ~N eps ||W||_F ||x||_F (Higham, Accuracy and Stability of Numerical Algorithms, 2002, sec. 3.1); this factor
+// times N eps.
+constexpr double kProductOrderFactor = 4;
+// reference BPTT (tools/bench/reference.py) vs gradflow: log10 ||g_t|| to 1e-8 relative (issue 4), where the
+// reference's plain norm is representable.
+constexpr double kReferenceAgreeTol = 1e-8;
+
 }  // namespace gradflow::test

@@ -19,8 +19,9 @@ bool have_openblas();
 
 /// The backend for an N x N times N x B product of `scalar_bytes`-byte scalars under the current thread
 /// count. Environment variable GRADFLOW_GEMM = eigen | openblas | auto (default auto) overrides it, for
-/// benchmarks. Auto (measured in BENCHMARKS.md): Eigen when W fits in L2 (N^2 * scalar_bytes <= 1 MiB) and
-/// one thread runs the GEMM, where it avoids OpenBLAS's per-call packing and dispatch; OpenBLAS otherwise.
+/// benchmarks. Auto, on one thread (measurements in sim/blas.cpp): Eigen's GEMV for B = 1, Eigen's GEMM for
+/// B >= 16 while W fits in L2 (N^2 * scalar_bytes <= 1 MiB); OpenBLAS for 2 <= B < 16 (where Eigen's GEMM is
+/// up to 4x slower), for larger W, and whenever the GEMM has several threads.
 GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_bytes);
 
 /// Threads the GEMMs inside one cell may use: Eigen's own kernels (Eigen::setNbThreads) and OpenBLAS's.

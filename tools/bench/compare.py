@@ -381,7 +381,7 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--build", default=str(ROOT / "build"))
-    p.add_argument("--reps", type=int, default=5, help="alternated rounds per row")
+    p.add_argument("--reps", type=int, default=3, help="alternated rounds per row")
     p.add_argument("--rows", default="all", help="comma-separated row numbers (1-based) or 'all'")
     p.add_argument("--sweep-reps", type=int, default=1)
     p.add_argument("--no-sweep", action="store_true")
