@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <type_traits>
 
+#include "gradflow/blas.hpp"
 #include "gradflow/random.hpp"
 
 namespace gradflow {
@@ -34,6 +35,33 @@ class Weights {
  private:
   const Eigen::MatrixXd* ref_;
   Mat copy_;
+};
+
+/// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
+/// kernel choose_gemm() picks for the shape (Eigen's GEMM/GEMV or OpenBLAS). Writes y without allocating.
+template <class Scalar>
+class RecurrentProduct {
+ public:
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  RecurrentProduct(const Mat& w, Eigen::Index batch)
+      : w_(w), batch_(batch), backend_(choose_gemm(w.rows(), batch, sizeof(Scalar))) {}
+
+  void apply(const Scalar* x, Scalar* y, bool transpose) const {
+    const Eigen::Index n = w_.rows();
+    if (backend_ == GemmBackend::openblas) {
+      detail::blas_product(transpose, n, batch_, w_.data(), x, y);
+      return;
+    }
+    const Eigen::Map<const Mat> xm(x, n, batch_);
+    Eigen::Map<Mat> ym(y, n, batch_);
+    if (transpose) ym.noalias() = w_.transpose() * xm;  // B = 1 at run time: Eigen's GEMV
+    else ym.noalias() = w_ * xm;
+  }
+
+ private:
+  const Mat& w_;
+  Eigen::Index batch_;
+  GemmBackend backend_;
 };
 
 /// ||col||_2 in double without overflow or underflow of the squares.
@@ -83,6 +111,7 @@ template <class Scalar>
 Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  using Arr = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   using Index = Eigen::Index;
   check_shapes<Scalar>(model, drive);
 
@@ -92,11 +121,13 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   const Index dim = model.u.cols();
   const Weights<Scalar> weights(model.w);
   const Mat& w = weights.get();
+  const RecurrentProduct<Scalar> product(w, batch);
   const Mat u = model.u.cast<Scalar>();
   const Vec b = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(n);
   const bool has_bias = model.b.size() != 0 && model.b.any();
   const Activation& f = model.activation;
-  const double saturation_level = 1e-3 * f.sup_abs_derivative();
+  const Scalar saturation_level = static_cast<Scalar>(1e-3 * f.sup_abs_derivative());
+  const bool vanilla = model.cell == CellKind::vanilla;
   const Scalar carry = static_cast<Scalar>(model.carry());
   const Scalar scale = static_cast<Scalar>(model.drive_scale());
 
@@ -104,7 +135,8 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   tape.batch = batch;
   tape.dact.resize(n, batch * steps);
 
-  // Two state buffers so that the last finite state survives a divergence.
+  // Two state buffers so that the last finite state survives a divergence. Everything is allocated here:
+  // nothing inside the time loop allocates (the GEMMs write into `a`, the activation into h and the tape).
   Mat h_prev = drive.h0.cast<Scalar>();
   Mat h_next(n, batch);
   Mat a(n, batch);
@@ -122,31 +154,48 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   const Index total = drive.burn_in + steps;
   for (Index s = 1; s <= total; ++s) {
     const Index t = s - drive.burn_in;  // series time: burn-in steps have t <= 0
-    a.noalias() = w * h_prev;
+    product.apply(h_prev.data(), a.data(), /*transpose=*/false);
     if (dim > 0) {
       for (Index j = 0; j < batch; ++j)
         for (Index i = 0; i < dim; ++i) x(i, j) = static_cast<Scalar>(normal(input_rng));
       a.noalias() += u * x;
     }
-    if (has_bias) a.colwise() += b;
     Scalar* dact = t >= 1 ? tape.dact.data() + (t - 1) * n * batch : burn_dact.data();
-    f.apply<Scalar>(a.data(), h_next.data(), dact, n * batch);
-    if (model.cell != CellKind::vanilla) h_next = carry * h_prev + scale * h_next;
-    if (!h_next.allFinite()) {
+    // One pass per trajectory while its column is in L1: bias, f and f' (fused kernel, f' straight into the
+    // tape), the cell's carry, the finiteness check and the statistics of f'.
+    bool finite = true;
+    double step_abs = 0.0, step_sq = 0.0;
+    for (Index j = 0; j < batch && finite; ++j) {
+      Scalar* aj = a.data() + j * n;
+      Scalar* hj = h_next.data() + j * n;
+      Scalar* dj = dact + j * n;
+      if (has_bias) Eigen::Map<Vec>(aj, n) += b;
+      f.apply<Scalar>(aj, hj, dj, n);
+      Eigen::Map<Arr> h(hj, n);
+      if (!vanilla) h = carry * Eigen::Map<const Arr>(h_prev.data() + j * n, n) + scale * h;
+      if (!h.allFinite()) {
+        finite = false;
+        break;
+      }
+      if (t >= 1) {
+        const Eigen::Map<const Arr> d(dj, n);
+        // Per-trajectory sums, added in trajectory order: the same numbers for any batch split.
+        step_abs += d.abs().template cast<double>().sum();
+        step_sq += d.square().template cast<double>().sum();
+        max_abs = std::max(max_abs, static_cast<double>(d.abs().maxCoeff()));
+        dead += (d == Scalar(0)).count();
+        saturated += (d.abs() < saturation_level).count();
+      }
+    }
+    if (!finite) {
       tape.forward_diverged_at = t;
       horizon = std::max<Index>(0, t - 1);
       break;
     }
     h_prev.swap(h_next);
     if (t >= 1) {
-      const auto d = Eigen::Map<const Eigen::Array<Scalar, Eigen::Dynamic, 1>>(dact, n * batch);
-      const double step_abs = d.abs().template cast<double>().sum();
       sum_abs += step_abs;
-      const double step_sq = d.square().template cast<double>().sum();
       sum_sq += step_sq;
-      max_abs = std::max(max_abs, static_cast<double>(d.abs().maxCoeff()));
-      dead += (d == Scalar(0)).count();
-      saturated += (d.abs() < static_cast<Scalar>(saturation_level)).count();
       tape.mean_abs_dact_t[t] = step_abs / static_cast<double>(n * batch);
       tape.mean_sq_dact_t[t] = step_sq / static_cast<double>(n * batch);
     }
@@ -169,12 +218,15 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
 template <class Scalar>
 GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<Scalar>& tape) {
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  using Arr = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   using Index = Eigen::Index;
   const Index n = model.w.rows();
   const Index batch = tape.batch;
   const Index horizon = tape.horizon;
   const Weights<Scalar> weights(model.w);
   const Mat& w = weights.get();
+  const RecurrentProduct<Scalar> product(w, batch);
+  const bool vanilla = model.cell == CellKind::vanilla;
   const Scalar carry = static_cast<Scalar>(model.carry());
   const Scalar scale = static_cast<Scalar>(model.drive_scale());
 
@@ -197,22 +249,26 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   } else {
     Rng loss_rng(drive.loss_seed);
     std::normal_distribution<double> normal(0.0, 1.0);
+    Eigen::VectorXd v(n);
     for (Index j = 0; j < batch; ++j) {
-      Eigen::VectorXd v(n);
       for (Index i = 0; i < n; ++i) v[i] = normal(loss_rng);
       g.col(j) = (v / v.norm()).cast<Scalar>();  // uniform on the unit sphere
     }
   }
 
-  // Per-column renormalisation: g holds g_t / ||g_t||, log_norm the natural log of ||g_t||.
+  // g holds the raw g_t (up to the scale already taken out), inv[j] = 1 / ||g_t^(j)|| of it, and log_norm[j]
+  // the natural log of the true ||g_t^(j)||. The scale 1/||g_t|| is applied in the same pass that multiplies
+  // by f'(a_t), so renormalisation costs no pass of its own.
   std::vector<double> log_norm(batch, 0.0);
+  std::vector<Scalar> inv(batch, Scalar(1));
   std::vector<char> zero(batch, 0);
   trace.log10_norm_mean.assign(horizon + 1, 0.0);
   trace.log10_norm_min.assign(horizon + 1, 0.0);
   trace.log10_norm_max.assign(horizon + 1, 0.0);
   trace.zero_count.assign(horizon + 1, 0);
 
-  auto renormalise_and_record = [&](Index t) {
+  // Norms of the columns of g (g_t up to the known scale): updates log_norm, inv and zero, records step t.
+  auto measure_and_record = [&](Index t) {
     double sum = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
     int zeros = 0;
     for (Index j = 0; j < batch; ++j) {
@@ -223,10 +279,11 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
           // would need a one-step growth beyond the largest Scalar; it is treated the same way, never
           // propagated as inf or NaN.)
           zero[j] = 1;
+          inv[j] = Scalar(0);
           g.col(j).setZero();
         } else {
           log_norm[j] += std::log(c);
-          g.col(j) *= static_cast<Scalar>(1.0 / c);
+          inv[j] = static_cast<Scalar>(1.0 / c);
         }
       }
       if (zero[j]) {
@@ -246,21 +303,26 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
     }
   };
 
-  renormalise_and_record(horizon);
+  measure_and_record(horizon);
   Mat g_next(n, batch);
   Mat dg(n, batch);
   for (Index t = horizon; t >= 1; --t) {
-    // g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t)
-    if (model.cell == CellKind::vanilla) {
-      g.array() *= tape.step(t).array();
-      g_next.noalias() = w.transpose() * g;
-    } else {
-      dg.array() = tape.step(t).array() * g.array();
-      g_next.noalias() = w.transpose() * dg;
-      g_next = carry * g + scale * g_next;
+    // g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t), with g_t renormalised to unit columns on the way.
+    const Scalar* d = tape.dact.data() + (t - 1) * n * batch;
+    for (Index j = 0; j < batch; ++j) {
+      Eigen::Map<Arr> gj(g.data() + j * n, n);
+      const Eigen::Map<const Arr> dj(d + j * n, n);
+      if (vanilla) {
+        Eigen::Map<Arr>(dg.data() + j * n, n) = (inv[j] * dj) * gj;
+      } else {
+        gj *= inv[j];
+        Eigen::Map<Arr>(dg.data() + j * n, n) = dj * gj;
+      }
     }
+    product.apply(dg.data(), g_next.data(), /*transpose=*/true);
+    if (!vanilla) g_next = carry * g + scale * g_next;
     g.swap(g_next);
-    renormalise_and_record(t - 1);
+    measure_and_record(t - 1);
   }
   return trace;
 }

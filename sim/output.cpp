@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "gradflow/verdict.hpp"
+#include "gradflow/blas.hpp"
 
 namespace gradflow {
 
@@ -151,7 +152,8 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
   for (const char* c : {"rho", "spectral_norm", "mean_abs_dact", "mean_sq_dact", "sup_dact", "predictor",
                         "predictor_rms", "bound", "growth_rate", "log10_grad_ratio", "regime",
                         "forward_diverged_at", "dead_fraction", "saturated_fraction", "seconds", "horizon",
-                        "fit_first_lag", "fit_last_lag", "grad_zero_at", "max_abs_dact", "spectrum_status"})
+                        "fit_first_lag", "fit_last_lag", "grad_zero_at", "max_abs_dact", "spectrum_status",
+                        "seconds_spectrum", "seconds_forward", "seconds_backward"})
     cols.push_back(c);
   // Ground truth: mean-field theory always, Lyapunov exponents when some cell computes them.
   for (const char* c : {"gain_rms", "mf_q", "mf_growth", "mf_lyapunov", "mf_status"}) cols.push_back(c);
@@ -291,6 +293,9 @@ void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResu
   f.push_back(r.spectrum.rho_status == SolveStatus::converged && r.spectrum.norm_status == SolveStatus::converged
                   ? "converged"
                   : "fallback");
+  f.push_back(csv_number(r.seconds_spectrum));
+  f.push_back(csv_number(r.seconds_forward));
+  f.push_back(csv_number(r.seconds_backward));
   // Ground-truth block (same order as cell_columns).
   const MeanField& mf = r.mean_field;
   f.push_back(csv_number(r.gain_rms));
@@ -500,6 +505,7 @@ void RunWriter::finish(const std::string& status) {
   j["scenario"] = scenario_json(scenario_);
   j["overrides"] = scenario_.overrides;
   j["threads"] = threads_;
+  j["gemm"] = gemm_backend();
   j["status"] = status == "complete" && !complete ? "incomplete" : status;
   j["start_time"] = start_time_;
   j["end_time"] = status == "running" ? nlohmann::json(nullptr) : nlohmann::json(utc_now());

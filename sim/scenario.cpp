@@ -330,6 +330,16 @@ std::vector<Value> Scenario::cell_values(std::int64_t cell) const {
   return v;
 }
 
+std::int64_t Scenario::recurrent_family(std::int64_t cell) const {
+  const auto idx = axis_indices(cell);
+  std::int64_t family = 0;
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    if (axes[i].key == "spectrum.radius") continue;
+    family = family * static_cast<std::int64_t>(axes[i].values.size()) + static_cast<std::int64_t>(idx[i]);
+  }
+  return family;
+}
+
 Config Scenario::cell_config(std::int64_t cell) const {
   Config c = base;
   const auto values = cell_values(cell);

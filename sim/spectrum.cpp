@@ -43,9 +43,12 @@ constexpr double kArnoldiMinSpread = 3e-3;
 // products, ncv = 80-160 about 1000; the O(ncv^3) Ritz work per restart stays below one matvec at N = 2000.
 // For N <= ncv the subspace is the whole space and the Ritz values are the eigenvalues (no gate needed).
 constexpr Eigen::Index kArnoldiNcv = 100;
-// Restart budget. Ginibre converges in 9-19 restarts at ncv = 100 (N = 1000-2000, 850-1750 products); a
-// cluster of equal moduli (e.g. a non-normal matrix similar to an orthogonal one) never does, so cap the
-// waste at ~9000 products (~10 s at N = 2000, a fifth of the ~50 s dense solve) before falling back.
+// Restart budget, N / 10 clamped to [20, 100]. Ginibre (ncv = 100) needs at most 2, 4, 7, 19, 19 restarts at
+// N = 150, 300, 500, 1000, 2000 (30 draws each, 6 at 2000). A cluster of equal moduli (e.g. a non-normal
+// matrix similar to an orthogonal one) never converges, and each wasted restart costs ~ncv^3 + ncv N^2
+// flops, so the budget scales with N to keep the waste a fraction of the N^3 dense solve that follows
+// (~10 s against ~50 s at N = 2000; ~0.05 s against ~0.03 s at N = 200).
+constexpr Eigen::Index kArnoldiMinRestarts = 20;
 constexpr Eigen::Index kArnoldiMaxRestarts = 100;
 
 // Lanczos on a symmetric W for rho. LargestMagn must weigh both ends of the spectrum (for GOE lambda_min and
@@ -181,7 +184,8 @@ std::optional<double> arnoldi_radius(const Eigen::MatrixXd& w, std::string* why)
   const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kArnoldiNcv));  // nev + 2 <= ncv <= n
   Spectra::DenseGenMatProd<double> op(w);
   Spectra::GenEigsSolver<Spectra::DenseGenMatProd<double>> solver(op, nev, ncv);
-  if (!run_solver(solver, Spectra::SortRule::LargestMagn, kArnoldiMaxRestarts, why)) return std::nullopt;
+  const Eigen::Index restarts = std::clamp(n / 10, kArnoldiMinRestarts, kArnoldiMaxRestarts);
+  if (!run_solver(solver, Spectra::SortRule::LargestMagn, restarts, why)) return std::nullopt;
   const Eigen::VectorXcd lambda = solver.eigenvalues();
   Eigen::Index top = 0;
   const double rho = lambda.cwiseAbs().maxCoeff(&top);

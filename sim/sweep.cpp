@@ -1,5 +1,6 @@
 #include "gradflow/sweep.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -8,6 +9,7 @@
 #include <omp.h>
 #include <Eigen/Core>
 
+#include "gradflow/blas.hpp"
 #include "gradflow/cell.hpp"
 
 namespace gradflow {
@@ -67,6 +69,15 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
       else work.emplace_back(c, r);
     }
 
+  // Cells that differ only in spectrum.radius share W's base matrix (Scenario::recurrent_family): run them
+  // next to each other, so that a small cache holds the bases in use and each is built and solved once.
+  std::vector<std::int64_t> family(static_cast<std::size_t>(scenario.cell_count()));
+  for (std::int64_t c = 0; c < scenario.cell_count(); ++c) family[static_cast<std::size_t>(c)] = scenario.recurrent_family(c);
+  std::stable_sort(work.begin(), work.end(), [&](const auto& x, const auto& y) {
+    const auto fx = family[static_cast<std::size_t>(x.first)], fy = family[static_cast<std::size_t>(y.first)];
+    return fx != fy ? fx < fy : x.second < y.second;
+  });
+
   Progress progress(options.progress, writer.total(), writer.done_count());
   // Parallel across cells, or inside the one cell (Eigen's GEMM threads): never both at once.
   // Inside one cell, threads only pay off for large GEMMs: for N^2 B below ~4M multiply-adds per step
@@ -77,8 +88,8 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
   const Config probe = work.empty() ? scenario.base : scenario.cell_config(work.front().first);
   const double gemm_size = double(probe.network.units) * double(probe.network.units) * double(probe.network.batch);
   const int eigen_threads = across_cells || gemm_size < double(1 << 22) ? 1 : threads;
-  const int saved_eigen = Eigen::nbThreads();
-  Eigen::setNbThreads(eigen_threads);
+  const int saved_threads = set_gemm_threads(eigen_threads);
+  RecurrentCache cache(static_cast<std::size_t>(2 * outer));
 
   std::int64_t ran = 0, failed = 0;
   const auto n = static_cast<std::int64_t>(work.size());
@@ -87,7 +98,8 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
     if (options.stop && options.stop->load(std::memory_order_relaxed)) continue;
     const auto [cell, rep] = work[static_cast<std::size_t>(i)];
     try {
-      const CellResult result = simulate_cell(scenario.cell_config(cell), cell, rep);
+      const CellResult result = simulate_cell(scenario.cell_config(cell), cell, rep,
+                                              family[static_cast<std::size_t>(cell)], &cache);
       writer.record(cell, rep, result);
       ++ran;
     } catch (const std::exception& e) {
@@ -96,7 +108,7 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
     }
     progress.tick(writer.done_count());
   }
-  Eigen::setNbThreads(saved_eigen);
+  set_gemm_threads(saved_threads);
   summary.ran = ran;
   summary.failed = failed;
   summary.interrupted = options.stop && options.stop->load() && writer.done_count() < writer.total();

@@ -44,8 +44,7 @@ double dense_norm(const Eigen::MatrixXd& w) {
 
 double rel_err(double x, double ref) { return std::abs(x - ref) / std::abs(ref); }
 
-// A Haar-free orthogonal matrix for fixtures (the Q of a Gaussian matrix); its eigenvalues all have
-// modulus 1.
+// An orthogonal fixture (the Q of a Gaussian matrix, no Haar sign fix needed): every |lambda| = 1.
 Eigen::MatrixXd some_orthogonal(Eigen::Index n, Rng& rng) {
   return Eigen::HouseholderQR<Eigen::MatrixXd>(gradflow::gaussian_matrix(n, n, 1.0, rng)).householderQ();
 }

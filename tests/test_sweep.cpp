@@ -40,15 +40,17 @@ std::vector<std::string> cells_without_timing(const fs::path& p) {
   std::vector<std::string> header;
   std::stringstream hs(lines[0]);
   for (std::string c; std::getline(hs, c, ',');) header.push_back(c);
-  const auto col = std::find(header.begin(), header.end(), "seconds") - header.begin();
+  // Timing columns: seconds, seconds_spectrum, seconds_forward, seconds_backward.
+  std::vector<bool> timing(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) timing[i] = header[i].rfind("seconds", 0) == 0;
   for (auto& l : lines) {
     std::vector<std::string> f;
     std::stringstream s(l);
     for (std::string x; std::getline(s, x, ',');) f.push_back(x);
     if (!l.empty() && l.back() == ',') f.push_back("");
-    if (col < static_cast<long>(f.size())) f.erase(f.begin() + col);
     std::string joined;
-    for (std::size_t i = 0; i < f.size(); ++i) joined += (i ? "," : "") + f[i];
+    for (std::size_t i = 0, k = 0; i < f.size(); ++i)
+      if (i >= timing.size() || !timing[i]) joined += (k++ ? "," : "") + f[i];
     l = joined;
   }
   return lines;

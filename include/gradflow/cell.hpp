@@ -7,6 +7,7 @@
 #include "gradflow/lyapunov.hpp"
 #include "gradflow/meanfield.hpp"
 #include "gradflow/metrics.hpp"
+#include "gradflow/recurrent_cache.hpp"
 #include "gradflow/spectrum.hpp"
 
 namespace gradflow {
@@ -16,20 +17,31 @@ struct CellResult {
   SpectralInfo spectrum;
   GradientTrace trace;
   CellMetrics metrics;
-  double seconds = 0.0;  // wall time of build + analysis + forward + BPTT
-  double gain_rms = 0.0;        // ||W||_F / sqrt(N) of the W built
-  MeanField mean_field;         // mean-field prediction at gain_rms (not_applicable for residual/leaky cells)
-  LyapunovResult lyapunov;      // top analysis.lyapunov exponents (empty when 0)
+  double seconds = 0.0;           // wall time of build + analysis + forward + BPTT + metrics
+  double seconds_spectrum = 0.0;  // build_model: W with rho(W) and ||W||_2 (the spectra), U and b
+  double seconds_forward = 0.0;   // forward_pass: burn-in + T steps, the tape of f'(a_t)
+  double seconds_backward = 0.0;  // backward_pass (BPTT) and the Lyapunov pass over the same tape
+  double gain_rms = 0.0;          // ||W||_F / sqrt(N) of the W built
+  MeanField mean_field;           // mean-field prediction at gain_rms (not_applicable for residual/leaky cells)
+  LyapunovResult lyapunov;        // top analysis.lyapunov exponents (empty when 0)
 };
 
-/// W of a cell: random_recurrent() from the (seed, cell, replicate) recurrent stream, or the file matrix
-/// (rescaled when a radius is given). `info` receives rho and ||W||_2; for random kinds rho is the radius
-/// the matrix was built to, for orthogonal kinds ||W||_2 = radius exactly, otherwise Spectra computes them.
-Eigen::MatrixXd build_recurrent(const Config& config, std::uint64_t cell, std::uint64_t replicate,
-                                SpectralInfo* info = nullptr);
+/// W of a cell. Random kinds: radius * B with B = random_recurrent(kind, N, 1) drawn from the
+/// (seed, family, replicate) recurrent stream, so that cells of one family (a sweep's cells that differ only in
+/// spectrum.radius, see Scenario::recurrent_family; family = cell outside sweeps) rescale one base matrix.
+/// Files: the matrix, times radius / rho(matrix) when a radius is given. `info` receives rho and ||W||_2:
+/// rho is the radius (exact by construction), ||W||_2 the base's (Spectra, solved once per base) times the
+/// scale. With a `cache`, bases are shared between calls instead of rebuilt and re-solved.
+Eigen::MatrixXd build_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
+                                SpectralInfo* info = nullptr, RecurrentCache* cache = nullptr);
 
 /// W, U, b and the activation of one cell; U_ij ~ N(0, input.std^2 / input.dim), b_i ~ N(mean, std^2).
-Model build_model(const Config& config, std::uint64_t cell, std::uint64_t replicate, SpectralInfo* info);
+/// W as build_recurrent(config, family, replicate, info, cache); family defaults to the cell.
+Model build_model(const Config& config, std::uint64_t cell, std::uint64_t replicate, SpectralInfo* info,
+                  std::uint64_t family, RecurrentCache* cache = nullptr);
+inline Model build_model(const Config& config, std::uint64_t cell, std::uint64_t replicate, SpectralInfo* info) {
+  return build_model(config, cell, replicate, info, cell, nullptr);
+}
 
 /// h0, input and loss streams of one cell.
 Drive build_drive(const Config& config, std::uint64_t cell, std::uint64_t replicate);
@@ -41,7 +53,11 @@ MeanField cell_mean_field(const Config& config, double gain);
 
 /// Builds the model and drive, runs forward + BPTT at the configured precision, computes the metrics,
 /// gain_rms, the mean-field prediction, and the Lyapunov exponents over the same tape when
-/// analysis.lyapunov > 0.
+/// analysis.lyapunov > 0. W's draw comes from `family` (see build_recurrent), every other stream from the
+/// cell.
+CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate, std::uint64_t family,
+                         RecurrentCache* cache = nullptr);
+/// The same with family = cell and no cache.
 CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate);
 
 }  // namespace gradflow

@@ -84,6 +84,10 @@ struct Scenario {
   std::vector<Value> cell_values(std::int64_t cell) const;
   /// base + the cell's axis values (validated when the scenario was loaded).
   Config cell_config(std::int64_t cell) const;
+  /// The cell's index over every axis but spectrum.radius (mixed radix, first axis slowest): cells that
+  /// differ only in radius share it, and so W's random draw (a radius sweep rescales one matrix). Equal to
+  /// the cell when there is no radius axis.
+  std::int64_t recurrent_family(std::int64_t cell) const;
 };
 
 /// Reads, parses and validates a scenario file, applying `overrides` ("key=value", TOML literal or bare

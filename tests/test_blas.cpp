@@ -1,0 +1,59 @@
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include <catch2/catch.hpp>
+
+#include "gradflow/blas.hpp"
+#include "tolerances.hpp"
+
+using namespace gradflow;
+using gradflow::test::kProductOrderFactor;
+
+TEMPLATE_TEST_CASE("OpenBLAS and Eigen give the recurrent products W x and W^T x to rounding (N = 48, B = 1, 5)",
+                   "[blas]", float, double) {
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  if (!have_openblas()) {
+    WARN("built without OpenBLAS: nothing to compare");
+    return;
+  }
+  std::srand(11);
+  const Eigen::Index n = 48;
+  const Mat w = Mat::Random(n, n);
+  for (Eigen::Index b : {1, 5}) {
+    const Mat x = Mat::Random(n, b);
+    for (bool transpose : {false, true}) {
+      Mat y(n, b);
+      detail::blas_product(transpose, n, b, w.data(), x.data(), y.data());
+      const Mat ref = transpose ? Mat(w.transpose() * x) : Mat(w * x);
+      const double bound = kProductOrderFactor * double(n) * std::numeric_limits<TestType>::epsilon() *
+                           double(w.norm()) * double(x.norm());
+      INFO("B = " << b << ", transpose = " << transpose);
+      CHECK(double((y - ref).norm()) <= bound);
+    }
+  }
+}
+
+TEST_CASE("choose_gemm: Eigen for B = 1 and for B >= 16 with W in L2 on one thread, OpenBLAS otherwise",
+          "[blas]") {
+  if (!have_openblas() || std::getenv("GRADFLOW_GEMM") != nullptr) {
+    CHECK(choose_gemm(64, 1, 8) == (have_openblas() && std::getenv("GRADFLOW_GEMM") &&
+                                    std::string(std::getenv("GRADFLOW_GEMM")) == "openblas"
+                                        ? GemmBackend::openblas
+                                        : GemmBackend::eigen));
+    return;
+  }
+  const int saved = set_gemm_threads(1);
+  CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);    // 512 KiB
+  CHECK(choose_gemm(256, 32, 4) == GemmBackend::eigen);
+  CHECK(choose_gemm(1024, 1, 8) == GemmBackend::eigen);     // GEMV
+  CHECK(choose_gemm(256, 8, 8) == GemmBackend::openblas);   // narrow B
+  CHECK(choose_gemm(64, 2, 8) == GemmBackend::openblas);
+  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::openblas);  // 8 MiB
+  CHECK(choose_gemm(512, 16, 4) == GemmBackend::eigen);      // 1 MiB in float
+  CHECK(choose_gemm(512, 16, 8) == GemmBackend::openblas);   // 2 MiB in double
+  set_gemm_threads(2);
+  CHECK(gemm_threads() == 2);
+  CHECK(choose_gemm(256, 32, 8) == GemmBackend::openblas);
+  set_gemm_threads(saved);
+}

@@ -1,0 +1,420 @@
+#!/usr/bin/python3
+"""Side-by-side benchmark of gradflow against hand-written NumPy BPTT and PyTorch autograd.
+
+Run through tools/bench/compare (which builds gradflow first). For each row (N, T, B, dtype, threads):
+
+  1. W: a Ginibre matrix scaled to spectral radius 1 (numpy.linalg.eigvals), saved as W.npy; gradflow reads
+     it through [spectrum] kind = "file", so every implementation runs on the same W, b = 0.1, h_0 = 0,
+     g_T = h_T, tanh, no input, no burn-in.
+  2. Agreement (float64 rows): log10 ||g_t|| of gradflow's series.csv against each reference,
+     |difference| <= 1e-8 max(1, |log10 ||g_t|| |) wherever the reference's plain norm is finite and nonzero.
+  3. Timing: REPS rounds; each round runs gradflow, NumPy, PyTorch and the GEMM-limit program once, in a
+     rotated order, each in its own process under /usr/bin/time -v (peak RSS). Medians over the rounds.
+       gradflow  seconds_forward + seconds_backward of cells.csv (the engine: forward pass with the tape,
+                 BPTT with per-step log norms). The whole cell (`seconds`: + building W and Spectra's rho
+                 and ||W||_2 of the file matrix + metrics) is shown next to it.
+       NumPy / PyTorch  forward + backward + per-step norms, after one untimed warm-up in the same process.
+       GEMM limit  tools/bench/gemm_limit: the 2T recurrent products alone (same shapes), the faster of
+                 Eigen's kernel and OpenBLAS.
+  4. Sweep: scenarios/default.toml with --threads 1 and 2 (cells/s, parallel efficiency, share of the
+     cell time in spectra vs BPTT), and the NumPy reference timed once for one cell of that sweep.
+  5. Spectra at N = 2000 against dense EigenSolver / JacobiSVD (tools/bench/spectra_bench).
+"""
+
+import argparse
+import csv
+import datetime
+import json
+import os
+import platform
+import re
+import shlex
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+ROWS = [  # N, T, B, dtype, threads (the issue's table)
+    (64, 1000, 1, "float64", 1),
+    (256, 1000, 1, "float64", 1),
+    (256, 1000, 32, "float64", 1),
+    (1024, 500, 16, "float64", 2),
+    (256, 1000, 32, "float32", 1),
+]
+
+SCENARIO = """seed = 1
+[network]
+units = {n}
+steps = {t}
+batch = {b}
+activation = "tanh"
+precision = "{precision}"
+[spectrum]
+kind = "file"
+file = "W.npy"
+[input]
+kind = "none"
+[bias]
+mean = 0.1
+std = 0.0
+[init]
+state = "zero"
+[loss]
+kind = "final_state"
+[analysis]
+burn_in = 0
+series = {series}
+"""
+
+
+def run_timed(cmd, env=None, cwd=None):
+    """Runs cmd under /usr/bin/time -v; returns (stdout, peak RSS in MB)."""
+    full = ["/usr/bin/time", "-v"] + [str(c) for c in cmd]
+    p = subprocess.run(full, capture_output=True, text=True, env=env, cwd=cwd)
+    if p.returncode != 0:
+        sys.exit(f"compare: {' '.join(map(shlex.quote, full))} failed ({p.returncode}):\n{p.stderr[-2000:]}")
+    m = re.search(r"Maximum resident set size \(kbytes\): (\d+)", p.stderr)
+    return p.stdout, (int(m.group(1)) / 1024.0 if m else float("nan"))
+
+
+def read_cells(path):
+    with open(path) as f:
+        return list(csv.DictReader(f))
+
+
+def reference_env(threads):
+    env = dict(os.environ)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        env[var] = str(threads)
+    # The references' OpenBLAS picks its kernel for this CPU unless told otherwise (see BENCHMARKS.md).
+    env.pop("OPENBLAS_CORETYPE", None)
+    env.pop("OPENBLAS_L2_SIZE", None)
+    return env
+
+
+def make_w(np, n, path):
+    rng = np.random.default_rng(n)
+    w = rng.standard_normal((n, n)) / np.sqrt(n)
+    w /= np.abs(np.linalg.eigvals(w)).max()
+    np.save(path, w)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.build = Path(args.build).resolve()
+        self.gradflow = self.build / "gradflow"
+        self.gemm_limit = self.build / "tools" / "bench" / "gemm_limit"
+        self.spectra_bench = self.build / "tools" / "bench" / "spectra_bench"
+        self.reference = ROOT / "tools" / "bench" / "reference.py"
+        self.tmp = Path(tempfile.mkdtemp(prefix="gradflow-bench-"))
+        self.py = "/usr/bin/python3"
+
+    # -- one implementation, one process ---------------------------------------------------------------------
+    def run_gradflow(self, d, threads, series=False):
+        out = d / "out"
+        _, rss = run_timed([self.gradflow, "run", d / ("series.toml" if series else "time.toml"), "-o", out,
+                            "--force", "--quiet", "--threads", threads])
+        row = read_cells(out / "cells.csv")[0]
+        self.gemm = json.loads((out / "run.json").read_text()).get("gemm", "unknown")
+        engine = float(row["seconds_forward"]) + float(row["seconds_backward"])
+        return {"engine": engine, "cell": float(row["seconds"]), "rss": rss, "out": out}
+
+    def run_reference(self, impl, d, n, t, b, dtype, threads, series=None):
+        cmd = [self.py, self.reference, "--impl", impl, "--w", d / "W.npy", "--steps", t, "--batch", b,
+               "--dtype", dtype, "--threads", threads]
+        if series:
+            cmd += ["--series", series]
+        out, rss = run_timed(cmd, env=reference_env(threads))
+        j = json.loads(out.strip().splitlines()[-1])
+        return {"time": j["seconds"][0], "rss": rss}
+
+    def run_gemm_limit(self, n, t, b, dtype, threads):
+        out, _ = run_timed([self.gemm_limit, "--n", n, "--b", b, "--t", t, "--dtype", dtype, "--threads", threads,
+                            "--repeat", 1])
+        j = json.loads(out)
+        return {"eigen": j["eigen"][0], "openblas": j["openblas"][0]}
+
+    # -- parts -------------------------------------------------------------------------------------------------
+    def agreement(self, np, d, n, t, b, dtype, threads):
+        if dtype != "float64":
+            return None
+        g = self.run_gradflow(d, threads, series=True)
+        ours = {}
+        with open(g["out"] / "series.csv") as f:
+            for r in csv.DictReader(f):
+                ours[int(r["t"])] = float(r["log10_grad_norm"])
+        result = {}
+        for impl in ("numpy", "torch"):
+            path = d / f"series_{impl}.csv"
+            self.run_reference(impl, d, n, t, b, dtype, threads, series=path)
+            worst, compared = 0.0, 0
+            with open(path) as f:
+                for r in csv.DictReader(f):
+                    ref = float(r["log10_grad_norm"])
+                    if not np.isfinite(ref):
+                        continue  # the plain norm under- or overflowed: nothing to compare
+                    tt = int(r["t"])
+                    worst = max(worst, abs(ours[tt] - ref) / max(1.0, abs(ref)))
+                    compared += 1
+            result[impl] = (worst, compared)
+        return result
+
+    def row(self, np, n, t, b, dtype, threads):
+        d = self.tmp / f"n{n}_t{t}_b{b}_{dtype}_p{threads}"
+        d.mkdir()
+        make_w(np, n, d / "W.npy")
+        precision = "float" if dtype == "float32" else "double"
+        for name, series in (("time.toml", "false"), ("series.toml", "true")):
+            (d / name).write_text(SCENARIO.format(n=n, t=t, b=b, precision=precision, series=series))
+        agree = self.agreement(np, d, n, t, b, dtype, threads)
+        samples = {k: [] for k in ("gradflow", "cell", "numpy", "torch", "eigen", "openblas")}
+        rss = {k: [] for k in ("gradflow", "numpy", "torch")}
+        order = ["gradflow", "numpy", "torch", "gemm"]
+        for rep in range(self.args.reps):
+            for what in order[rep % 4:] + order[:rep % 4]:  # rotate: no implementation always goes first
+                if what == "gradflow":
+                    g = self.run_gradflow(d, threads)
+                    samples["gradflow"].append(g["engine"])
+                    samples["cell"].append(g["cell"])
+                    rss["gradflow"].append(g["rss"])
+                elif what == "gemm":
+                    lim = self.run_gemm_limit(n, t, b, dtype, threads)
+                    samples["eigen"].append(lim["eigen"])
+                    samples["openblas"].append(lim["openblas"])
+                else:
+                    r = self.run_reference(what, d, n, t, b, dtype, threads)
+                    samples[what].append(r["time"])
+                    rss[what].append(r["rss"])
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        med["limit"] = min(med["eigen"], med["openblas"])
+        return {"n": n, "t": t, "b": b, "dtype": dtype, "threads": threads, "median": med, "samples": samples,
+                "rss": {k: max(v) for k, v in rss.items()}, "agree": agree}
+
+    def sweep(self, np):
+        scenario = ROOT / "scenarios" / "default.toml"
+        runs = {}
+        for threads in (1, 2):
+            runs[threads] = []
+        for rep in range(self.args.sweep_reps):
+            for threads in ((1, 2) if rep % 2 == 0 else (2, 1)):
+                out = self.tmp / f"sweep_{threads}_{rep}"
+                _, rss = run_timed([self.gradflow, "run", scenario, "-o", out, "--force", "--quiet",
+                                    "--threads", threads])
+                meta = json.loads((out / "run.json").read_text())
+                cells = read_cells(out / "cells.csv")
+                runs[threads].append({"wall": meta["wall_seconds"], "cells": len(cells), "rss": rss,
+                                      "spectrum": sum(float(c["seconds_spectrum"]) for c in cells),
+                                      "forward": sum(float(c["seconds_forward"]) for c in cells),
+                                      "backward": sum(float(c["seconds_backward"]) for c in cells),
+                                      "cell": sum(float(c["seconds"]) for c in cells)})
+        # The NumPy reference for one cell of that sweep: N = 256, T = 400 + 100 burn-in, B = 8.
+        d = self.tmp / "sweep_ref"
+        d.mkdir()
+        make_w(np, 256, d / "W.npy")
+        ref = [self.run_reference("numpy", d, 256, 500, 8, "float64", 1)["time"] for _ in range(3)]
+        return {"runs": runs, "numpy_cell": statistics.median(ref)}
+
+    def spectra(self):
+        out, rss = run_timed([self.spectra_bench, "--n", self.args.spectra_n, "--repeat", 3,
+                              "--dense-repeat", self.args.dense_reps])
+        j = json.loads(out)
+        j["rss"] = rss
+        return j
+
+
+def fmt_ms(s):
+    return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.2f} s"
+
+
+def machine_info(gradflow):
+    cpu = ""
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    flags = open("/proc/cpuinfo").read()
+    simd = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "SSE"
+    return cpu, simd, os.cpu_count(), os.getloadavg()
+
+
+def report(bench, rows, sweep, spectra, command, started, load_before, load_after, gemm_backend):
+    np_version = subprocess.run(["/usr/bin/python3", "-c", "import numpy; print(numpy.__version__)"],
+                                capture_output=True, text=True).stdout.strip()
+    torch_version = subprocess.run(["/usr/bin/python3", "-c", "import torch; print(torch.__version__)"],
+                                   capture_output=True, text=True).stdout.strip() or "not installed"
+    cpu, simd, ncpu, _ = machine_info(bench.gradflow)
+    L = []
+    L.append("# Benchmarks")
+    L.append("")
+    L.append("Generated by one command from a fresh clone (it installs the Debian packages, builds and runs "
+             "everything below):")
+    L.append("")
+    L.append("    " + command)
+    L.append("")
+    L.append(f"Run {started} on {cpu} ({ncpu} cores, {simd}); gradflow's GEMMs: {gemm_backend}; "
+             f"NumPy {np_version}, PyTorch {torch_version} (Debian). Load average before / after the run: "
+             f"{load_before[0]:.1f} / {load_after[0]:.1f}.")
+    if max(load_before[0], load_after[0]) > 1.5:
+        L.append("")
+        L.append(f"**The machine was shared and loaded while this ran** (load average above the {ncpu} cores): "
+                 "absolute times are slower and noisier than on an idle machine; the ratios of processes run "
+                 "alternately are the meaningful figures.")
+    L.append("")
+    L.append("## BPTT: gradflow against NumPy by hand and PyTorch autograd")
+    L.append("")
+    L.append("Same computation in every column: tanh RNN h_t = tanh(W h_{t-1} + b), rho(W) = 1 (the same W.npy "
+             "for all), b = 0.1, h_0 = 0, g_T = h_T, T steps forward, BPTT g_{t-1} = W^T (f'(a_t) * g_t) and "
+             "the per-step gradient norms of every trajectory. Times are medians of "
+             f"{bench.args.reps} rounds; every round runs each implementation once in its own process, in "
+             "rotated order.")
+    L.append("")
+    L.append("- **gradflow**: `seconds_forward + seconds_backward` of cells.csv: the forward pass writing the tape "
+             "of f'(a_t) and the forward statistics, and BPTT with log-domain renormalisation and per-step norms. "
+             "*cell* is the whole cell (`seconds`), which adds building W from the file, Spectra's rho(W) and "
+             "||W||_2, and the metrics.")
+    L.append("- **NumPy / PyTorch**: tools/bench/reference.py, forward + backward + norms timed with "
+             "time.perf_counter() after one untimed warm-up run in the same process (interpreter start-up, "
+             "imports and reading W are not timed).")
+    L.append("- **GEMM limit**: tools/bench/gemm_limit, the 2T recurrent products alone for the same shapes "
+             "(W H and W^T G, GEMV for B = 1) with nothing else, the faster of Eigen's kernel and OpenBLAS; "
+             "*fraction of limit* = limit time / gradflow engine time. GFLOP/s counts those 4 N^2 B T flops.")
+    L.append("- **Peak RSS**: `/usr/bin/time -v` of each process (the largest over the rounds). *Bound* is the "
+             "README's memory formula, tape (N B T scalars) + W + 30 MB.")
+    L.append("")
+    L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS) "
+             "| NumPy / gradflow | PyTorch / gradflow | GFLOP/s | fraction of limit |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        m = r["median"]
+        flops = 4.0 * r["n"] ** 2 * r["b"] * r["t"]
+        L.append(f"| {r['n']}, {r['t']}, {r['b']} | {r['dtype'].replace('float', 'f')}, {r['threads']} "
+                 f"| {fmt_ms(m['gradflow'])} | {fmt_ms(m['cell'])} | {fmt_ms(m['numpy'])} | {fmt_ms(m['torch'])} "
+                 f"| {fmt_ms(m['limit'])} ({fmt_ms(m['eigen'])} / {fmt_ms(m['openblas'])}) "
+                 f"| {m['numpy'] / m['gradflow']:.2f}x | {m['torch'] / m['gradflow']:.2f}x "
+                 f"| {flops / m['gradflow'] / 1e9:.1f} | {100 * m['limit'] / m['gradflow']:.0f} % |")
+    L.append("")
+    L.append("Peak resident memory and agreement with the references (float64: largest |difference of log10 "
+             "||g_t|| | / max(1, |log10 ||g_t|| |) over the t where the reference's plain norm is finite):")
+    L.append("")
+    L.append("| N, T, B | dtype | gradflow RSS | bound (tape + W + 30 MB) | NumPy RSS | PyTorch RSS "
+             "| vs NumPy | vs PyTorch |")
+    L.append("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        sb = 4 if r["dtype"] == "float32" else 8
+        tape = r["n"] * r["b"] * r["t"] * sb / 2**20
+        w = (8 + (4 if sb == 4 else 0)) * r["n"] ** 2 / 2**20
+        bound = tape + w + 30
+        a = r["agree"]
+        agree = ("| " + " | ".join(f"{a[k][0]:.1e} ({a[k][1]} steps)" for k in ("numpy", "torch"))) if a else \
+            "| (float32: not compared) | |"
+        L.append(f"| {r['n']}, {r['t']}, {r['b']} | {r['dtype']} | {r['rss']['gradflow']:.1f} MB "
+                 f"| {bound:.1f} MB ({tape:.1f} + {w:.1f} + 30) | {r['rss']['numpy']:.1f} MB "
+                 f"| {r['rss']['torch']:.1f} MB {agree} |")
+    L.append("")
+    L.append("All samples (seconds), in round order:")
+    L.append("")
+    L.append("```")
+    for r in rows:
+        L.append(f"N={r['n']} T={r['t']} B={r['b']} {r['dtype']} threads={r['threads']}")
+        for k, v in r["samples"].items():
+            L.append(f"  {k:9s} " + " ".join(f"{x:.4f}" for x in v))
+    L.append("```")
+    if sweep:
+        L.append("")
+        L.append("## Sweep throughput: scenarios/default.toml")
+        L.append("")
+        r1, r2 = sweep["runs"][1], sweep["runs"][2]
+        w1 = statistics.median(x["wall"] for x in r1)
+        w2 = statistics.median(x["wall"] for x in r2)
+        cells = r1[0]["cells"]
+        rate1, rate2 = cells / w1, cells / w2
+        L.append(f"{cells} cells x replicates (N = 256, T = 400 + 100 burn-in, B = 8, Ginibre W, 6 activations x 47 "
+                 f"radii x 3 replicates), `gradflow run scenarios/default.toml --threads K`, wall time from "
+                 f"run.json (median of {len(r1)} run(s) each, alternated).")
+        L.append("")
+        L.append("| threads | wall | cells/s | parallel efficiency | peak RSS |")
+        L.append("|---|---|---|---|---|")
+        L.append(f"| 1 | {w1:.2f} s | {rate1:.1f} | | {max(x['rss'] for x in r1):.1f} MB |")
+        L.append(f"| 2 | {w2:.2f} s | {rate2:.1f} | {100 * rate2 / (2 * rate1):.0f} % | "
+                 f"{max(x['rss'] for x in r2):.1f} MB |")
+        L.append("")
+        x = r1[len(r1) // 2]
+        tot = x["cell"]
+        L.append(f"Where a cell's time goes (threads = 1, summed over cells): spectra (build W, rho, ||W||_2) "
+                 f"{100 * x['spectrum'] / tot:.1f} %, forward pass {100 * x['forward'] / tot:.1f} %, BPTT "
+                 f"{100 * x['backward'] / tot:.1f} %, the rest (drive, metrics) "
+                 f"{100 * (tot - x['spectrum'] - x['forward'] - x['backward']) / tot:.1f} %. Cells that differ "
+                 "only in spectrum.radius share one base matrix, built and solved once and rescaled.")
+        L.append("")
+        per = sweep["numpy_cell"]
+        L.append(f"NumPy reference once per cell (N = 256, T = 500, B = 8, forward + backward + norms, no rho or "
+                 f"metrics): {fmt_ms(per)} per cell, {per * cells:.1f} s for the sweep on one core; gradflow with "
+                 f"1 thread is {per * cells / w1:.1f}x faster, with 2 threads {per * cells / w2:.1f}x.")
+    if spectra:
+        L.append("")
+        L.append(f"## Spectral radius and norm at N = {spectra['n']} (dense Ginibre W)")
+        L.append("")
+        rs, ns = statistics.median(spectra["rho_spectra"]), statistics.median(spectra["norm_spectra"])
+        L.append("| quantity | Spectra (gradflow) | dense Eigen | speed-up | relative difference |")
+        L.append("|---|---|---|---|---|")
+        if spectra["rho_dense"]:
+            rd, nd = statistics.median(spectra["rho_dense"]), statistics.median(spectra["norm_dense"])
+            L.append(f"| rho(W) | {fmt_ms(rs)} ({spectra['rho_status']}) | {fmt_ms(rd)} (EigenSolver, eigenvalues "
+                     f"only) | {rd / rs:.0f}x | {spectra['rho_rel_diff']:.1e} |")
+            L.append(f"| ‖W‖₂ | {fmt_ms(ns)} ({spectra['norm_status']}) | {fmt_ms(nd)} (JacobiSVD, singular values "
+                     f"only) | {nd / ns:.0f}x | {spectra['norm_rel_diff']:.1e} |")
+        L.append("")
+        L.append(f"Spectra: median of {len(spectra['rho_spectra'])} runs (convergence tolerance 1e-12 relative "
+                 f"residual); dense: {len(spectra['rho_dense'])} run(s). Command: "
+                 f"`build/tools/bench/spectra_bench --n {spectra['n']}`.")
+    L.append("")
+    return "\n".join(L)
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--build", default=str(ROOT / "build"))
+    p.add_argument("--reps", type=int, default=3, help="alternated rounds per row")
+    p.add_argument("--rows", default="all", help="comma-separated row numbers (1-based) or 'all'")
+    p.add_argument("--sweep-reps", type=int, default=1)
+    p.add_argument("--no-sweep", action="store_true")
+    p.add_argument("--no-spectra", action="store_true")
+    p.add_argument("--spectra-n", type=int, default=2000)
+    p.add_argument("--dense-reps", type=int, default=1)
+    p.add_argument("--write", help="write the Markdown report here (default: stdout)")
+    p.add_argument("--command", default="bash tools/bench/compare --write BENCHMARKS.md")
+    args = p.parse_args()
+    import numpy as np
+
+    bench = Bench(args)
+    started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    load_before = os.getloadavg()
+    picks = ROWS if args.rows == "all" else [ROWS[int(i) - 1] for i in args.rows.split(",")]
+    rows = []
+    for spec in picks:
+        print(f"compare: N={spec[0]} T={spec[1]} B={spec[2]} {spec[3]} threads={spec[4]}", file=sys.stderr)
+        rows.append(bench.row(np, *spec))
+    sweep = None if args.no_sweep else (print("compare: sweep", file=sys.stderr), bench.sweep(np))[1]
+    spectra = None if args.no_spectra else (print("compare: spectra", file=sys.stderr), bench.spectra())[1]
+    load_after = os.getloadavg()
+    gemm = getattr(bench, "gemm", "unknown")
+    text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm)
+    if args.write:
+        Path(args.write).write_text(text)
+        print(f"compare: wrote {args.write}", file=sys.stderr)
+    else:
+        print(text)
+    with open(bench.tmp / "raw.json", "w") as f:
+        json.dump({"rows": rows, "sweep": sweep, "spectra": spectra}, f, default=str, indent=1)
+    print(f"compare: raw data in {bench.tmp / 'raw.json'}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,104 @@
+// The GEMM limit of a BPTT run: the recurrent products alone, with nothing else, for the same shapes as
+// gradflow's engine. Per step: A = W H (forward, N x N times N x B) and G = W^T D (backward), T steps each,
+// i.e. 4 N^2 B T flops. Times Eigen's own kernel and OpenBLAS (called directly, dgemm_ / sgemm_, or
+// dgemv_ / sgemv_ when B = 1, as Eigen does with EIGEN_USE_BLAS), so that "fraction of the GEMM limit" is
+// against the faster of the two. Compiled without EIGEN_USE_BLAS: Eigen products here are Eigen's own.
+//
+//   gemm_limit --n 256 --b 32 --t 1000 --dtype float64 --threads 1 --repeat 5
+// prints {"n", "b", "t", "dtype", "threads", "flops", "eigen": [seconds...], "openblas": [seconds...]}.
+#include <chrono>
+#include <cstdio>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <Eigen/Core>
+#include <nlohmann/json.hpp>
+
+extern "C" {
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc);
+void dgemv_(const char* t, const int* m, const int* n, const double* alpha, const double* a, const int* lda,
+            const double* x, const int* incx, const double* beta, double* y, const int* incy);
+void sgemv_(const char* t, const int* m, const int* n, const float* alpha, const float* a, const int* lda,
+            const float* x, const int* incx, const float* beta, float* y, const int* incy);
+void openblas_set_num_threads(int);
+}
+
+namespace {
+
+void gemm(char ta, int n, int b, const double* w, const double* x, double* y) {
+  const double one = 1.0, zero = 0.0;
+  const int inc = 1;
+  if (b == 1) dgemv_(&ta, &n, &n, &one, w, &n, x, &inc, &zero, y, &inc);
+  else dgemm_(&ta, "N", &n, &b, &n, &one, w, &n, x, &n, &zero, y, &n);
+}
+void gemm(char ta, int n, int b, const float* w, const float* x, float* y) {
+  const float one = 1.0f, zero = 0.0f;
+  const int inc = 1;
+  if (b == 1) sgemv_(&ta, &n, &n, &one, w, &n, x, &inc, &zero, y, &inc);
+  else sgemm_(&ta, "N", &n, &b, &n, &one, w, &n, x, &n, &zero, y, &n);
+}
+
+using Clock = std::chrono::steady_clock;
+
+template <class Scalar>
+nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  const Mat w = Mat::Random(n, n) / Scalar(std::sqrt(double(n)));
+  // tanh-like operands in [-1, 1]; two buffers so that each product reads what the last one wrote.
+  Mat x = Mat::Random(n, b), y(n, b);
+  std::vector<double> eigen, blas;
+  Eigen::setNbThreads(threads);
+  openblas_set_num_threads(threads);
+  for (int r = 0; r <= repeat; ++r) {  // r = 0: warm-up (thread start-up, page faults)
+    auto start = Clock::now();
+    for (int s = 0; s < t; ++s) {
+      y.noalias() = w * x;
+      x.noalias() = w.transpose() * y;
+      x *= Scalar(0.5);  // keep the values bounded; N B flops, noise against 2 N^2 B
+    }
+    const double e = std::chrono::duration<double>(Clock::now() - start).count();
+    start = Clock::now();
+    for (int s = 0; s < t; ++s) {
+      gemm('N', n, b, w.data(), x.data(), y.data());
+      gemm('T', n, b, w.data(), y.data(), x.data());
+      x *= Scalar(0.5);
+    }
+    const double o = std::chrono::duration<double>(Clock::now() - start).count();
+    if (r > 0) {
+      eigen.push_back(e);
+      blas.push_back(o);
+    }
+  }
+  return {{"eigen", eigen}, {"openblas", blas}};
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"Time the recurrent GEMMs of BPTT alone (Eigen's kernel and OpenBLAS)"};
+  int n = 256, b = 32, t = 1000, threads = 1, repeat = 5;
+  std::string dtype = "float64";
+  app.add_option("--n", n, "N")->check(CLI::PositiveNumber);
+  app.add_option("--b", b, "B")->check(CLI::PositiveNumber);
+  app.add_option("--t", t, "T")->check(CLI::PositiveNumber);
+  app.add_option("--threads", threads)->check(CLI::PositiveNumber);
+  app.add_option("--repeat", repeat)->check(CLI::PositiveNumber);
+  app.add_option("--dtype", dtype)->check(CLI::IsMember({"float32", "float64"}));
+  CLI11_PARSE(app, argc, argv);
+  nlohmann::json j = dtype == "float32" ? measure<float>(n, b, t, threads, repeat)
+                                        : measure<double>(n, b, t, threads, repeat);
+  j["n"] = n;
+  j["b"] = b;
+  j["t"] = t;
+  j["dtype"] = dtype;
+  j["threads"] = threads;
+  j["flops"] = 4.0 * double(n) * double(n) * double(b) * double(t);
+  std::printf("%s\n", j.dump().c_str());
+  return 0;
+}
