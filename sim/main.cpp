@@ -141,7 +141,8 @@ int cmd_run_mpi(const RunArgs& a) {
     opt.stop = &g_stop;
     const SweepSummary s = run_sweep_mpi(*sc, writer.get(), opt, mpi);
     if (!root) return g_stop.load() ? kExitInterrupted : kExitOk;
-    return report_run(*sc, *writer, s, a.quiet, " on " + std::to_string(mpi.size()) + (mpi.size() == 1 ? " MPI rank" : " MPI ranks"));
+    const std::string where = " on " + std::to_string(mpi.size()) + (mpi.size() == 1 ? " MPI rank" : " MPI ranks");
+    return report_run(*sc, *writer, s, a.quiet, where);
   } catch (const std::exception& e) {
     mpi.abort(std::string("internal error: ") + e.what());
   }
@@ -258,20 +259,6 @@ int main(int argc, char** argv) {
   run_cmd->add_flag("--resume", run.resume, "Complete an interrupted run in OUTDIR, skipping finished cells");
   run_cmd->add_flag("--force", run.force, "Replace the results of a different run in OUTDIR");
   run_cmd->add_flag("--quiet", run.quiet, "No progress or summary on stderr");
-  run_cmd->add_option("--shard", run.shard,
-                      "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
-                      "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");
-
-  std::vector<std::string> merge_parts;
-  std::string merge_out;
-  bool merge_force = false, merge_quiet = false;
-  auto* merge_cmd = app.add_subcommand("merge", "Merge the directories of gradflow run --shard i/n (all n of them) "
-                                                "into one, identical to an unsharded run");
-  merge_cmd->add_option("parts", merge_parts, "Shard directories (each holding run.json, cells.csv, ...)")
-      ->required();
-  merge_cmd->add_option("-o,--out", merge_out, "Output directory")->required();
-  merge_cmd->add_flag("--force", merge_force, "Replace the results of another run in the output directory");
-  merge_cmd->add_flag("--quiet", merge_quiet, "No summary on stderr");
 
   std::string spec_scenario, spec_out;
   std::vector<std::string> spec_set;
@@ -294,6 +281,21 @@ int main(int argc, char** argv) {
 
   auto* keys_cmd = app.add_subcommand("keys", "Print every scenario key with its type, default and meaning "
                                               "(Markdown)");
+
+  run_cmd->add_option("--shard", run.shard,
+                      "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
+                      "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");
+
+  std::vector<std::string> merge_parts;
+  std::string merge_out;
+  bool merge_force = false, merge_quiet = false;
+  auto* merge_cmd = app.add_subcommand("merge", "Merge the directories of gradflow run --shard i/n (all n of them) "
+                                                "into one, identical to an unsharded run");
+  merge_cmd->add_option("parts", merge_parts, "Shard directories (each holding run.json, cells.csv, ...)")
+      ->required();
+  merge_cmd->add_option("-o,--out", merge_out, "Output directory")->required();
+  merge_cmd->add_flag("--force", merge_force, "Replace the results of another run in the output directory");
+  merge_cmd->add_flag("--quiet", merge_quiet, "No summary on stderr");
 
   try {
     app.parse(argc, argv);

@@ -88,7 +88,8 @@ std::string text_of(const json& j) { return j.is_string() ? j.get<std::string>()
 }  // namespace
 
 Scenario scenario_from_run_json(const json& run, const std::string& where) {
-  if (!run.contains("scenario") || !run["scenario"].contains("resolved") || !run["scenario"].contains("sweep"))
+  if (!run.contains("scenario") || !run["scenario"].contains("resolved") ||
+      !run["scenario"].contains("sweep"))
     throw InputError(where + ": no \"scenario\" with \"resolved\" and \"sweep\" (not a gradflow run.json?)");
   const json& scen = run["scenario"];
   const std::string version = run.value("gradflow_version", std::string("unknown"));
@@ -115,23 +116,27 @@ Scenario scenario_from_run_json(const json& run, const std::string& where) {
     for (const auto& a : sweep["axes"]) {
       SweepAxis axis;
       axis.key = a.value("key", std::string());
-      if (!find_key(axis.key)) throw InputError(where + ": sweep axis \"" + axis.key + "\" is not a scenario key");
-      for (const auto& v : a.value("values", json::array())) axis.values.push_back(value_of(v, where + ": " + axis.key));
+      if (!find_key(axis.key))
+        throw InputError(where + ": sweep axis \"" + axis.key + "\" is not a scenario key");
+      for (const auto& v : a.value("values", json::array()))
+        axis.values.push_back(value_of(v, where + ": " + axis.key));
       if (axis.values.empty()) throw InputError(where + ": sweep axis " + axis.key + " has no values");
       sc.axes.push_back(std::move(axis));
     }
   sc.replicates = sweep.value("replicates", std::int64_t{1});
-  if (sc.replicates < 1) throw InputError(where + ": sweep.replicates = " + std::to_string(sc.replicates) + ": must be >= 1");
+  if (sc.replicates < 1)
+    throw InputError(where + ": sweep.replicates = " + std::to_string(sc.replicates) + ": must be >= 1");
   const std::string expected = run.value("scenario_hash", std::string());
   const std::string rebuilt = scenario_hash(sc);
   if (rebuilt != expected)
-    throw InputError(where + ": the scenario rebuilt from run.json hashes to " + rebuilt + ", not to its scenario_hash " +
-                     expected + " (edited by hand, or written by gradflow " + version + " while this is " +
-                     GRADFLOW_VERSION + ")");
+    throw InputError(where + ": the scenario rebuilt from run.json hashes to " + rebuilt +
+                     ", not to its scenario_hash " + expected + " (edited by hand, or written by gradflow " +
+                     version + " while this is " + GRADFLOW_VERSION + ")");
   return sc;
 }
 
-MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdir, const MergeOptions& options) {
+MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdir,
+                        const MergeOptions& options) {
   if (dirs.empty()) throw InputError("merge: no part directories given");
   std::vector<Part> parts;
   for (const auto& d : dirs) parts.push_back(read_part(d));
@@ -154,15 +159,16 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
       throw InputError(d + ": seed " + text_of(p.run["seed"]) + ", but " + first_dir + " has seed " +
                        text_of(first.run["seed"]) + ": parts of different runs cannot be merged");
     if (p.run["scenario_hash"] != first.run["scenario_hash"])
-      throw InputError(d + ": scenario hash " + text_of(p.run["scenario_hash"]) + ", but " + first_dir + " has " +
-                       text_of(first.run["scenario_hash"]) +
+      throw InputError(d + ": scenario hash " + text_of(p.run["scenario_hash"]) + ", but " + first_dir +
+                       " has " + text_of(first.run["scenario_hash"]) +
                        ": parts of different scenarios (or --set overrides) cannot be merged");
     if (p.run.value("gradflow_version", "") != first.run.value("gradflow_version", ""))
-      throw InputError(d + ": written by gradflow " + p.run.value("gradflow_version", "?") + ", but " + first_dir +
-                       " by gradflow " + first.run.value("gradflow_version", "?") +
+      throw InputError(d + ": written by gradflow " + p.run.value("gradflow_version", "?") + ", but " +
+                       first_dir + " by gradflow " + first.run.value("gradflow_version", "?") +
                        ": rerun the parts with one version");
     if (p.shard.count != first.shard.count)
-      throw InputError(d + ": is shard " + p.shard.str() + ", but " + first_dir + " is shard " + first.shard.str() +
+      throw InputError(d + ": is shard " + p.shard.str() + ", but " + first_dir + " is shard " +
+                       first.shard.str() +
                        ": all parts must come from one split (--shard i/n with the same n)");
   }
   const std::int64_t n = first.shard.count;
@@ -191,8 +197,8 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
       throw InputError(p.dir.string() + ": shard " + p.shard.str() + " is " + status + " (" +
                        text_of(p.run.value("cells_done", json(0))) + " of " +
                        text_of(p.run.value("cells_total", json(0))) +
-                       " cells done); complete it first with gradflow run ... --shard " + p.shard.str() + " -o " +
-                       p.dir.string() + " --resume");
+                       " cells done); complete it first with gradflow run ... --shard " + p.shard.str() +
+                       " -o " + p.dir.string() + " --resume");
   }
 
   const Scenario sc = scenario_from_run_json(first.run, (first.dir / "run.json").string());
@@ -213,7 +219,8 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
     for (std::size_t l = 1; l < lines.size(); ++l) {
       const std::string at = f + ":" + std::to_string(l + 1);
       std::int64_t cell = 0, rep = 0;
-      if (!row_key(lines[l], &cell, &rep)) throw InputError(at + ": expected a row starting with cell,replicate");
+      if (!row_key(lines[l], &cell, &rep))
+        throw InputError(at + ": expected a row starting with cell,replicate");
       if (cell < 0 || cell >= sc.cell_count() || rep < 0 || rep >= replicates)
         throw InputError(at + ": cell " + std::to_string(cell) + " replicate " + std::to_string(rep) +
                          " is outside the scenario (" + std::to_string(sc.cell_count()) + " cells x " +
@@ -231,9 +238,10 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
   for (std::int64_t s = 0; s < total; ++s)
     if (owner[static_cast<std::size_t>(s)] < 0) {
       const Shard sh{s % n, n};
-      throw InputError("cell " + std::to_string(s / replicates) + " replicate " + std::to_string(s % replicates) +
-                       " is in no part (it belongs to shard " + sh.str() + ", " +
-                       by_index[static_cast<std::size_t>(sh.index)]->dir.string() + "/cells.csv lacks it)");
+      throw InputError("cell " + std::to_string(s / replicates) + " replicate " +
+                       std::to_string(s % replicates) + " is in no part (it belongs to shard " + sh.str() +
+                       ", " + by_index[static_cast<std::size_t>(sh.index)]->dir.string() +
+                       "/cells.csv lacks it)");
     }
 
   // Pass 2: write through RunWriter, which sorts the rows and writes heatmaps/ and run.json like any run.
@@ -247,10 +255,12 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
       if (!fs::exists(file, ec)) throw InputError(f + ": missing (analysis.series is on)");
       const auto lines = lines_of(file);
       if (lines.empty() || lines[0] != series_header)
-        throw InputError(f + ":1: header differs from series.csv's columns (expected \"" + series_header + "\")");
+        throw InputError(f + ":1: header differs from series.csv's columns (expected \"" + series_header +
+                         "\")");
       for (std::size_t l = 1; l < lines.size(); ++l) {
         std::int64_t cell = 0, rep = 0;
-        if (!row_key(lines[l], &cell, &rep) || cell < 0 || cell >= sc.cell_count() || rep < 0 || rep >= replicates ||
+        if (!row_key(lines[l], &cell, &rep) || cell < 0 || cell >= sc.cell_count() || rep < 0 ||
+            rep >= replicates ||
             &parts[static_cast<std::size_t>(owner[static_cast<std::size_t>(cell * replicates + rep)])] != &p)
           throw InputError(f + ":" + std::to_string(l + 1) + ": not a series row of a cell in " +
                            (p.dir / "cells.csv").string());
@@ -262,7 +272,8 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
       std::int64_t cell = 0, rep = 0;
       row_key(lines[l], &cell, &rep);
       const auto it = series.find(cell * replicates + rep);
-      writer.write_rows(cell, rep, CellRows{lines[l] + "\n", it == series.end() ? std::string() : it->second});
+      writer.write_rows(cell, rep,
+                        CellRows{lines[l] + "\n", it == series.end() ? std::string() : it->second});
     }
     json entry = {{"dir", p.dir.string()}, {"shard", p.shard.str()}};
     for (const char* key : {"start_time", "end_time", "wall_seconds", "threads", "mpi"})

@@ -3,6 +3,10 @@
 // (nlohmann::json::to_msgpack), so there is no hand-written wire format.
 #include "gradflow/mpi_sweep.hpp"
 
+#include <mpi.h>
+#include <omp.h>
+
+#include <Eigen/Core>
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -11,14 +15,10 @@
 #include <cstdlib>
 #include <list>
 #include <mutex>
+#include <nlohmann/json.hpp>
 #include <optional>
 #include <stdexcept>
 #include <thread>
-
-#include <mpi.h>
-#include <omp.h>
-#include <Eigen/Core>
-#include <nlohmann/json.hpp>
 
 #include "gradflow/cell.hpp"
 
@@ -119,7 +119,8 @@ void worker_slot(const Scenario& scenario, int slot, const std::atomic<bool>* st
       Lock lock(mpi_mutex());
       // The reply's receive is posted before the request leaves, so rank 0's reply never waits on us.
       if (!leaving) MPI_Irecv(next.data(), 2, MPI_INT64_T, 0, kTagWorkBase + slot, MPI_COMM_WORLD, &receive);
-      MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagRequest, MPI_COMM_WORLD, &send);
+      MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagRequest, MPI_COMM_WORLD,
+                &send);
     }
     wait_for(&send);
     if (leaving) return;
@@ -132,7 +133,7 @@ void worker_slot(const Scenario& scenario, int slot, const std::atomic<bool>* st
 struct Tally {
   explicit Tally(int ranks) : per_rank(static_cast<std::size_t>(ranks), 0) {}
   std::atomic<std::int64_t> ran{0}, failed{0};
-  std::atomic<std::int64_t> local{0};   // computed by rank 0's threads
+  std::atomic<std::int64_t> local{0};  // computed by rank 0's threads
   std::vector<std::int64_t> per_rank;  // computed by each rank (remote ones counted by the dispatcher)
 };
 
@@ -179,12 +180,14 @@ void dispatch(WorkQueue& queue, RunWriter& writer, int remote_slots, const std::
       const json& r = message["result"];
       const auto cell = r.at("cell").get<std::int64_t>(), replicate = r.at("replicate").get<std::int64_t>();
       if (r.at("ok").get<bool>()) {
-        writer.write_rows(cell, replicate, CellRows{r.at("cells").get<std::string>(), r.at("series").get<std::string>()});
+        writer.write_rows(cell, replicate,
+                          CellRows{r.at("cells").get<std::string>(), r.at("series").get<std::string>()});
         ++tally.ran;
         ++tally.per_rank[static_cast<std::size_t>(status.MPI_SOURCE)];
       } else {
-        writer.record_failure(cell, replicate,
-                              "rank " + std::to_string(status.MPI_SOURCE) + ": " + r.at("error").get<std::string>());
+        writer.record_failure(
+            cell, replicate,
+            "rank " + std::to_string(status.MPI_SOURCE) + ": " + r.at("error").get<std::string>());
         ++tally.failed;
       }
     }
@@ -198,8 +201,8 @@ void dispatch(WorkQueue& queue, RunWriter& writer, int remote_slots, const std::
                          MPI_REQUEST_NULL);
     {
       Lock lock(mpi_mutex());
-      MPI_Isend(replies.back().first.data(), 2, MPI_INT64_T, status.MPI_SOURCE, kTagWorkBase + slot, MPI_COMM_WORLD,
-                &replies.back().second);
+      MPI_Isend(replies.back().first.data(), 2, MPI_INT64_T, status.MPI_SOURCE, kTagWorkBase + slot,
+                MPI_COMM_WORLD, &replies.back().second);
     }
     if (!next) --open;
   }
@@ -232,7 +235,8 @@ void MpiSession::abort(const std::string& message) const {
   std::abort();
 }
 
-MpiSession::Start MpiSession::agree_to_start(int code, const std::string& error, const std::string& fingerprint) const {
+MpiSession::Start MpiSession::agree_to_start(int code, const std::string& error,
+                                             const std::string& fingerprint) const {
   Lock lock(mpi_mutex());
   int root_code = code;
   MPI_Bcast(&root_code, 1, MPI_INT, 0, MPI_COMM_WORLD);
@@ -250,8 +254,9 @@ MpiSession::Start MpiSession::agree_to_start(int code, const std::string& error,
   } else if (worst != 0) {
     start.code = worst;
     if (differs)
-      start.message = "rank " + std::to_string(rank_) + ": scenario hash " + fingerprint + " differs from rank 0's " +
-                      root_fingerprint + ": every rank must read the same scenario file and --set overrides";
+      start.message = "rank " + std::to_string(rank_) + ": scenario hash " + fingerprint +
+                      " differs from rank 0's " + root_fingerprint +
+                      ": every rank must read the same scenario file and --set overrides";
     else if (code != 0)
       start.message = "rank " + std::to_string(rank_) + ": " + error;
   }
@@ -275,8 +280,8 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
     int length = 0;
     MPI_Get_processor_name(host.data(), &length);
     MPI_Gather(&threads, 1, MPI_INT, all_threads.data(), 1, MPI_INT, 0, MPI_COMM_WORLD);
-    MPI_Gather(host.data(), static_cast<int>(host.size()), MPI_CHAR, hosts.data(), static_cast<int>(host.size()),
-               MPI_CHAR, 0, MPI_COMM_WORLD);
+    MPI_Gather(host.data(), static_cast<int>(host.size()), MPI_CHAR, hosts.data(),
+               static_cast<int>(host.size()), MPI_CHAR, 0, MPI_COMM_WORLD);
     void* value = nullptr;
     int found = 0;
     MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &value, &found);

@@ -17,9 +17,7 @@ std::string Shard::str() const { return std::to_string(index) + "/" + std::to_st
 bool operator==(const Shard& a, const Shard& b) { return a.index == b.index && a.count == b.count; }
 
 Shard parse_shard(const std::string& text, const std::string& what) {
-  const auto bad = [&](const std::string& why) {
-    return InputError(what + " = \"" + text + "\": " + why);
-  };
+  const auto bad = [&](const std::string& why) { return InputError(what + " = \"" + text + "\": " + why); };
   const auto slash = text.find('/');
   if (slash == std::string::npos) throw bad("expected i/n, e.g. 0/4 (shard i of n, 0 <= i < n)");
   Shard s;

@@ -30,8 +30,9 @@ struct SweepSummary {
 std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const RunWriter& writer,
                                                                  std::int64_t* skipped = nullptr);
 
-/// Runs every (cell, replicate) of the writer's shard not yet done in `writer`, in parallel across cells (OpenMP, dynamic
-/// schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to Eigen instead.
+/// Runs every (cell, replicate) of the writer's shard not yet done in `writer`, in parallel across cells
+/// (OpenMP, dynamic schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to
+/// Eigen instead.
 /// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
 /// streams.
 SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
