@@ -32,20 +32,21 @@ burn_in = 10
 replicates = 2
 )";
 
-// 48 runs of ~20-140 ms (idle to loaded 2-core machine): long enough to interrupt in the middle.
-const char* kLong = R"(title = "interrupt under mpirun"
-seed = 5
-[network]
-units = 192
-steps = 300
-batch = 8
-[analysis]
-burn_in = 50
-[sweep]
-"network.activation" = ["tanh", "relu"]
-"spectrum.radius" = { start = 0.5, stop = 2.5, num = 12 }
-"input.std" = [0.0, 0.5]
-)";
+/// The 32-cell scenario of the interrupt tests and its single-process run (written by the CTest fixture
+/// mpi_reference_run, or here when the test runs on its own).
+const fs::path kLong = fs::path(GRADFLOW_TEST_DATA) / "data" / "mpi_interrupt.toml";
+constexpr std::size_t kLongPairs = 32;
+
+fs::path long_reference() {
+  const fs::path dir = GRADFLOW_MPI_REFERENCE;
+  if (!fs::exists(dir / "run.json") ||
+      nlohmann::json::parse(read_file(dir / "run.json")).value("status", "") != "complete") {
+    const int code =
+        wait_exit(spawn(GRADFLOW_CLI, {"run", kLong.string(), "-o", dir.string(), "--force", "--quiet"}));
+    if (code != 0) throw std::runtime_error("reference run failed");
+  }
+  return dir;
+}
 
 /// mpirun -n RANKS [flags] gradflow ARGS...
 std::vector<std::string> mpirun_args(int ranks, const std::vector<std::string>& args) {
@@ -152,8 +153,8 @@ TEST_CASE(
     "SIGTERM to every rank (as a scheduler sends it): exit 130, finished cells kept, --resume completes",
     "[mpi][resume]") {
   TempDir tmp("gradflow_mpi_");
-  const fs::path sc = tmp.write("long.toml", kLong);
-  REQUIRE(run_single({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
+  const fs::path sc = kLong;
+  const fs::path reference = long_reference();
   const fs::path out = tmp.path / "mpi";
   const pid_t mpirun = spawn_mpi(2, {"run", sc.string(), "-o", out.string(), "--quiet"});
   const auto ranks = wait_for_ranks(mpirun, 2);
@@ -163,20 +164,20 @@ TEST_CASE(
   CHECK(wait_exit(mpirun) == 130);
   const std::size_t kept = row_count(out / "cells.csv") - 1;
   CHECK(kept >= 4);
-  CHECK(kept < 48);
+  CHECK(kept < kLongPairs);
   const auto j = nlohmann::json::parse(read_file(out / "run.json"));
   CHECK(j["status"] == "interrupted");
   CHECK(j["cells_done"].get<std::size_t>() == kept);
 
   REQUIRE(run_mpi(2, {"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
-  require_same_run(tmp.path / "single", out);
+  require_same_run(reference, out);
 }
 
 TEST_CASE("a worker rank that dies fails the run loudly, keeps finished cells, and --resume completes it",
           "[mpi][resume]") {
   TempDir tmp("gradflow_mpi_");
-  const fs::path sc = tmp.write("long.toml", kLong);
-  REQUIRE(run_single({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
+  const fs::path sc = kLong;
+  const fs::path reference = long_reference();
   const fs::path out = tmp.path / "mpi";
   const fs::path err = tmp.path / "mpirun.err";
   const pid_t mpirun = spawn_mpi(2, {"run", sc.string(), "-o", out.string(), "--quiet"}, err);
@@ -190,15 +191,15 @@ TEST_CASE("a worker rank that dies fails the run loudly, keeps finished cells, a
   CHECK(read_file(err).find("signal 9") != std::string::npos);  // mpirun names the rank that died
   const std::size_t kept = row_count(out / "cells.csv") - 1;
   CHECK(kept >= 4);
-  CHECK(kept < 48);
+  CHECK(kept < kLongPairs);
   CHECK(nlohmann::json::parse(read_file(out / "run.json"))["status"] == "interrupted");
   REQUIRE(run_mpi(2, {"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
-  require_same_run(tmp.path / "single", out);
+  require_same_run(reference, out);
 }
 
 TEST_CASE("Ctrl-C on mpirun: run.json says interrupted and the finished cells are kept", "[mpi]") {
   TempDir tmp("gradflow_mpi_");
-  const fs::path sc = tmp.write("long.toml", kLong);
+  const fs::path sc = kLong;
   const fs::path out = tmp.path / "mpi";
   // 7x longer cells: mpirun passes SIGINT on as SIGTERM only after ~1 s.
   const pid_t mpirun =
@@ -209,7 +210,7 @@ TEST_CASE("Ctrl-C on mpirun: run.json says interrupted and the finished cells ar
   CHECK(wait_exit(mpirun) != 0);  // Open MPI's mpirun exits with 1 after it stopped the job
   const std::size_t kept = row_count(out / "cells.csv") - 1;
   CHECK(kept >= 2);
-  CHECK(kept < 48);
+  CHECK(kept < kLongPairs);
   const auto j = nlohmann::json::parse(read_file(out / "run.json"));
   CHECK(j["status"] == "interrupted");
   CHECK(j["cells_done"].get<std::size_t>() <= kept);  // cells landing after the announcement are in cells.csv
