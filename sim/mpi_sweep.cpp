@@ -29,11 +29,16 @@ namespace {
 using nlohmann::json;
 using Pair = std::pair<std::int64_t, std::int64_t>;
 
-// Worker thread -> rank 0: MessagePack {"slot": s, "leaving": bool, "result": {cell, replicate, ok, cells,
-// series | error}} (no result in a slot's first request).
+// Worker thread -> rank 0, tag kTagRequest: MessagePack {"slot": s, optional "result": {cell, replicate, ok,
+// cells, series | error}, optional "request": "idle" | "busy", optional "returned": [cell, replicate],
+// optional "last": true}. A slot asks for its next cell while it computes the current one ("busy"), so the
+// round trip hides behind the computation; near the end of the run rank 0 answers such prefetches with
+// kLater, so that no cell waits behind another while a thread elsewhere is idle. "last" closes the slot.
 constexpr int kTagRequest = 1;
-// Rank 0 -> worker thread s, tag kTagWorkBase + s: int64[2] {cell, replicate}; cell < 0 means "no more".
+// Rank 0 -> worker thread s, tag kTagWorkBase + s: int64[2] {cell, replicate}, or {kStop | kLater, -1}.
 constexpr int kTagWorkBase = 16;
+constexpr std::int64_t kStop = -1;   // no more cells
+constexpr std::int64_t kLater = -2;  // no prefetch now: ask again when idle
 
 /// MPI_THREAD_SERIALIZED: one MPI call at a time in this process. Every call is non-blocking (or a probe),
 /// so the lock is held for microseconds; waiting is done by polling outside it.
@@ -76,15 +81,65 @@ class WorkQueue {
   WorkQueue(std::vector<Pair> work, const std::atomic<bool>* stop) : work_(std::move(work)), stop_(stop) {}
   std::optional<Pair> take() {
     if (stop_ && stop_->load()) return std::nullopt;
+    {
+      std::lock_guard<std::mutex> lock(returned_mutex_);
+      if (!returned_.empty()) {
+        const Pair p = returned_.back();
+        returned_.pop_back();
+        return p;
+      }
+    }
     const std::size_t i = next_.fetch_add(1);
     if (i >= work_.size()) return std::nullopt;
     return work_[i];
+  }
+  /// A cell handed out but not computed (its worker left): handed out again.
+  void give_back(Pair p) {
+    std::lock_guard<std::mutex> lock(returned_mutex_);
+    returned_.push_back(p);
+  }
+  std::size_t remaining() {
+    std::lock_guard<std::mutex> lock(returned_mutex_);
+    const std::size_t taken = std::min(next_.load(), work_.size());
+    return work_.size() - taken + returned_.size();
   }
 
  private:
   std::vector<Pair> work_;
   const std::atomic<bool>* stop_;
   std::atomic<std::size_t> next_{0};
+  std::mutex returned_mutex_;
+  std::vector<Pair> returned_;
+};
+
+/// Messages to rank 0 whose sends complete in the background (a large result completes only when rank 0
+/// receives it): each buffer lives until its send is done, and the thread goes on computing meanwhile.
+class Outbox {
+ public:
+  ~Outbox() { flush(); }
+  void send(const json& message) {
+    reap();
+    items_.emplace_back(json::to_msgpack(message), MPI_REQUEST_NULL);
+    auto& [bytes, request] = items_.back();
+    Lock lock(mpi_mutex());
+    MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagRequest, MPI_COMM_WORLD,
+              &request);
+  }
+  void flush() {
+    for (auto& item : items_) wait_for(&item.second);
+    items_.clear();
+  }
+
+ private:
+  void reap() {
+    Lock lock(mpi_mutex());
+    for (auto it = items_.begin(); it != items_.end();) {
+      int done = 0;
+      MPI_Test(&it->second, &done, MPI_STATUS_IGNORE);
+      it = done ? items_.erase(it) : std::next(it);
+    }
+  }
+  std::list<std::pair<std::vector<std::uint8_t>, MPI_Request>> items_;
 };
 
 /// One cell on a worker, as the message rank 0 records.
@@ -103,30 +158,48 @@ json compute_remote(const Scenario& scenario, std::int64_t cell, std::int64_t re
   return r;
 }
 
-/// A worker thread: request, compute, send the rows with the next request, until rank 0 says "no more"
-/// or this rank is told to stop (then the cell in flight is sent with "leaving").
+/// A worker thread: asks for a cell, and while computing it asks for the next one; sends every cell's rows;
+/// stops when rank 0 answers kStop or this rank is told to stop (then the cell in flight is sent, and a
+/// prefetched cell is returned uncomputed).
 void worker_slot(const Scenario& scenario, int slot, const std::atomic<bool>* stop) {
-  json result;
-  for (;;) {
-    const bool leaving = stop && stop->load();
-    json message = {{"slot", slot}, {"leaving", leaving}};
-    if (!result.is_null()) message["result"] = std::move(result);
-    result = json();
-    const std::vector<std::uint8_t> bytes = json::to_msgpack(message);
-    std::array<std::int64_t, 2> next{-1, -1};
-    MPI_Request receive = MPI_REQUEST_NULL, send = MPI_REQUEST_NULL;
+  Outbox outbox;
+  std::array<std::int64_t, 2> reply{kStop, -1};
+  MPI_Request pending = MPI_REQUEST_NULL;
+  // The reply's receive is posted before the request leaves, so rank 0's reply never waits on us.
+  auto request = [&](const json& message) {
     {
       Lock lock(mpi_mutex());
-      // The reply's receive is posted before the request leaves, so rank 0's reply never waits on us.
-      if (!leaving) MPI_Irecv(next.data(), 2, MPI_INT64_T, 0, kTagWorkBase + slot, MPI_COMM_WORLD, &receive);
-      MPI_Isend(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, 0, kTagRequest, MPI_COMM_WORLD,
-                &send);
+      MPI_Irecv(reply.data(), 2, MPI_INT64_T, 0, kTagWorkBase + slot, MPI_COMM_WORLD, &pending);
     }
-    wait_for(&send);
-    if (leaving) return;
-    wait_for(&receive);
-    if (next[0] < 0) return;
-    result = compute_remote(scenario, next[0], next[1]);
+    outbox.send(message);
+  };
+  auto stopping = [&] { return stop && stop->load(); };
+
+  request({{"slot", slot}, {"request", "idle"}});
+  wait_for(&pending);
+  for (;;) {
+    if (reply[0] < 0) {  // kStop (an idle request is never answered with kLater)
+      outbox.send({{"slot", slot}, {"last", true}});
+      return;
+    }
+    const Pair cell{reply[0], reply[1]};
+    const bool prefetch = !stopping();
+    if (prefetch) request({{"slot", slot}, {"request", "busy"}});
+    json message = {{"slot", slot}, {"result", compute_remote(scenario, cell.first, cell.second)}};
+    if (prefetch) wait_for(&pending);
+    if (!prefetch || stopping() || reply[0] == kStop) {
+      if (prefetch && reply[0] >= 0) message["returned"] = {reply[0], reply[1]};
+      message["last"] = true;
+      outbox.send(message);
+      return;
+    }
+    if (reply[0] == kLater) {
+      message["request"] = "idle";
+      request(message);
+      wait_for(&pending);
+      continue;
+    }
+    outbox.send(message);  // `reply` holds the next cell
   }
 }
 
@@ -137,12 +210,11 @@ struct Tally {
   std::vector<std::int64_t> per_rank;  // computed by each rank (remote ones counted by the dispatcher)
 };
 
-/// Rank 0's dispatcher thread: answers requests from `remote_slots` worker threads until each has been told
-/// "no more" (or left), and records their rows. Also announces an interrupt in run.json at once, since
-/// mpirun follows its SIGTERM with SIGKILL one second later (odls_base_sigkill_timeout).
-void dispatch(WorkQueue& queue, RunWriter& writer, int remote_slots, const std::atomic<bool>* stop,
-              const std::atomic<bool>& local_done, Tally& tally) {
-  int open = remote_slots;
+/// Rank 0's dispatcher thread: answers requests from the worker threads and records their rows, until every
+/// slot has closed ("last"; `open` counts them) and rank 0's own threads are done. Also announces an
+/// interrupt in run.json at once, since mpirun follows its SIGTERM with SIGKILL one second later.
+void dispatch(WorkQueue& queue, RunWriter& writer, std::atomic<int>& open, std::size_t all_slots,
+              const std::atomic<bool>* stop, const std::atomic<bool>& local_done, Tally& tally) {
   bool announced = false;
   std::list<std::pair<std::array<std::int64_t, 2>, MPI_Request>> replies;
   Backoff backoff;
@@ -176,6 +248,7 @@ void dispatch(WorkQueue& queue, RunWriter& writer, int remote_slots, const std::
     }
     backoff.reset();
     const json message = json::from_msgpack(buffer);
+    const int source = status.MPI_SOURCE;
     if (message.contains("result")) {
       const json& r = message["result"];
       const auto cell = r.at("cell").get<std::int64_t>(), replicate = r.at("replicate").get<std::int64_t>();
@@ -183,28 +256,29 @@ void dispatch(WorkQueue& queue, RunWriter& writer, int remote_slots, const std::
         writer.write_rows(cell, replicate,
                           CellRows{r.at("cells").get<std::string>(), r.at("series").get<std::string>()});
         ++tally.ran;
-        ++tally.per_rank[static_cast<std::size_t>(status.MPI_SOURCE)];
+        ++tally.per_rank[static_cast<std::size_t>(source)];
       } else {
-        writer.record_failure(
-            cell, replicate,
-            "rank " + std::to_string(status.MPI_SOURCE) + ": " + r.at("error").get<std::string>());
+        writer.record_failure(cell, replicate,
+                              "rank " + std::to_string(source) + ": " + r.at("error").get<std::string>());
         ++tally.failed;
       }
     }
-    if (message.at("leaving").get<bool>()) {
-      --open;
-      continue;
-    }
-    const int slot = message.at("slot").get<int>();
-    const auto next = queue.take();
-    replies.emplace_back(std::array<std::int64_t, 2>{next ? next->first : -1, next ? next->second : -1},
-                         MPI_REQUEST_NULL);
-    {
+    if (message.contains("returned"))
+      queue.give_back(
+          {message["returned"][0].get<std::int64_t>(), message["returned"][1].get<std::int64_t>()});
+    if (message.contains("request")) {
+      std::array<std::int64_t, 2> answer{kStop, -1};
+      if (message["request"] == "busy" && queue.remaining() <= all_slots) {
+        answer[0] = kLater;  // the tail: a prefetched cell could wait while another thread idles
+      } else if (const auto next = queue.take()) {
+        answer = {next->first, next->second};
+      }
+      replies.emplace_back(answer, MPI_REQUEST_NULL);
       Lock lock(mpi_mutex());
-      MPI_Isend(replies.back().first.data(), 2, MPI_INT64_T, status.MPI_SOURCE, kTagWorkBase + slot,
-                MPI_COMM_WORLD, &replies.back().second);
+      MPI_Isend(replies.back().first.data(), 2, MPI_INT64_T, source,
+                kTagWorkBase + message.at("slot").get<int>(), MPI_COMM_WORLD, &replies.back().second);
     }
-    if (!next) --open;
+    if (message.contains("last")) --open;  // after "returned": rank 0's threads see the cell or an open slot
   }
   for (auto& r : replies) wait_for(&r.second);
 }
@@ -319,16 +393,27 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
   for (int r = 1; r < ranks; ++r) remote_slots += all_threads[static_cast<std::size_t>(r)];
   Tally tally(ranks);
   std::atomic<bool> local_done{false};
+  std::atomic<int> open_slots{remote_slots};
   std::thread dispatcher([&] {
     try {
-      dispatch(queue, *writer, remote_slots, stop, local_done, tally);
+      dispatch(queue, *writer, open_slots, static_cast<std::size_t>(remote_slots + threads), stop, local_done,
+               tally);
     } catch (const std::exception& e) {
       session.abort(std::string("dispatcher: ") + e.what());
     }
   });
 #pragma omp parallel num_threads(threads)
   {
-    while (const auto work = queue.take()) {
+    // Until the queue is empty and no worker slot is open: a worker that leaves returns its prefetched cell.
+    Backoff backoff;
+    for (;;) {
+      const auto work = queue.take();
+      if (!work) {
+        if ((stop && stop->load()) || (open_slots.load() == 0 && queue.remaining() == 0)) break;
+        backoff.idle();
+        continue;
+      }
+      backoff.reset();
       const auto [cell, replicate] = *work;
       try {
         writer->record(cell, replicate, simulate_cell(scenario.cell_config(cell), cell, replicate));

@@ -197,6 +197,21 @@ TEST_CASE("a worker rank that dies fails the run loudly, keeps finished cells, a
   require_same_run(reference, out);
 }
 
+TEST_CASE("a worker told to stop alone hands its cells back and the run completes without it", "[mpi]") {
+  TempDir tmp("gradflow_mpi_");
+  const fs::path reference = long_reference();
+  const fs::path out = tmp.path / "mpi";
+  const pid_t mpirun = spawn_mpi(3, {"run", kLong.string(), "-o", out.string(), "--threads", "1", "--quiet"});
+  const auto ranks = wait_for_ranks(mpirun, 3);
+  REQUIRE(ranks.size() == 3);
+  wait_for_lines(out / "cells.csv", 1 + 4);
+  for (const auto& [pid, rank] : ranks)
+    if (rank == 2) kill(pid, SIGTERM);
+  CHECK(wait_exit(mpirun) == 0);
+  require_same_run(reference, out);
+  CHECK(nlohmann::json::parse(read_file(out / "run.json"))["status"] == "complete");
+}
+
 TEST_CASE("Ctrl-C on mpirun: run.json says interrupted and the finished cells are kept", "[mpi]") {
   TempDir tmp("gradflow_mpi_");
   const fs::path sc = kLong;
