@@ -166,6 +166,9 @@ int cmd_run_any(const RunArgs& a) {
 }
 
 int cmd_merge(const std::vector<std::string>& parts, const std::string& outdir, bool force, bool quiet) {
+  if (launcher_ranks() > 1)
+    throw InputError("gradflow merge runs as one process: start it without mpirun (every rank would write " +
+                     outdir + ")");
   std::vector<std::filesystem::path> dirs(parts.begin(), parts.end());
   const MergeSummary m = merge_runs(dirs, outdir, MergeOptions{force});
   if (!quiet)

@@ -224,6 +224,10 @@ void dispatch(WorkQueue& queue, RunWriter& writer, std::atomic<int>& open, std::
       writer.finish("interrupted");
       announced = true;
     }
+    if (open == 0) {  // no worker left: only the interrupt announcement and rank 0's threads to wait for
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+      continue;
+    }
     int arrived = 0;
     MPI_Status status;
     {
