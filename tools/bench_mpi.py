@@ -9,8 +9,9 @@
 
 Wall time is run.json's wall_seconds (rank 0, from preparing OUTDIR to the last row: no mpirun start-up);
 "launch" is the whole command including mpirun. CPU is user + system time of every process (mpirun's
-children included), which the machine's load inflates much less than wall time. Each configuration runs
---repeat times; the table shows medians (and the min wall time). The overhead sweeps also run a one-cell
+children included), which the machine's load inflates much less than wall time; CPU / wall is the number
+of cores the run actually got. Each configuration runs --repeat times, the configurations interleaved
+(round-robin) so that a change in the machine's load affects them alike; tables show medians. The overhead sweeps also run a one-cell
 version of the same scenario in each configuration and report the marginal cost per cell,
 (X(sweep) - X(one cell)) / (cells - 1), which removes start-up (MPI_Init, mpirun, reading the scenario).
 
@@ -112,31 +113,37 @@ def write(tmp, name, text):
     return path
 
 
-def measure(prefix, extra, path, repeat, tmp):
-    results = []
+def measure_all(runs, repeat, tmp):
+    """runs: list of (key, command prefix, extra args, scenario path); round-robin over `repeat` rounds."""
+    results = {key: [] for key, _, _, _ in runs}
     for _ in range(repeat):
-        out = os.path.join(tmp, "out")
-        results.append(run(prefix + ["run", path, "-o", out, "--quiet"] + extra, out))
-    med = {k: statistics.median(r[k] for r in results) for k in ("wall", "launch", "cpu")}
-    med["min_wall"] = min(r["wall"] for r in results)
-    med["cells"] = results[0]["cells"]
-    med["per_rank"] = results[len(results) // 2]["per_rank"]
-    return med
+        for key, prefix, extra, path in runs:
+            out = os.path.join(tmp, "out")
+            results[key].append(run(prefix + ["run", path, "-o", out, "--quiet"] + extra, out))
+    summary = {}
+    for key, rs in results.items():
+        med = {k: statistics.median(r[k] for r in rs) for k in ("wall", "launch", "cpu")}
+        med["min_wall"] = min(r["wall"] for r in rs)
+        med["cells"] = rs[0]["cells"]
+        med["per_rank"] = rs[len(rs) // 2]["per_rank"]
+        summary[key] = med
+    return summary
 
 
 def bench_scaling(name, text, gradflow, mpirun, repeat, tmp):
     path = write(tmp, "scaling", text)
     print(f"\n### {name}\n")
-    print("| configuration | wall s (median) | wall s (min) | launch s | CPU s | speed-up (median wall) "
-          "| CPU / single-process CPU | cells per rank |")
-    print("|---|---|---|---|---|---|---|---|")
-    base = None
-    for label, prefix, extra in configs(gradflow, mpirun):
-        m = measure(prefix, extra, path, repeat, tmp)
-        base = base or m
+    print("| configuration | wall s | wall s (min) | launch s | CPU s | cores used (CPU / wall) "
+          "| speed-up (wall) | CPU / single-process CPU | cells per rank |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    cfgs = configs(gradflow, mpirun)
+    res = measure_all([(label, prefix, extra, path) for label, prefix, extra in cfgs], repeat, tmp)
+    base = res[cfgs[0][0]]
+    for label, _, _ in cfgs:
+        m = res[label]
         print(f"| {label} | {m['wall']:.2f} | {m['min_wall']:.2f} | {m['launch']:.2f} | {m['cpu']:.2f} | "
-              f"{base['wall'] / m['wall']:.2f} | {m['cpu'] / base['cpu']:.3f} | {m['per_rank'] or ''} |")
-        sys.stdout.flush()
+              f"{m['cpu'] / m['launch']:.2f} | {base['wall'] / m['wall']:.2f} | {m['cpu'] / base['cpu']:.3f} | "
+              f"{m['per_rank'] or ''} |")
 
 
 def bench_overhead(name, text, one_cell_text, gradflow, mpirun, repeat, tmp):
@@ -145,13 +152,16 @@ def bench_overhead(name, text, one_cell_text, gradflow, mpirun, repeat, tmp):
     print("| configuration | cells | wall s | CPU s | one-cell wall s | one-cell CPU s | marginal wall ms/cell "
           "| marginal CPU ms/cell | cells per rank |")
     print("|---|---|---|---|---|---|---|---|---|")
-    for label, prefix, extra in configs(gradflow, mpirun):
-        m, b = measure(prefix, extra, path, repeat, tmp), measure(prefix, extra, one, repeat, tmp)
+    cfgs = configs(gradflow, mpirun)
+    runs = [(label, prefix, extra, path) for label, prefix, extra in cfgs]
+    runs += [(label + " (one cell)", prefix, extra, one) for label, prefix, extra in cfgs]
+    res = measure_all(runs, repeat, tmp)
+    for label, _, _ in cfgs:
+        m, b = res[label], res[label + " (one cell)"]
         n = m["cells"] - 1
         print(f"| {label} | {m['cells']} | {m['wall']:.3f} | {m['cpu']:.2f} | {b['wall']:.3f} | {b['cpu']:.2f} | "
               f"{1e3 * (m['wall'] - b['wall']) / n:.4f} | {1e3 * (m['cpu'] - b['cpu']) / n:.4f} | "
               f"{m['per_rank'] or ''} |")
-        sys.stdout.flush()
 
 
 def main():
