@@ -45,17 +45,23 @@ inline std::vector<std::string> split_csv(const std::string& line) {
   return f;
 }
 
-/// cells.csv without the `seconds` column (the only field that depends on the machine's load).
+/// cells.csv without its wall-time columns (`seconds`, and any `seconds_*`): the only fields that depend on
+/// the machine's load.
 inline std::vector<std::string> cells_without_timing(const fs::path& p) {
   auto lines = lines_of(p);
   if (lines.empty()) return lines;
   const auto header = split_csv(lines[0]);
-  const auto col = std::find(header.begin(), header.end(), "seconds") - header.begin();
+  std::vector<bool> timing(header.size());
+  for (std::size_t i = 0; i < header.size(); ++i) timing[i] = header[i].rfind("seconds", 0) == 0;
   for (auto& l : lines) {
-    auto f = split_csv(l);
-    if (col < static_cast<long>(f.size())) f.erase(f.begin() + col);
+    const auto f = split_csv(l);
     std::string joined;
-    for (std::size_t i = 0; i < f.size(); ++i) joined += (i ? "," : "") + f[i];
+    bool first = true;
+    for (std::size_t i = 0; i < f.size(); ++i) {
+      if (i < timing.size() && timing[i]) continue;
+      joined += (first ? "" : ",") + f[i];
+      first = false;
+    }
     l = joined;
   }
   return lines;
