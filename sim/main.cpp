@@ -2,8 +2,11 @@
 #include <atomic>
 #include <csignal>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iostream>
+#include <memory>
+#include <optional>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -13,11 +16,16 @@
 #include "gradflow/activation.hpp"
 #include "gradflow/cell.hpp"
 #include "gradflow/meanfield.hpp"
+#include "gradflow/merge.hpp"
 #include "gradflow/output.hpp"
 #include "gradflow/scenario.hpp"
+#include "gradflow/shard.hpp"
 #include "gradflow/spectrum.hpp"
 #include "gradflow/sweep.hpp"
 #include "gradflow/verdict.hpp"
+#ifdef GRADFLOW_WITH_MPI
+#include "gradflow/mpi_sweep.hpp"
+#endif
 
 namespace {
 
@@ -29,7 +37,11 @@ constexpr int kExitBadInput = 2;
 constexpr int kExitInterrupted = 130;
 
 std::atomic<bool> g_stop{false};
-extern "C" void on_signal(int) { g_stop.store(true); }
+std::atomic<int> g_signal{0};
+extern "C" void on_signal(int sig) {
+  g_signal.store(sig);
+  g_stop.store(true);
+}
 
 struct RunArgs {
   std::string scenario;
@@ -39,13 +51,48 @@ struct RunArgs {
   bool resume = false;
   bool force = false;
   bool quiet = false;
+  std::string shard;  // "i/n", "" for the whole run
 };
+
+/// The number of ranks an MPI launcher started (mpirun / mpiexec / srun set one of these), 0 when none did,
+/// -1 when one did without saying how many.
+int launcher_ranks() {
+  for (const char* var : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"})
+    if (const char* v = std::getenv(var)) return std::atoi(v);
+  for (const char* var : {"PMI_RANK", "PMIX_RANK"})
+    if (std::getenv(var)) return -1;
+  return 0;
+}
+
+/// The end of a run, on its only writer: summary line, run.json status, exit code.
+int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, bool quiet, const std::string& where) {
+  const bool complete = writer.done_count() == writer.total();
+  writer.finish(complete ? "complete" : "interrupted");
+  if (!quiet) {
+    std::fprintf(stderr, "%s%s: %lld of %lld cells done (%lld now, %lld resumed) in %.2f s%s -> %s\n",
+                 sc.name.c_str(), writer.shard().whole() ? "" : (" shard " + writer.shard().str()).c_str(),
+                 (long long)writer.done_count(), (long long)writer.total(), (long long)s.ran, (long long)s.skipped,
+                 s.seconds, where.c_str(), writer.dir().string().c_str());
+    if (complete && writer.shard().whole()) std::fputs(format_verdicts(writer.verdicts()).c_str(), stderr);
+  }
+  if (s.failed > 0) {
+    std::fprintf(stderr, "gradflow: %lld cells failed; see run.json\n", (long long)s.failed);
+    return kExitInternal;
+  }
+  if (!complete) {
+    std::fprintf(stderr, "gradflow: interrupted%s; finished cells are kept, complete with --resume\n",
+                 g_signal.load() == SIGTERM ? " (SIGTERM: under mpirun, Ctrl-C or a rank that died sends it)" : "");
+    return kExitInterrupted;
+  }
+  return kExitOk;
+}
 
 int cmd_run(const RunArgs& a) {
   const Scenario sc = load_scenario(a.scenario, a.set);
+  const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
   const std::string outdir = a.outdir.empty() ? "out/" + sc.name : a.outdir;
   const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
-  RunWriter writer(sc, outdir, OutputOptions{a.resume, a.force}, threads);
+  RunWriter writer(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -54,23 +101,82 @@ int cmd_run(const RunArgs& a) {
   opt.stop = &g_stop;
   opt.progress = !a.quiet && isatty(STDERR_FILENO);
   const SweepSummary s = run_sweep(sc, writer, opt);
-  const bool complete = writer.done_count() == writer.total();
-  writer.finish(complete ? "complete" : "interrupted");
+  return report_run(sc, writer, s, a.quiet, "");
+}
 
-  if (!a.quiet) {
-    std::fprintf(stderr, "%s: %lld of %lld cells done (%lld now, %lld resumed) in %.2f s -> %s\n",
-                 sc.name.c_str(), (long long)writer.done_count(), (long long)writer.total(), (long long)s.ran,
-                 (long long)s.skipped, s.seconds, writer.dir().string().c_str());
-    if (complete) std::fputs(format_verdicts(writer.verdicts()).c_str(), stderr);
+#ifdef GRADFLOW_WITH_MPI
+/// `gradflow run` under mpirun: every rank loads the scenario; rank 0 alone prepares OUTDIR, dispatches and
+/// writes; the others compute. Input errors are agreed on before any work, so every rank exits with 2.
+int cmd_run_mpi(const RunArgs& a) {
+  MpiSession mpi(nullptr, nullptr);
+  const bool root = mpi.rank() == 0;
+  std::optional<Scenario> sc;
+  std::unique_ptr<RunWriter> writer;
+  int code = kExitOk;
+  std::string error;
+  try {
+    sc = load_scenario(a.scenario, a.set);
+    const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
+    const std::string outdir = a.outdir.empty() ? "out/" + sc->name : a.outdir;
+    const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
+    if (root) writer = std::make_unique<RunWriter>(*sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
+  } catch (const InputError& e) {
+    code = kExitBadInput;
+    error = e.what();
+  } catch (const std::invalid_argument& e) {
+    code = kExitBadInput;
+    error = std::string("invalid argument: ") + e.what();
+  } catch (const std::exception& e) {
+    code = kExitInternal;
+    error = std::string("internal error: ") + e.what();
   }
-  if (s.failed > 0) {
-    std::fprintf(stderr, "gradflow: %lld cells failed; see run.json\n", (long long)s.failed);
-    return kExitInternal;
+  const auto start = mpi.agree_to_start(code, error, sc ? scenario_hash(*sc) : std::string());
+  if (start.code != kExitOk) {
+    if (!start.message.empty()) std::fprintf(stderr, "gradflow: %s\n", start.message.c_str());
+    return start.code;
   }
-  if (!complete) {
-    std::fprintf(stderr, "gradflow: interrupted; finished cells are kept, complete with --resume\n");
-    return kExitInterrupted;
+
+  std::signal(SIGINT, on_signal);
+  std::signal(SIGTERM, on_signal);
+  try {
+    SweepOptions opt;
+    opt.threads = a.threads;
+    opt.stop = &g_stop;
+    const SweepSummary s = run_sweep_mpi(*sc, writer.get(), opt, mpi);
+    // A worker told to stop alone has handed back its cells: the run goes on without it, so its exit is
+    // clean (a non-zero exit would make mpirun abort the job). When every rank is told, rank 0 exits 130.
+    if (!root) return kExitOk;
+    const std::string where = " on " + std::to_string(mpi.size()) + (mpi.size() == 1 ? " MPI rank" : " MPI ranks");
+    return report_run(*sc, *writer, s, a.quiet, where);
+  } catch (const std::exception& e) {
+    mpi.abort(std::string("internal error: ") + e.what());
   }
+}
+#endif
+
+int cmd_run_any(const RunArgs& a) {
+  const int ranks = launcher_ranks();
+#ifdef GRADFLOW_WITH_MPI
+  if (ranks != 0) return cmd_run_mpi(a);
+#else
+  if (ranks > 1 || ranks < 0)
+    throw InputError("started by an MPI launcher" +
+                     (ranks > 1 ? " with " + std::to_string(ranks) + " ranks" : std::string()) +
+                     ", but this gradflow was built without MPI (GRADFLOW_WITH_MPI=OFF): every rank would run the "
+                     "whole sweep; rebuild with libopenmpi-dev installed, or use --shard i/n");
+#endif
+  return cmd_run(a);
+}
+
+int cmd_merge(const std::vector<std::string>& parts, const std::string& outdir, bool force, bool quiet) {
+  if (launcher_ranks() > 1)
+    throw InputError("gradflow merge runs as one process: start it without mpirun (every rank would write " +
+                     outdir + ")");
+  std::vector<std::filesystem::path> dirs(parts.begin(), parts.end());
+  const MergeSummary m = merge_runs(dirs, outdir, MergeOptions{force});
+  if (!quiet)
+    std::fprintf(stderr, "merged %lld shards of %lld (%lld cells x replicates) -> %s\n", (long long)m.parts,
+                 (long long)m.shard_count, (long long)m.rows, outdir.c_str());
   return kExitOk;
 }
 
@@ -281,6 +387,21 @@ int main(int argc, char** argv) {
   auto* keys_cmd = app.add_subcommand("keys", "Print every scenario key with its type, default and meaning "
                                               "(Markdown)");
 
+  run_cmd->add_option("--shard", run.shard,
+                      "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
+                      "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");
+
+  std::vector<std::string> merge_parts;
+  std::string merge_out;
+  bool merge_force = false, merge_quiet = false;
+  auto* merge_cmd = app.add_subcommand("merge", "Merge the directories of gradflow run --shard i/n (all n of them) "
+                                                "into one, identical to an unsharded run");
+  merge_cmd->add_option("parts", merge_parts, "Shard directories (each holding run.json, cells.csv, ...)")
+      ->required();
+  merge_cmd->add_option("-o,--out", merge_out, "Output directory")->required();
+  merge_cmd->add_flag("--force", merge_force, "Replace the results of another run in the output directory");
+  merge_cmd->add_flag("--quiet", merge_quiet, "No summary on stderr");
+
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -295,7 +416,8 @@ int main(int argc, char** argv) {
   }
 
   try {
-    if (*run_cmd) return cmd_run(run);
+    if (*run_cmd) return cmd_run_any(run);
+    if (*merge_cmd) return cmd_merge(merge_parts, merge_out, merge_force, merge_quiet);
     if (*spec_cmd) return cmd_spectrum(spec_scenario, spec_set, spec_out, spec_json);
     if (*keys_cmd) return cmd_keys();
     if (*crit_cmd) {

@@ -171,9 +171,9 @@ std::vector<std::string> series_columns() {
 
 RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions options, int threads)
     : scenario_(scenario), dir_(std::move(outdir)), options_(options), threads_(threads) {
-  total_ = scenario_.cell_count() * scenario_.replicates;
+  total_ = options_.shard.size(scenario_.cell_count(), scenario_.replicates);
   hash_ = scenario_hash(scenario_);
-  status_.assign(static_cast<std::size_t>(total_), CellStatus::pending);
+  status_.assign(static_cast<std::size_t>(scenario_.cell_count() * scenario_.replicates), CellStatus::pending);
   failures_.assign(status_.size(), "");
   cells_path_ = dir_ / "cells.csv";
   series_path_ = dir_ / "series.csv";
@@ -189,9 +189,13 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
   bool resuming = false;
   if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
     std::string old_hash;
+    Shard old_shard;
     try {
       std::ifstream in(json_path_);
-      old_hash = nlohmann::json::parse(in).value("scenario_hash", "");
+      const auto old = nlohmann::json::parse(in);
+      old_hash = old.value("scenario_hash", "");
+      if (old.contains("shard") && old["shard"].is_object())
+        old_shard = Shard{old["shard"].value("index", std::int64_t{0}), old["shard"].value("count", std::int64_t{1})};
     } catch (const std::exception&) {
       old_hash = "";  // unreadable run.json: treated as another run
     }
@@ -201,6 +205,9 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
       throw InputError(d + ": holds the results of a different run (scenario hash " +
                        (old_hash.empty() ? std::string("unknown") : old_hash) + ", this run " + hash_ +
                        "); choose another -o, or --force to replace them");
+    } else if (old_shard != options_.shard) {
+      throw InputError(d + ": holds shard " + old_shard.str() + " of this run, not shard " + options_.shard.str() +
+                       "; choose the -o of that shard, or --force to replace it");
     } else if (!options_.resume) {
       throw InputError(d + ": already holds this run; use --resume to complete it or --force to redo it");
     } else {
@@ -221,7 +228,7 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
     for (std::size_t i = 1; i < lines.size(); ++i) {
       std::int64_t cell, rep;
       if (!row_key(lines[i], &cell, &rep) || cell < 0 || rep < 0 || cell >= scenario_.cell_count() ||
-          rep >= scenario_.replicates || status_[slot(cell, rep)] == CellStatus::done)
+          rep >= scenario_.replicates || !in_shard(cell, rep) || status_[slot(cell, rep)] == CellStatus::done)
         continue;
       status_[slot(cell, rep)] = CellStatus::done;
       ++done_;
@@ -270,7 +277,9 @@ std::int64_t RunWriter::done_count() const {
   return done_;
 }
 
-void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResult& r) {
+// The parameter keeps RunWriter's member name: this body was RunWriter::record's and reads the same.
+CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int64_t replicate,
+                          const CellResult& r) {
   const CellMetrics& m = r.metrics;
   const std::string prefix = std::to_string(cell) + "," + std::to_string(replicate);
   std::vector<std::string> f{prefix};
@@ -339,8 +348,18 @@ void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResu
     }
   }
 
+  return CellRows{cells_row, series_rows};
+}
+
+void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResult& r) {
+  write_rows(cell, replicate, format_cell_rows(scenario_, cell, replicate, r));
+}
+
+void RunWriter::write_rows(std::int64_t cell, std::int64_t replicate, const CellRows& rows) {
+  const std::string& cells_row = rows.cells;
+  const std::string& series_rows = rows.series;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!series_rows.empty()) {
+  if (!series_rows.empty() && scenario_.base.analysis.series) {
     series_ << series_rows << std::flush;
     if (!series_) throw std::runtime_error(series_path_.string() + ": write failed (disk full?)");
   }
@@ -468,23 +487,33 @@ nlohmann::json RunWriter::write_heatmaps() const {
   return written;
 }
 
+void RunWriter::annotate(const std::string& key, nlohmann::json value) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  extra_[key] = std::move(value);
+}
+
 void RunWriter::finish(const std::string& status) {
   std::lock_guard<std::mutex> lock(mutex_);
   const bool complete = done_ == total_;
-  if (status == "complete" && complete) {
+  if (status == "complete" && complete && !sorted_) {
     cells_.close();
     sort_file(cells_path_);
     if (scenario_.base.analysis.series) {
       series_.close();
       sort_file(series_path_);
     }
-    heatmaps_ = write_heatmaps();
-    verdicts_ = compute_verdicts(scenario_, cells_path_);
+    // A shard's heatmaps and verdicts would be mostly holes: `gradflow merge` writes them for the whole run.
+    if (options_.shard.whole()) {
+      heatmaps_ = write_heatmaps();
+      verdicts_ = compute_verdicts(scenario_, cells_path_);
+    }
+    sorted_ = true;
   }
   nlohmann::json cells = nlohmann::json::array();
   std::int64_t failed = 0;
   for (std::int64_t c = 0; c < scenario_.cell_count(); ++c)
     for (std::int64_t r = 0; r < scenario_.replicates; ++r) {
+      if (!in_shard(c, r)) continue;
       const auto s = status_[slot(c, r)];
       nlohmann::json e = {{"cell", c},
                           {"replicate", r},
@@ -504,6 +533,9 @@ void RunWriter::finish(const std::string& status) {
   j["scenario_hash"] = hash_;
   j["scenario"] = scenario_json(scenario_);
   j["overrides"] = scenario_.overrides;
+  if (!options_.shard.whole())
+    j["shard"] = {{"index", options_.shard.index}, {"count", options_.shard.count},
+                  {"rule", "(cell * replicates + replicate) % count == index"}};
   j["threads"] = threads_;
   j["gemm"] = gemm_backend();
   j["status"] = status == "complete" && !complete ? "incomplete" : status;
@@ -517,6 +549,8 @@ void RunWriter::finish(const std::string& status) {
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
   if (!verdicts_.is_null()) j["verdicts"] = verdicts_;
+  for (const auto& [key, value] : extra_.items())
+    if (!j.contains(key)) j[key] = value;
   j["cells"] = cells;
   write_atomically(json_path_, j.dump(2) + "\n");
 }

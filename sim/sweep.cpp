@@ -56,18 +56,27 @@ class Progress {
 
 }  // namespace
 
+std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const RunWriter& writer,
+                                                                 std::int64_t* skipped) {
+  std::vector<std::pair<std::int64_t, std::int64_t>> work;
+  std::int64_t done = 0;
+  for (std::int64_t c = 0; c < scenario.cell_count(); ++c)
+    for (std::int64_t r = 0; r < scenario.replicates; ++r) {
+      if (!writer.in_shard(c, r)) continue;
+      if (writer.is_done(c, r)) ++done;
+      else work.emplace_back(c, r);
+    }
+  if (skipped) *skipped = done;
+  return work;
+}
+
 SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const int threads = options.threads > 0 ? options.threads : omp_get_num_procs();
 
-  // Work list: every (cell, replicate) not yet done, in cell order.
-  std::vector<std::pair<std::int64_t, std::int64_t>> work;
+  // Work list: every (cell, replicate) of the writer's shard not yet done, in cell order.
   SweepSummary summary;
-  for (std::int64_t c = 0; c < scenario.cell_count(); ++c)
-    for (std::int64_t r = 0; r < scenario.replicates; ++r) {
-      if (writer.is_done(c, r)) ++summary.skipped;
-      else work.emplace_back(c, r);
-    }
+  auto work = pending_work(scenario, writer, &summary.skipped);
 
   // Cells that differ only in spectrum.radius share W's base matrix (Scenario::recurrent_family): run them
   // next to each other, so that a small cache holds the bases in use and each is built and solved once.

@@ -3,12 +3,13 @@
 # Usage: bash tools/setup.sh [--with-bench] [--with-mpi] [--with-sanitizers]
 set -euo pipefail
 
-packages=(build-essential cmake libeigen3-dev libspectra-dev libopenblas-openmp-dev catch2 libtomlplusplus-dev libcli11-dev
-          nlohmann-json3-dev python3 python3-numpy python3-matplotlib)
+# libopenmpi-dev + openmpi-bin: distributed sweeps (GRADFLOW_WITH_MPI) and their tests under mpirun.
+packages=(build-essential cmake libeigen3-dev libspectra-dev libopenblas-openmp-dev catch2 libtomlplusplus-dev
+          libcli11-dev nlohmann-json3-dev python3 python3-numpy python3-matplotlib libopenmpi-dev openmpi-bin)
 for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(python3-torch time libbenchmark-dev) ;;
-    --with-mpi) packages+=(libopenmpi-dev openmpi-bin) ;;
+    --with-mpi) ;;  # MPI is in the default list now; kept so that old command lines still work
     --with-sanitizers) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;  # fuzzing and TSan (clang)
     *) echo "setup.sh: unknown option $arg (expected --with-bench, --with-mpi or --with-sanitizers)" >&2; exit 2 ;;
   esac

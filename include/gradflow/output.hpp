@@ -13,6 +13,7 @@
 
 #include "gradflow/cell.hpp"
 #include "gradflow/scenario.hpp"
+#include "gradflow/shard.hpp"
 
 namespace gradflow {
 
@@ -31,9 +32,22 @@ std::int64_t max_lyapunov_count(const Scenario& scenario);
 /// A number as CSV text: shortest round-trip form; non-finite or unset values are empty fields.
 std::string csv_number(double x);
 
+/// The CSV text of one finished cell x replicate: its cells.csv row and its series.csv rows (empty when
+/// analysis.series is off), each line ending in '\n'. Formatting is deterministic (shortest round trip),
+/// so rows formatted on another process (an MPI worker) are written verbatim, bit for bit.
+struct CellRows {
+  std::string cells;
+  std::string series;
+};
+
+/// Formats a cell's rows; thread-safe, touches no file.
+CellRows format_cell_rows(const Scenario& scenario, std::int64_t cell, std::int64_t replicate,
+                          const CellResult& result);
+
 struct OutputOptions {
   bool resume = false;  // complete an interrupted run in the same directory
   bool force = false;   // replace a directory holding a different run
+  Shard shard;          // the part of the run this directory holds (default: all of it)
 };
 
 enum class CellStatus { pending, done, failed };
@@ -46,18 +60,31 @@ class RunWriter {
   /// to touch a directory that holds results of another run or any run without --resume/--force.
   RunWriter(const Scenario& scenario, std::filesystem::path outdir, OutputOptions options, int threads);
 
+  /// Cells x replicates of this directory's part of the run (its shard).
   std::int64_t total() const { return total_; }
+  const Shard& shard() const { return options_.shard; }
+  /// Whether (cell, replicate) belongs to this directory's shard.
+  bool in_shard(std::int64_t cell, std::int64_t replicate) const {
+    return options_.shard.contains(cell, replicate, scenario_.replicates);
+  }
   bool is_done(std::int64_t cell, std::int64_t replicate) const;
   std::int64_t done_count() const;
 
   /// Appends the cell's rows (series first, then the cells row that marks it finished) and flushes.
   void record(std::int64_t cell, std::int64_t replicate, const CellResult& result);
+  /// The same for rows already formatted by format_cell_rows (e.g. on an MPI worker, or read from a shard).
+  void write_rows(std::int64_t cell, std::int64_t replicate, const CellRows& rows);
   /// Marks a cell as failed with a message (internal error in that cell).
   void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message);
 
+  /// Adds a top-level field to run.json (e.g. "mpi", "merged_from"); never one of the standard fields.
+  void annotate(const std::string& key, nlohmann::json value);
+
   /// Writes run.json (atomically: write then rename). When every cell is done, rewrites cells.csv and
-  /// series.csv in (cell, replicate) order, atomically too, and judges the predictors against the measured
-  /// regimes (run.json "verdicts", from the finished cells.csv). `status` is "complete" or "interrupted".
+  /// series.csv in (cell, replicate) order, atomically too, judges the predictors against the measured
+  /// regimes (run.json "verdicts", from the finished cells.csv) and (for a whole run, not a shard) writes
+  /// heatmaps/. `status` is "complete" or "interrupted". May be called again (e.g. "interrupted" at once
+  /// when a signal arrives, then again when the cells in flight have landed).
   void finish(const std::string& status);
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -90,6 +117,8 @@ class RunWriter {
   std::int64_t done_ = 0;
   nlohmann::json heatmaps_ = nlohmann::json::array();
   nlohmann::json verdicts_;
+  nlohmann::json extra_ = nlohmann::json::object();
+  bool sorted_ = false;
 };
 
 }  // namespace gradflow

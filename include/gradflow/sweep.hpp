@@ -3,6 +3,8 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <utility>
+#include <vector>
 
 #include "gradflow/output.hpp"
 #include "gradflow/scenario.hpp"
@@ -23,8 +25,14 @@ struct SweepSummary {
   double seconds = 0.0;
 };
 
-/// Runs every (cell, replicate) not yet done in `writer`, in parallel across cells (OpenMP, dynamic
-/// schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to Eigen instead.
+/// The (cell, replicate) pairs of the writer's shard not yet done, in (cell, replicate) order; `skipped`
+/// receives the number already done.
+std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const RunWriter& writer,
+                                                                 std::int64_t* skipped = nullptr);
+
+/// Runs every (cell, replicate) of the writer's shard not yet done in `writer`, in parallel across cells
+/// (OpenMP, dynamic schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to
+/// Eigen instead.
 /// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
 /// streams.
 SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
