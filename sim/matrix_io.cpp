@@ -14,6 +14,8 @@
 #include <system_error>
 #include <vector>
 
+#include <Eigen/SparseCore>
+
 namespace gradflow {
 namespace detail {
 namespace {
@@ -434,7 +436,16 @@ std::string entry_name(std::uint64_t i, std::uint64_t j) {
   return "(" + std::to_string(i) + ", " + std::to_string(j) + ")";
 }
 
-Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
+/// A parsed .mtx file: array files (and coordinate files unless `sparse` was asked for) as `dense`, coordinate
+/// files read with `sparse` as triplets (duplicates not yet summed), so that no dense N x N is formed.
+struct MtxData {
+  Eigen::Index rows = 0, cols = 0;
+  bool coordinate = false;
+  Eigen::MatrixXd dense;
+  std::vector<Eigen::Triplet<double>> triplets;
+};
+
+MtxData read_mtx(const fs::path& file, const std::string& bytes, bool sparse) {
   LineReader in(bytes);
   std::string_view line;
   const std::string banner_form =
@@ -500,7 +511,13 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
             "a " + symmetry_s + " matrix must be square; size line says " + std::to_string(rows) + " x " +
                 std::to_string(cols));
 
-  Eigen::MatrixXd m = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+  MtxData out;
+  out.rows = static_cast<Eigen::Index>(rows);
+  out.cols = static_cast<Eigen::Index>(cols);
+  out.coordinate = coordinate;
+  const bool as_triplets = coordinate && sparse;
+  if (!as_triplets) out.dense = Eigen::MatrixXd::Zero(out.rows, out.cols);
+  Eigen::MatrixXd& m = out.dense;
   const double mirror = symmetry == MtxSymmetry::skew ? -1.0 : 1.0;
 
   auto value_of = [&](std::string_view tok, std::uint64_t i, std::uint64_t j) {
@@ -548,7 +565,7 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
               "too few entries: expected " + std::to_string(expected) + " values for a " +
                   std::to_string(rows) + " x " + std::to_string(cols) + " " + symmetry_s + " array, found " +
                   std::to_string(count) + " before the end of file");
-    return m;
+    return out;
   }
 
   const std::size_t want_fields = field == MtxField::pattern ? 2 : 3;
@@ -580,15 +597,20 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
                   " in a skew-symmetric file; its diagonal is zero and not stored");
     const double v = field == MtxField::pattern ? 1.0 : value_of(t[2], i, j);
     const auto ii = static_cast<Eigen::Index>(i - 1), jj = static_cast<Eigen::Index>(j - 1);
-    m(ii, jj) += v;  // duplicates are summed
-    if (symmetry != MtxSymmetry::general && i != j) m(jj, ii) += mirror * v;
+    if (as_triplets) {
+      out.triplets.emplace_back(ii, jj, v);  // duplicates are summed by setFromTriplets
+      if (symmetry != MtxSymmetry::general && i != j) out.triplets.emplace_back(jj, ii, mirror * v);
+    } else {
+      m(ii, jj) += v;  // duplicates are summed
+      if (symmetry != MtxSymmetry::general && i != j) m(jj, ii) += mirror * v;
+    }
     ++count;
   }
   if (count < nnz)
     fail_at(file, in.number() + 1,
             "too few entries: the size line promises " + std::to_string(nnz) + ", found " +
                 std::to_string(count) + " before the end of file");
-  return m;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -647,10 +669,32 @@ std::string mtx_bytes(const Eigen::MatrixXd& m) {
 Eigen::MatrixXd read_matrix(const std::filesystem::path& file) {
   const detail::Format format = detail::format_of(file);
   const std::string bytes = detail::slurp(file);
-  Eigen::MatrixXd m =
-      format == detail::Format::npy ? detail::read_npy(file, bytes) : detail::read_mtx(file, bytes);
+  Eigen::MatrixXd m = format == detail::Format::npy ? detail::read_npy(file, bytes)
+                                                    : detail::read_mtx(file, bytes, /*sparse=*/false).dense;
   detail::require_finite(file, m);
   return m;
+}
+
+MatrixFile read_matrix_file(const std::filesystem::path& file) {
+  const detail::Format format = detail::format_of(file);
+  const std::string bytes = detail::slurp(file);
+  MatrixFile out;
+  if (format == detail::Format::npy) {
+    out.dense = detail::read_npy(file, bytes);
+    detail::require_finite(file, out.dense);
+    return out;
+  }
+  detail::MtxData d = detail::read_mtx(file, bytes, /*sparse=*/true);
+  if (!d.coordinate) {
+    out.dense = std::move(d.dense);
+    detail::require_finite(file, out.dense);  // array values were checked while parsing; kept for symmetry
+    return out;
+  }
+  auto w = std::make_shared<SparseMatrix>(d.rows, d.cols);
+  w->setFromTriplets(d.triplets.begin(), d.triplets.end());  // sums duplicates, as the dense reader does
+  w->makeCompressed();
+  out.sparse = std::move(w);
+  return out;
 }
 
 void write_matrix(const std::filesystem::path& file, const Eigen::MatrixXd& m) {

@@ -138,6 +138,9 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
                         "forward_diverged_at", "dead_fraction", "saturated_fraction", "seconds", "horizon",
                         "fit_first_lag", "fit_last_lag", "grad_zero_at", "max_abs_dact", "spectrum_status"})
     cols.push_back(c);
+  // Model space (issue 5): transient growth, E/I spectrum parts, storage of W.
+  for (const char* c : {"transient_peak", "transient_peak_lag", "bulk_radius", "outlier", "storage", "nonzeros"})
+    cols.push_back(c);
   return cols;
 }
 
@@ -263,9 +266,15 @@ void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResu
   f.push_back(m.fit.growth_rate ? std::to_string(m.fit.last_lag) : "");
   f.push_back(csv_optional(m.grad_zero_at));
   f.push_back(csv_number(r.trace.max_abs_dact));
-  f.push_back(r.spectrum.rho_status == SolveStatus::converged && r.spectrum.norm_status == SolveStatus::converged
-                  ? "converged"
-                  : "fallback");
+  const auto worst = std::max(r.spectrum.rho_status, r.spectrum.norm_status);  // converged < fallback < not_converged
+  f.push_back(to_string(worst));
+  // Model space block (see cell_columns).
+  f.push_back(csv_optional(m.transient_peak));
+  f.push_back(csv_optional(m.transient_peak_lag));
+  f.push_back(csv_optional(r.spectrum.bulk_radius));
+  f.push_back(csv_optional(r.spectrum.outlier));
+  f.push_back(to_string(r.storage));
+  f.push_back(csv_number(r.nonzeros));
   const std::string cells_row = join(f) + "\n";
 
   std::string series_rows;
