@@ -202,7 +202,7 @@ std::vector<KeySpec> make_keys() {
       [](const Config& c) { return Value(c.spectrum.dale.balance); },
       [](Config& c, const Value& v) { c.spectrum.dale.balance = as_bool(v); });
   add("spectrum.storage", ValueType::string,
-      "W as dense or sparse; auto: sparse when units >= 512 and nonzeros <= 5% of units^2",
+      "W as dense or sparse; auto: sparse when units >= 512 and nonzeros <= 10% of units^2",
       [](const Config& c) { return Value(to_string(c.spectrum.storage)); },
       [](Config& c, const Value& v) { c.spectrum.storage = parse_storage_policy(as_string(v)); });
 

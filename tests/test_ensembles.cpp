@@ -109,9 +109,9 @@ TEST_CASE("kind sparse: rho(W) = radius to 1e-8 against a dense solve, in either
   }
 }
 
-TEST_CASE("the automatic storage rule: sparse from N = 512 up to 5% fill, dense otherwise", "[ensembles][storage]") {
-  CHECK(choose_storage(StoragePolicy::automatic, 512, 0.05 * 512 * 512) == Storage::sparse);
-  CHECK(choose_storage(StoragePolicy::automatic, 512, 0.05 * 512 * 512 + 1) == Storage::dense);
+TEST_CASE("the automatic storage rule: sparse from N = 512 up to 10% fill, dense otherwise", "[ensembles][storage]") {
+  CHECK(choose_storage(StoragePolicy::automatic, 512, 0.1 * 512 * 512) == Storage::sparse);
+  CHECK(choose_storage(StoragePolicy::automatic, 512, 0.1 * 512 * 512 + 1) == Storage::dense);
   CHECK(choose_storage(StoragePolicy::automatic, 511, 511) == Storage::dense);
   CHECK(choose_storage(StoragePolicy::dense, 100000, 1e7) == Storage::dense);
   CHECK(choose_storage(StoragePolicy::sparse, 10, 100) == Storage::sparse);
