@@ -1,12 +1,17 @@
 #include "gradflow/config.hpp"
 
+#include <algorithm>
 #include <stdexcept>
 
 namespace gradflow {
 
 std::string to_string(Precision p) { return p == Precision::float32 ? "float" : "double"; }
-std::string to_string(InputKind k) { return k == InputKind::none ? "none" : "gaussian"; }
-std::string to_string(InitState s) { return s == InitState::zero ? "zero" : "gaussian"; }
+std::string to_string(InputKind k) {
+  return k == InputKind::none ? "none" : k == InputKind::gaussian ? "gaussian" : "file";
+}
+std::string to_string(InitState s) {
+  return s == InitState::zero ? "zero" : s == InitState::gaussian ? "gaussian" : "file";
+}
 std::string to_string(LossKind k) { return k == LossKind::final_state ? "final_state" : "random"; }
 
 namespace {
@@ -23,17 +28,59 @@ Precision parse_precision(const std::string& name) {
 InputKind parse_input_kind(const std::string& name) {
   if (name == "none") return InputKind::none;
   if (name == "gaussian") return InputKind::gaussian;
-  unknown("input kind", name, "none or gaussian");
+  if (name == "file") return InputKind::file;
+  unknown("input kind", name, "none, gaussian or file");
 }
 InitState parse_init_state(const std::string& name) {
   if (name == "zero") return InitState::zero;
   if (name == "gaussian") return InitState::gaussian;
-  unknown("initial state", name, "zero or gaussian");
+  if (name == "file") return InitState::file;
+  unknown("initial state", name, "zero, gaussian or file");
 }
 LossKind parse_loss_kind(const std::string& name) {
   if (name == "final_state") return LossKind::final_state;
   if (name == "random") return LossKind::random;
   unknown("loss kind", name, "final_state or random");
+}
+
+double expected_nonzeros(const Config& config) {
+  const auto& sc = config.spectrum;
+  const double n = static_cast<double>(config.network.units);
+  switch (sc.kind) {
+    case SpectrumKind::sparse:
+      return sc.sparse.density > 0.0 ? sc.sparse.density * n * n : static_cast<double>(sc.sparse.in_degree) * n;
+    case SpectrumKind::chain:
+      return std::max(0.0, n - 1.0);
+    case SpectrumKind::file:
+      if (sc.sparse_matrix) return static_cast<double>(sc.sparse_matrix->nonZeros());
+      if (sc.matrix) return static_cast<double>((sc.matrix->array() != 0.0).count());
+      return n * n;
+    default:
+      return n * n;
+  }
+}
+
+Storage expected_storage(const Config& config) {
+  return choose_storage(config.spectrum.storage, config.network.units, expected_nonzeros(config));
+}
+
+double cell_memory_bytes(const Config& c) {
+  const double scalar = c.network.precision == Precision::float32 ? 4.0 : 8.0;
+  const double n = double(c.network.units), b = double(c.network.batch), t = double(c.network.steps);
+  const double dim = double(c.input.dim);
+  double w_bytes;
+  if (expected_storage(c) == Storage::sparse) {
+    // W (double values + int indices), then one more copy at a time: the run's precision (forward) or W^T
+    // (backward); building a random sparse W holds its row arrays and the matrix once more.
+    const double nnz = expected_nonzeros(c);
+    w_bytes = nnz * (12.0 + 12.0) + 8.0 * n + 8.0 * n * 64.0;  // + Arnoldi's Krylov basis (ncv = 60)
+  } else {
+    w_bytes = n * n * (8.0 + scalar);
+  }
+  double inputs = 0.0;
+  if (c.input.kind == InputKind::file) inputs = 8.0 * double(c.analysis.burn_in + c.network.steps) * dim;
+  const double lyapunov = 2.0 * n * b * double(c.analysis.lyapunov) * scalar;  // Lyapunov tangent frames
+  return n * b * t * scalar + w_bytes + 8.0 * n * b * scalar + n * dim * (8.0 + scalar) + inputs + lyapunov;
 }
 
 }  // namespace gradflow

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <optional>
 #include <random>
 #include <stdexcept>
 #include <type_traits>
@@ -15,26 +16,61 @@ namespace {
 
 constexpr double kLn10 = 2.302585092994045684;
 
-/// W at the engine's precision without copying when it is already double.
+/// The recurrent product of the engine at its precision: out = W X (forward) or out = W^T X (backward, built
+/// with `transposed`), X an N x B batch. Dense W: one GEMM, on the model's matrix in place when Scalar is
+/// double. Sparse W (Model::w_sparse): compressed rows times a row-major copy of the batch, so each nonzero
+/// updates B contiguous scalars (Eigen parallelises the rows over Eigen::nbThreads()); the transposed product
+/// keeps its own compressed-row copy of W^T, so that it gathers as well.
 template <class Scalar>
 class Weights {
  public:
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
-  explicit Weights(const Eigen::MatrixXd& m) : ref_(nullptr) {
-    if constexpr (std::is_same_v<Scalar, double>) {
-      ref_ = &m;
+  using RowMat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  using Sparse = Eigen::SparseMatrix<Scalar, Eigen::RowMajor>;
+
+  Weights(const Model& model, bool transposed) : transposed_(transposed) {
+    if (model.w_sparse) {
+      if constexpr (std::is_same_v<Scalar, double>) {
+        if (!transposed) sparse_ref_ = model.w_sparse.get();
+        else sparse_copy_ = model.w_sparse->transpose();
+      } else {
+        if (!transposed) sparse_copy_ = model.w_sparse->template cast<Scalar>();
+        else sparse_copy_ = model.w_sparse->transpose().template cast<Scalar>();
+      }
+      if (!sparse_ref_) sparse_ref_ = &sparse_copy_;
+    } else if constexpr (std::is_same_v<Scalar, double>) {
+      dense_ref_ = &model.w;
     } else {
-      copy_ = m.cast<Scalar>();
+      dense_copy_ = model.w.cast<Scalar>();
     }
   }
-  const Mat& get() const {
-    if constexpr (std::is_same_v<Scalar, double>) return *ref_;
-    else return copy_;
+
+  bool is_sparse() const { return sparse_ref_ != nullptr; }
+  /// The dense W (not transposed) at this precision; only without sparse storage.
+  const Mat& dense() const {
+    if constexpr (std::is_same_v<Scalar, double>) return *dense_ref_;
+    else return dense_copy_;
+  }
+
+  void apply(const Mat& x, Mat& out) {
+    if (sparse_ref_) {
+      x_rows_ = x;
+      out_rows_.noalias() = *sparse_ref_ * x_rows_;
+      out = out_rows_;
+      return;
+    }
+    const Mat& w = dense();
+    if (transposed_) out.noalias() = w.transpose() * x;
+    else out.noalias() = w * x;
   }
 
  private:
-  const Eigen::MatrixXd* ref_;
-  Mat copy_;
+  bool transposed_;
+  const Eigen::MatrixXd* dense_ref_ = nullptr;
+  Mat dense_copy_;
+  const Sparse* sparse_ref_ = nullptr;
+  Sparse sparse_copy_;
+  RowMat x_rows_, out_rows_;  // scratch of the sparse product
 };
 
 /// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
@@ -80,11 +116,13 @@ namespace {
 
 template <class Scalar>
 void check_shapes(const Model& model, const Drive& drive) {
-  const Eigen::Index n = model.w.rows();
-  if (model.w.cols() != n || drive.h0.rows() != n || (model.u.cols() > 0 && model.u.rows() != n) ||
+  const Eigen::Index n = model.units();
+  if ((model.w_sparse ? model.w_sparse->cols() : model.w.cols()) != n || drive.h0.rows() != n || (model.u.cols() > 0 && model.u.rows() != n) ||
       (model.b.size() != 0 && model.b.size() != n) || drive.h0.cols() < 1 || drive.steps < 1 || drive.burn_in < 0)
     throw std::invalid_argument("run_bptt: shapes must satisfy W: N x N, U: N x dim, b: N, h0: N x B, "
                                 "B >= 1, T >= 1, burn_in >= 0");
+  if (drive.inputs && (drive.inputs->rows() < drive.burn_in + drive.steps || drive.inputs->cols() != model.u.cols()))
+    throw std::invalid_argument("run_bptt: fixed inputs must be (burn_in + steps) x dim with dim = U's columns");
   if (model.cell == CellKind::leaky && !(model.leak > 0.0 && model.leak <= 1.0))
     throw std::invalid_argument("leaky cell: leak must satisfy 0 < leak <= 1");
 }
@@ -115,13 +153,14 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   using Index = Eigen::Index;
   check_shapes<Scalar>(model, drive);
 
-  const Index n = model.w.rows();
+  const Index n = model.units();
   const Index batch = drive.h0.cols();
   const Index steps = drive.steps;
   const Index dim = model.u.cols();
-  const Weights<Scalar> weights(model.w);
-  const Mat& w = weights.get();
-  const RecurrentProduct<Scalar> product(w, batch);
+  Weights<Scalar> weights(model, /*transposed=*/false);
+  // Dense W: main's RecurrentProduct (OpenBLAS or Eigen per shape); sparse W: the compressed-row product.
+  std::optional<RecurrentProduct<Scalar>> product;
+  if (!weights.is_sparse()) product.emplace(weights.dense(), batch);
   const Mat u = model.u.cast<Scalar>();
   const Vec b = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(n);
   const bool has_bias = model.b.size() != 0 && model.b.any();
@@ -154,8 +193,13 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   const Index total = drive.burn_in + steps;
   for (Index s = 1; s <= total; ++s) {
     const Index t = s - drive.burn_in;  // series time: burn-in steps have t <= 0
-    product.apply(h_prev.data(), a.data(), /*transpose=*/false);
-    if (dim > 0) {
+    if (product) product->apply(h_prev.data(), a.data(), /*transpose=*/false);  // a = W h_{t-1}
+    else weights.apply(h_prev, a);
+    if (dim > 0 && drive.inputs) {
+      // One input sequence for every trajectory: U x_s once, added to each column.
+      const Vec ux = u * drive.inputs->row(s - 1).transpose().cast<Scalar>();
+      a.colwise() += ux;
+    } else if (dim > 0) {
       for (Index j = 0; j < batch; ++j)
         for (Index i = 0; i < dim; ++i) x(i, j) = static_cast<Scalar>(normal(input_rng));
       a.noalias() += u * x;
@@ -220,18 +264,20 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   using Arr = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
   using Index = Eigen::Index;
-  const Index n = model.w.rows();
+  const Index n = model.units();
   const Index batch = tape.batch;
   const Index horizon = tape.horizon;
-  const Weights<Scalar> weights(model.w);
-  const Mat& w = weights.get();
-  const RecurrentProduct<Scalar> product(w, batch);
+  Weights<Scalar> weights_t(model, /*transposed=*/true);
+  std::optional<RecurrentProduct<Scalar>> product;
+  if (!weights_t.is_sparse()) product.emplace(weights_t.dense(), batch);
   const bool vanilla = model.cell == CellKind::vanilla;
   const Scalar carry = static_cast<Scalar>(model.carry());
   const Scalar scale = static_cast<Scalar>(model.drive_scale());
 
   GradientTrace trace;
   trace.batch = batch;
+  trace.carry = model.carry();
+  trace.drive_scale = model.drive_scale();
   trace.horizon = horizon;
   trace.forward_diverged_at = tape.forward_diverged_at;
   trace.mean_abs_dact_t = tape.mean_abs_dact_t;
@@ -319,7 +365,8 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
         Eigen::Map<Arr>(dg.data() + j * n, n) = dj * gj;
       }
     }
-    product.apply(dg.data(), g_next.data(), /*transpose=*/true);
+    if (product) product->apply(dg.data(), g_next.data(), /*transpose=*/true);
+    else weights_t.apply(dg, g_next);
     if (!vanilla) g_next = carry * g + scale * g_next;
     g.swap(g_next);
     measure_and_record(t - 1);

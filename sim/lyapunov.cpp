@@ -31,7 +31,7 @@ template <class Scalar>
 LyapunovResult lyapunov_spectrum(const Model& model, const Tape<Scalar>& tape, const LyapunovOptions& options) {
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   using Index = Eigen::Index;
-  const Index n = model.w.rows();
+  const Index n = model.units();
   const Index k = options.count;
   const Index batch = tape.batch;
   const Index horizon = tape.horizon;
@@ -54,9 +54,22 @@ LyapunovResult lyapunov_spectrum(const Model& model, const Tape<Scalar>& tape, c
   }
 
   // W at the tape's precision (no copy for double).
+  // Sparse storage (Model::w_sparse): compressed rows at the tape's precision, applied to a row-major copy.
+  using Sparse = Eigen::SparseMatrix<Scalar, Eigen::RowMajor>;
+  using RowMat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Mat w_copy;
   const Mat* w = nullptr;
-  if constexpr (std::is_same_v<Scalar, double>) {
+  Sparse ws_copy;
+  const Sparse* ws = nullptr;
+  RowMat q_rows, y_rows;
+  if (model.w_sparse) {
+    if constexpr (std::is_same_v<Scalar, double>) {
+      ws = model.w_sparse.get();
+    } else {
+      ws_copy = model.w_sparse->template cast<Scalar>();
+      ws = &ws_copy;
+    }
+  } else if constexpr (std::is_same_v<Scalar, double>) {
     w = &model.w;
   } else {
     w_copy = model.w.cast<Scalar>();
@@ -98,7 +111,13 @@ LyapunovResult lyapunov_spectrum(const Model& model, const Tape<Scalar>& tape, c
   Index since = 0;  // steps since the last re-orthonormalisation
   for (Index t = 1; t <= horizon; ++t) {
     // Q <- c Q + s diag(f'(a_t)) W Q, per trajectory with its own f'(a_t).
-    y.noalias() = (*w) * q;
+    if (ws) {
+      q_rows = q;
+      y_rows.noalias() = (*ws) * q_rows;
+      y = y_rows;
+    } else {
+      y.noalias() = (*w) * q;
+    }
     const auto d = tape.step(t);
     for (Index b = 0; b < batch; ++b) y.middleCols(b * k, k).array().colwise() *= d.col(b).array();
     if (vanilla) q.swap(y);

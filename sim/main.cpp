@@ -20,6 +20,7 @@
 #include "gradflow/output.hpp"
 #include "gradflow/scenario.hpp"
 #include "gradflow/shard.hpp"
+#include "gradflow/sparse.hpp"
 #include "gradflow/spectrum.hpp"
 #include "gradflow/sweep.hpp"
 #include "gradflow/verdict.hpp"
@@ -180,34 +181,69 @@ int cmd_merge(const std::vector<std::string>& parts, const std::string& outdir, 
   return kExitOk;
 }
 
+/// Largest N for which `gradflow spectrum -o` computes every eigenvalue (dense QR iteration, O(N^3) time and
+/// 8 N^2 bytes: ~1 min and 200 MB at N = 5000).
+constexpr Eigen::Index kMaxDenseEigenvalues = 5000;
+
 int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& set, const std::string& out,
                  bool json) {
   const Scenario sc = load_scenario(scenario, set);
   const Config cfg = sc.cell_config(0);
-  SpectralInfo info;
-  const Eigen::MatrixXd w = build_recurrent(cfg, 0, 0, &info);
-  info = analyse_spectrum(w);  // measured here, not taken from the construction
+  if (!out.empty() && cfg.network.units > kMaxDenseEigenvalues)
+    throw InputError("-o " + out + ": writing every eigenvalue needs a dense O(N^3) solve; network.units = " +
+                     std::to_string(cfg.network.units) + " > " + std::to_string(kMaxDenseEigenvalues) +
+                     " (run without -o for rho and ||W||_2)");
+  SpectralInfo built;
+  const RecurrentMatrix w = build_recurrent_matrix(cfg, 0, 0, &built);
+  SpectralInfo info = analyse_spectrum(w);  // measured here, not taken from the construction
+  info.bulk_radius = built.bulk_radius;
+  info.outlier = built.outlier;
+  const double target = cfg.spectrum.kind == SpectrumKind::chain ? 0.0 : cfg.spectrum.radius.value_or(
+                                                                            cfg.spectrum.kind == SpectrumKind::file
+                                                                                ? info.rho
+                                                                                : 1.0);
+  nlohmann::json j = {{"units", w.rows()},
+                      {"kind", to_string(cfg.spectrum.kind)},
+                      {"storage", w.is_sparse() ? "sparse" : "dense"},
+                      {"nonzeros", w.nonzeros()},
+                      {"radius", target},
+                      {"rho", info.rho},
+                      {"spectral_norm", info.spectral_norm},
+                      {"norm_over_rho", info.rho > 0 ? info.spectral_norm / info.rho : 0.0},
+                      {"rho_status", to_string(info.rho_status)},
+                      {"norm_status", to_string(info.norm_status)},
+                      {"message", info.message}};
+  if (info.bulk_radius) j["bulk_radius"] = *info.bulk_radius;
+  if (info.outlier) j["outlier"] = *info.outlier;
+  if (cfg.spectrum.kind == SpectrumKind::nonnormal) j["nonnormality"] = cfg.spectrum.nonnormality;
   if (json) {
-    nlohmann::json j = {{"units", w.rows()}, {"kind", to_string(cfg.spectrum.kind)}, {"rho", info.rho},
-                        {"spectral_norm", info.spectral_norm},
-                        {"norm_over_rho", info.rho > 0 ? info.spectral_norm / info.rho : 0.0},
-                        {"rho_status", to_string(info.rho_status)}, {"norm_status", to_string(info.norm_status)}};
     std::cout << j.dump(2) << "\n";
   } else {
-    std::printf("kind           %s (N = %lld)\n", to_string(cfg.spectrum.kind).c_str(), (long long)w.rows());
+    std::printf("kind           %s (N = %lld, %s, %.0f nonzeros)\n", to_string(cfg.spectrum.kind).c_str(),
+                (long long)w.rows(), w.is_sparse() ? "sparse" : "dense", w.nonzeros());
     std::printf("rho(W)         %.12g  (%s)\n", info.rho, to_string(info.rho_status).c_str());
     std::printf("||W||_2        %.12g  (%s)\n", info.spectral_norm, to_string(info.norm_status).c_str());
     if (info.rho > 0) std::printf("||W||_2 / rho  %.12g\n", info.spectral_norm / info.rho);
+    if (info.bulk_radius) std::printf("bulk radius    %.12g  (Rajan & Abbott prediction)\n", *info.bulk_radius);
+    if (info.outlier) std::printf("outlier        %.12g  (mean part)\n", *info.outlier);
     if (!info.message.empty()) std::printf("note           %s\n", info.message.c_str());
   }
   if (!out.empty()) {
-    const Eigen::VectorXcd ev = eigenvalues(w);
+    const Eigen::VectorXcd ev = eigenvalues(w.to_dense());
     std::ofstream f(out);
     if (!f) throw InputError(out + ": cannot be written");
     f << "re,im\n";
     f.precision(17);
     for (Eigen::Index i = 0; i < ev.size(); ++i) f << ev[i].real() << "," << ev[i].imag() << "\n";
-    if (!json) std::printf("eigenvalues    %lld written to %s\n", (long long)ev.size(), out.c_str());
+    // Sidecar for plots (tools/plot_spectrum.py): what the eigenvalues should look like.
+    const std::string sidecar = out + ".json";
+    std::ofstream js(sidecar);
+    if (!js) throw InputError(sidecar + ": cannot be written");
+    j["eigenvalues"] = out;
+    j["title"] = cfg.title;
+    js << j.dump(2) << "\n";
+    if (!json) std::printf("eigenvalues    %lld written to %s (summary in %s)\n", (long long)ev.size(), out.c_str(),
+                           sidecar.c_str());
   }
   return kExitOk;
 }
@@ -356,7 +392,8 @@ int main(int argc, char** argv) {
                                                   "builds (its first cell)");
   spec_cmd->add_option("scenario", spec_scenario, "Scenario file (TOML)")->required();
   spec_cmd->add_option("--set", spec_set, "Override a scenario key: key=value (repeatable)")->allow_extra_args(false);
-  spec_cmd->add_option("-o,--out", spec_out, "Write all eigenvalues as CSV (re,im) to this file");
+  spec_cmd->add_option("-o,--out", spec_out, "Write all eigenvalues as CSV (re,im) to this file, and a JSON summary "
+                                             "(radius, rho, ||W||_2, ...) to FILE.json");
   spec_cmd->add_flag("--json", spec_json, "Print JSON instead of text");
 
   double mu = 0.0, sigma = 1.0, alpha = 0.01, beta = 1.0;

@@ -15,6 +15,8 @@
 #include <system_error>
 #include <vector>
 
+#include <Eigen/SparseCore>
+
 namespace gradflow {
 namespace detail {
 namespace {
@@ -437,7 +439,16 @@ std::string entry_name(std::uint64_t i, std::uint64_t j) {
   return "(" + std::to_string(i) + ", " + std::to_string(j) + ")";
 }
 
-Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
+/// A parsed .mtx file: array files (and coordinate files unless `sparse` was asked for) as `dense`, coordinate
+/// files read with `sparse` as triplets (duplicates not yet summed), so that no dense N x N is formed.
+struct MtxData {
+  Eigen::Index rows = 0, cols = 0;
+  bool coordinate = false;
+  Eigen::MatrixXd dense;
+  std::vector<Eigen::Triplet<double>> triplets;
+};
+
+MtxData read_mtx(const fs::path& file, const std::string& bytes, bool sparse) {
   LineReader in(bytes);
   std::string_view line;
   const std::string banner_form =
@@ -505,7 +516,11 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
 
   // Refuse before allocating (found by fuzzing: "3 2222122222222" asked for 53 TB). The dense result
   // must fit in memory, and an array file must be long enough to hold its entries (>= 2 bytes each).
-  const double needed = 8.0 * double(rows) * double(cols);
+  // A coordinate file read sparse needs its triplets (24 bytes, twice for symmetric storage) and the
+  // compressed matrix (12 bytes per nonzero and 8 per row) instead of the dense N x N.
+  const bool as_triplets = coordinate && sparse;
+  const double stored = double(nnz) * (symmetry == MtxSymmetry::general ? 1.0 : 2.0);
+  const double needed = as_triplets ? 36.0 * stored + 8.0 * (double(rows) + 1.0) : 8.0 * double(rows) * double(cols);
   double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
 #ifdef GRADFLOW_FUZZ_MEMORY_CAP
   memory = std::min(memory, double(GRADFLOW_FUZZ_MEMORY_CAP));  // fuzz builds: keep under libFuzzer's RSS limit
@@ -513,15 +528,19 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
   if (memory > 0 && needed > 0.9 * memory)
     fail_at(file, size_line,
             "matrix size " + std::to_string(rows) + " x " + std::to_string(cols) + " needs " +
-                std::to_string(static_cast<long long>(needed / 1e9)) + " GB as a dense matrix, more than " +
+                std::to_string(static_cast<long long>(needed / 1e9)) + (as_triplets ? " GB as a sparse matrix, more than " : " GB as a dense matrix, more than ") +
                 "this machine's memory");
   if (!coordinate && double(rows) * double(cols) > double(bytes.size()) / 2.0 + 1.0 &&
       symmetry == MtxSymmetry::general)
     fail_at(file, size_line,
             "too few entries: the size line promises " + std::to_string(rows) + " x " + std::to_string(cols) +
                 " values, the file is only " + std::to_string(bytes.size()) + " bytes long");
-
-  Eigen::MatrixXd m = Eigen::MatrixXd::Zero(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+  MtxData out;
+  out.rows = static_cast<Eigen::Index>(rows);
+  out.cols = static_cast<Eigen::Index>(cols);
+  out.coordinate = coordinate;
+  if (!as_triplets) out.dense = Eigen::MatrixXd::Zero(out.rows, out.cols);
+  Eigen::MatrixXd& m = out.dense;
   const double mirror = symmetry == MtxSymmetry::skew ? -1.0 : 1.0;
 
   auto value_of = [&](std::string_view tok, std::uint64_t i, std::uint64_t j) {
@@ -569,7 +588,7 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
               "too few entries: expected " + std::to_string(expected) + " values for a " +
                   std::to_string(rows) + " x " + std::to_string(cols) + " " + symmetry_s + " array, found " +
                   std::to_string(count) + " before the end of file");
-    return m;
+    return out;
   }
 
   const std::size_t want_fields = field == MtxField::pattern ? 2 : 3;
@@ -601,15 +620,20 @@ Eigen::MatrixXd read_mtx(const fs::path& file, const std::string& bytes) {
                   " in a skew-symmetric file; its diagonal is zero and not stored");
     const double v = field == MtxField::pattern ? 1.0 : value_of(t[2], i, j);
     const auto ii = static_cast<Eigen::Index>(i - 1), jj = static_cast<Eigen::Index>(j - 1);
-    m(ii, jj) += v;  // duplicates are summed
-    if (symmetry != MtxSymmetry::general && i != j) m(jj, ii) += mirror * v;
+    if (as_triplets) {
+      out.triplets.emplace_back(ii, jj, v);  // duplicates are summed by setFromTriplets
+      if (symmetry != MtxSymmetry::general && i != j) out.triplets.emplace_back(jj, ii, mirror * v);
+    } else {
+      m(ii, jj) += v;  // duplicates are summed
+      if (symmetry != MtxSymmetry::general && i != j) m(jj, ii) += mirror * v;
+    }
     ++count;
   }
   if (count < nnz)
     fail_at(file, in.number() + 1,
             "too few entries: the size line promises " + std::to_string(nnz) + ", found " +
                 std::to_string(count) + " before the end of file");
-  return m;
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -668,7 +692,7 @@ std::string mtx_bytes(const Eigen::MatrixXd& m) {
 Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::path& name) {
   const detail::Format format = detail::format_of(name);
   Eigen::MatrixXd m =
-      format == detail::Format::npy ? detail::read_npy(name, bytes) : detail::read_mtx(name, bytes);
+      format == detail::Format::npy ? detail::read_npy(name, bytes) : detail::read_mtx(name, bytes, /*sparse=*/false).dense;
   detail::require_finite(name, m);
   return m;
 }
@@ -676,6 +700,28 @@ Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::pa
 Eigen::MatrixXd read_matrix(const std::filesystem::path& file) {
   detail::format_of(file);  // an unknown extension is reported before reading anything
   return parse_matrix(detail::slurp(file), file);
+}
+
+MatrixFile read_matrix_file(const std::filesystem::path& file) {
+  const detail::Format format = detail::format_of(file);
+  const std::string bytes = detail::slurp(file);
+  MatrixFile out;
+  if (format == detail::Format::npy) {
+    out.dense = detail::read_npy(file, bytes);
+    detail::require_finite(file, out.dense);
+    return out;
+  }
+  detail::MtxData d = detail::read_mtx(file, bytes, /*sparse=*/true);
+  if (!d.coordinate) {
+    out.dense = std::move(d.dense);
+    detail::require_finite(file, out.dense);  // array values were checked while parsing; kept for symmetry
+    return out;
+  }
+  auto w = std::make_shared<SparseMatrix>(d.rows, d.cols);
+  w->setFromTriplets(d.triplets.begin(), d.triplets.end());  // sums duplicates, as the dense reader does
+  w->makeCompressed();
+  out.sparse = std::move(w);
+  return out;
 }
 
 void write_matrix(const std::filesystem::path& file, const Eigen::MatrixXd& m) {

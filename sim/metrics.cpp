@@ -74,6 +74,26 @@ GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction) {
   return fit;
 }
 
+void transient_growth(const GradientTrace& trace, std::optional<double>* peak, std::optional<Eigen::Index>* lag) {
+  peak->reset();
+  lag->reset();
+  const Eigen::Index h = trace.horizon;
+  if (trace.log10_norm_mean.size() != static_cast<std::size_t>(h + 1) || trace.zero_count.empty() ||
+      trace.zero_count[static_cast<std::size_t>(h)] >= trace.batch)
+    return;
+  const double seed = trace.log10_norm_mean[static_cast<std::size_t>(h)];
+  double best = 0.0;
+  Eigen::Index best_lag = 0;
+  for (Eigen::Index k = 1; k <= h; ++k) {
+    const auto t = static_cast<std::size_t>(h - k);
+    if (trace.zero_count[t] >= trace.batch) break;  // every trajectory annihilated: nothing left to grow
+    const double rel = trace.log10_norm_mean[t] - seed;
+    if (rel > best) best = rel, best_lag = k;
+  }
+  *peak = best;
+  *lag = best_lag;
+}
+
 CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& activation,
                             const GradientTrace& trace, const AnalysisConfig& analysis) {
   CellMetrics m;
@@ -82,9 +102,13 @@ CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& acti
   m.mean_abs_dact = trace.mean_abs_dact;
   m.mean_sq_dact = trace.mean_sq_dact;
   m.sup_dact = activation.sup_abs_derivative();
-  m.predictor = m.rho * m.mean_abs_dact;
-  m.predictor_rms = m.rho * std::sqrt(m.mean_sq_dact);
-  m.bound = m.spectral_norm * m.sup_dact;
+  // The cell's Jacobian J_t = c I + s D_t W: the heuristics with D_t replaced by its mean (predictor), its
+  // mean-field second moment with the cross term 2 c s <g, D W g> averaging out for random W (predictor_rms),
+  // and the triangle inequality (bound). Vanilla (c = 0, s = 1) gives the contract formulas exactly.
+  const double c = trace.carry, s = trace.drive_scale;
+  m.predictor = c + s * m.rho * m.mean_abs_dact;
+  m.predictor_rms = std::sqrt(c * c + s * s * m.rho * m.rho * m.mean_sq_dact);
+  m.bound = c + s * m.spectral_norm * m.sup_dact;
   m.fit = fit_growth_rate(trace, analysis.fit_skip);
   m.forward_diverged_at = trace.forward_diverged_at;
   m.dead_fraction = trace.dead_fraction;
@@ -99,6 +123,8 @@ CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& acti
       break;
     }
   }
+
+  transient_growth(trace, &m.transient_peak, &m.transient_peak_lag);
 
   if (m.fit.growth_rate) {
     m.regime = classify_regime(*m.fit.growth_rate, analysis.regime_tolerance);

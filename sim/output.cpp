@@ -161,6 +161,9 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
     for (const char* c : {"lyapunov_max", "lyapunov_max_std", "lyapunov_status"}) cols.push_back(c);
     for (std::int64_t i = 1; i <= k; ++i) cols.push_back("lyapunov_" + std::to_string(i));
   }
+  // Model space (issue 5): transient growth, E/I spectrum parts, storage of W.
+  for (const char* c : {"transient_peak", "transient_peak_lag", "bulk_radius", "outlier", "storage", "nonzeros"})
+    cols.push_back(c);
   return cols;
 }
 
@@ -299,9 +302,10 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(m.fit.growth_rate ? std::to_string(m.fit.last_lag) : "");
   f.push_back(csv_optional(m.grad_zero_at));
   f.push_back(csv_number(r.trace.max_abs_dact));
-  f.push_back(r.spectrum.rho_status == SolveStatus::converged && r.spectrum.norm_status == SolveStatus::converged
-                  ? "converged"
-                  : "fallback");
+  // converged < fallback < not_converged: "converged" and "fallback" as before, not_converged for a large
+  // sparse solve that ran out of budget.
+  const auto worst = std::max(r.spectrum.rho_status, r.spectrum.norm_status);
+  f.push_back(to_string(worst));
   f.push_back(csv_number(r.seconds_spectrum));
   f.push_back(csv_number(r.seconds_forward));
   f.push_back(csv_number(r.seconds_backward));
@@ -323,6 +327,13 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
     for (std::int64_t i = 0; i < k; ++i)
       f.push_back(static_cast<std::size_t>(i) < ly.exponents.size() ? csv_number(ly.exponents[i]) : "");
   }
+  // Model space block (see cell_columns).
+  f.push_back(csv_optional(m.transient_peak));
+  f.push_back(csv_optional(m.transient_peak_lag));
+  f.push_back(csv_optional(r.spectrum.bulk_radius));
+  f.push_back(csv_optional(r.spectrum.outlier));
+  f.push_back(to_string(r.storage));
+  f.push_back(csv_number(r.nonzeros));
   const std::string cells_row = join(f) + "\n";
 
   std::string series_rows;

@@ -4,6 +4,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <unistd.h>
 
@@ -142,7 +143,8 @@ std::vector<KeySpec> make_keys() {
         c.network.leak = x;
       });
   add("spectrum.kind", ValueType::string,
-      "W: ginibre (iid N(0, 1/N)), orthogonal (Haar), symmetric (GOE), file",
+      "W: ginibre (iid N(0, 1/N)), orthogonal (Haar), symmetric (GOE), file, sparse (Gaussian, density or "
+      "in_degree), nonnormal (Q (D + s R) Q^T), chain (delay line, rho = 0), dale (E/I columns)",
       [](const Config& c) { return Value(to_string(c.spectrum.kind)); },
       [](Config& c, const Value& v) { c.spectrum.kind = parse_spectrum_kind(as_string(v)); });
   add("spectrum.radius", ValueType::number,
@@ -154,9 +156,58 @@ std::vector<KeySpec> make_keys() {
       [](Config& c, const Value& v) {
         c.spectrum.file = as_string(v);
         c.spectrum.matrix.reset();
+        c.spectrum.sparse_matrix.reset();
       });
+  add("spectrum.density", ValueType::number,
+      "kind = \"sparse\": Erdos-Renyi fill, each W_ij nonzero with probability p (0 < p <= 1; 0 = use in_degree)",
+      [](const Config& c) { return Value(c.spectrum.sparse.density); },
+      [](Config& c, const Value& v) {
+        const double p = as_number(v);
+        if (!(p >= 0.0 && p <= 1.0)) throw std::invalid_argument("must satisfy 0 <= density <= 1");
+        c.spectrum.sparse.density = p;
+      });
+  add("spectrum.in_degree", ValueType::integer,
+      "kind = \"sparse\": K nonzeros per row, distinct random columns (1 <= K <= units; 0 = use density)",
+      [](const Config& c) { return Value(I(c.spectrum.sparse.in_degree)); },
+      [](Config& c, const Value& v) { c.spectrum.sparse.in_degree = std::min(at_least(as_int(v), 0), kMaxDimension); });
+  add("spectrum.nonnormality", ValueType::number,
+      "kind = \"nonnormal\": s in W = Q (D + s R) Q^T, R strictly block-upper with N(0, 1/N) entries (>= 0)",
+      [](const Config& c) { return Value(c.spectrum.nonnormality); },
+      [](Config& c, const Value& v) { c.spectrum.nonnormality = non_negative(as_number(v)); });
+  add("spectrum.excitatory", ValueType::number, "kind = \"dale\": fraction f of excitatory columns (0 < f < 1)",
+      [](const Config& c) { return Value(c.spectrum.dale.excitatory); },
+      [](Config& c, const Value& v) {
+        const double f = as_number(v);
+        if (!(f > 0.0 && f < 1.0)) throw std::invalid_argument("must satisfy 0 < excitatory < 1");
+        c.spectrum.dale.excitatory = f;
+      });
+  add("spectrum.mean_e", ValueType::number, "kind = \"dale\": E weights have mean mean_e / sqrt(N) (>= 0)",
+      [](const Config& c) { return Value(c.spectrum.dale.mean_e); },
+      [](Config& c, const Value& v) { c.spectrum.dale.mean_e = non_negative(as_number(v)); });
+  add("spectrum.std_e", ValueType::number, "kind = \"dale\": E weights have std std_e / sqrt(N) (>= 0)",
+      [](const Config& c) { return Value(c.spectrum.dale.std_e); },
+      [](Config& c, const Value& v) { c.spectrum.dale.std_e = non_negative(as_number(v)); });
+  add("spectrum.mean_i", ValueType::number, "kind = \"dale\": I weights have mean mean_i / sqrt(N) (<= 0)",
+      [](const Config& c) { return Value(c.spectrum.dale.mean_i); },
+      [](Config& c, const Value& v) {
+        const double m = as_number(v);
+        if (m > 0.0) throw std::invalid_argument("must be <= 0 (inhibitory)");
+        c.spectrum.dale.mean_i = m;
+      });
+  add("spectrum.std_i", ValueType::number, "kind = \"dale\": I weights have std std_i / sqrt(N) (>= 0)",
+      [](const Config& c) { return Value(c.spectrum.dale.std_i); },
+      [](Config& c, const Value& v) { c.spectrum.dale.std_i = non_negative(as_number(v)); });
+  add("spectrum.balance", ValueType::boolean,
+      "kind = \"dale\": shift every row of W to sum to zero (Rajan & Abbott 2006), removing the outlier",
+      [](const Config& c) { return Value(c.spectrum.dale.balance); },
+      [](Config& c, const Value& v) { c.spectrum.dale.balance = as_bool(v); });
+  add("spectrum.storage", ValueType::string,
+      "W as dense or sparse; auto: sparse when units >= 512 and nonzeros <= 10% of units^2",
+      [](const Config& c) { return Value(to_string(c.spectrum.storage)); },
+      [](Config& c, const Value& v) { c.spectrum.storage = parse_storage_policy(as_string(v)); });
 
-  add("input.kind", ValueType::string, "input drive: none or gaussian (x_t ~ N(0, I) per step)",
+  add("input.kind", ValueType::string,
+      "input drive: none, gaussian (x_t ~ N(0, I) per step) or file (one sequence x shared by all trajectories)",
       [](const Config& c) { return Value(to_string(c.input.kind)); },
       [](Config& c, const Value& v) { c.input.kind = parse_input_kind(as_string(v)); });
   add("input.std", ValueType::number, "std of each unit's input current (U x_t)_i (>= 0)",
@@ -165,19 +216,44 @@ std::vector<KeySpec> make_keys() {
   add("input.dim", ValueType::integer, "dimension of x_t (>= 1); U is N x dim with U_ij ~ N(0, std^2/dim)",
       [](const Config& c) { return Value(I(c.input.dim)); },
       [](Config& c, const Value& v) { c.input.dim = std::min(at_least(as_int(v), 1), kMaxDimension); });
+  add("input.file", ValueType::string,
+      "kind = \"file\": x as .npy or .mtx, (burn_in + steps) x dim, row s = x at forward step s + 1",
+      [](const Config& c) { return Value(c.input.file); },
+      [](Config& c, const Value& v) {
+        c.input.file = as_string(v);
+        c.input.sequence.reset();
+      });
+  add("input.weights", ValueType::string, "U as .npy or .mtx, units x dim, instead of the random draw",
+      [](const Config& c) { return Value(c.input.weights); },
+      [](Config& c, const Value& v) {
+        c.input.weights = as_string(v);
+        c.input.matrix.reset();
+      });
 
   add("bias.mean", ValueType::number, "mean of b_i ~ N(mean, std^2), drawn once per cell",
       [](const Config& c) { return Value(c.bias.mean); },
       [](Config& c, const Value& v) { c.bias.mean = as_number(v); });
   add("bias.std", ValueType::number, "std of b_i (>= 0)", [](const Config& c) { return Value(c.bias.std); },
       [](Config& c, const Value& v) { c.bias.std = non_negative(as_number(v)); });
+  add("bias.file", ValueType::string, "b as .npy or .mtx (units values) instead of the draw",
+      [](const Config& c) { return Value(c.bias.file); },
+      [](Config& c, const Value& v) {
+        c.bias.file = as_string(v);
+        c.bias.vector.reset();
+      });
 
-  add("init.state", ValueType::string, "h_0 before the burn-in: zero or gaussian",
+  add("init.state", ValueType::string, "h_0 before the burn-in: zero, gaussian or file",
       [](const Config& c) { return Value(to_string(c.init.state)); },
       [](Config& c, const Value& v) { c.init.state = parse_init_state(as_string(v)); });
   add("init.std", ValueType::number, "std of h_0 ~ N(0, std^2) for state = \"gaussian\" (>= 0)",
       [](const Config& c) { return Value(c.init.std); },
       [](Config& c, const Value& v) { c.init.std = non_negative(as_number(v)); });
+  add("init.file", ValueType::string, "state = \"file\": h_0 as .npy or .mtx, units (shared) or units x batch",
+      [](const Config& c) { return Value(c.init.file); },
+      [](Config& c, const Value& v) {
+        c.init.file = as_string(v);
+        c.init.matrix.reset();
+      });
 
   add("loss.kind", ValueType::string,
       "seed g_T = dL/dh_T: random (unit vector per trajectory) or final_state (g_T = h_T)",
@@ -265,17 +341,77 @@ std::string suggest_key(const std::string& name) {
   return best;
 }
 
+namespace {
+
+std::string shape(const Eigen::Index rows, const Eigen::Index cols) {
+  return std::to_string(rows) + " x " + std::to_string(cols);
+}
+
+/// "key: only used with <condition>" when a file key is set but its kind does not read it.
+void require_unused_empty(const std::string& value, const std::string& key, bool used, const std::string& when) {
+  if (!used && !value.empty()) throw std::invalid_argument(key + ": only used with " + when);
+}
+
+}  // namespace
+
 void validate_config(const Config& c) {
-  if (c.spectrum.kind == SpectrumKind::file && c.spectrum.file.empty())
+  const Eigen::Index n = c.network.units;
+  const auto& sc = c.spectrum;
+  if (sc.kind == SpectrumKind::file && sc.file.empty())
     throw std::invalid_argument("spectrum.file: kind = \"file\" needs a file (.npy or .mtx)");
-  if (c.spectrum.kind != SpectrumKind::file && !c.spectrum.file.empty())
-    throw std::invalid_argument("spectrum.file: only used with kind = \"file\" (kind is \"" +
-                                to_string(c.spectrum.kind) + "\")");
-  if (c.spectrum.kind == SpectrumKind::file && c.spectrum.matrix &&
-      c.spectrum.matrix->rows() != c.network.units)
-    throw std::invalid_argument("network.units = " + std::to_string(c.network.units) + ": but " +
-                                c.spectrum.file + " holds a " + std::to_string(c.spectrum.matrix->rows()) +
-                                " x " + std::to_string(c.spectrum.matrix->cols()) + " matrix");
+  if (sc.kind != SpectrumKind::file && !sc.file.empty())
+    throw std::invalid_argument("spectrum.file: only used with kind = \"file\" (kind is \"" + to_string(sc.kind) +
+                                "\")");
+  if (sc.kind == SpectrumKind::file && (sc.matrix || sc.sparse_matrix)) {
+    const Eigen::Index rows = sc.sparse_matrix ? sc.sparse_matrix->rows() : sc.matrix->rows();
+    const Eigen::Index cols = sc.sparse_matrix ? sc.sparse_matrix->cols() : sc.matrix->cols();
+    if (rows != n)
+      throw std::invalid_argument("network.units = " + std::to_string(n) + ": but " + sc.file + " holds a " +
+                                  shape(rows, cols) + " matrix");
+  }
+  if (sc.kind == SpectrumKind::sparse) {
+    if ((sc.sparse.density > 0.0) == (sc.sparse.in_degree > 0))
+      throw std::invalid_argument("spectrum.kind: \"sparse\" needs exactly one of spectrum.density (0 < p <= 1) "
+                                  "and spectrum.in_degree (K >= 1)");
+    if (sc.sparse.in_degree > n)
+      throw std::invalid_argument("spectrum.in_degree = " + std::to_string(sc.sparse.in_degree) +
+                                  ": must be <= network.units = " + std::to_string(n));
+  }
+  if (sc.kind == SpectrumKind::chain && sc.radius && *sc.radius != 0.0)
+    throw std::invalid_argument("spectrum.radius: kind = \"chain\" is nilpotent (rho = 0, ||W||_2 = 1): its radius "
+                                "cannot be set");
+  if (expected_storage(c) == Storage::sparse && n > std::int64_t(std::numeric_limits<int>::max()) - 1)
+    throw std::invalid_argument("network.units: sparse storage needs units < 2^31");
+
+  // Imported inputs, input weights, initial state and bias.
+  const auto& in = c.input;
+  require_unused_empty(in.file, "input.file", in.kind == InputKind::file, "input.kind = \"file\"");
+  require_unused_empty(in.weights, "input.weights", in.kind != InputKind::none, "input.kind = \"gaussian\" or \"file\"");
+  if (in.kind == InputKind::file && in.file.empty())
+    throw std::invalid_argument("input.file: kind = \"file\" needs a file (.npy or .mtx), (burn_in + steps) x dim");
+  const Eigen::Index forward_steps = c.analysis.burn_in + c.network.steps;
+  if (in.kind == InputKind::file && in.sequence &&
+      (in.sequence->rows() != forward_steps || in.sequence->cols() != in.dim))
+    throw std::invalid_argument("input.file = \"" + in.file + "\": holds " + shape(in.sequence->rows(), in.sequence->cols()) +
+                                ", expected (analysis.burn_in + network.steps) x input.dim = " +
+                                shape(forward_steps, in.dim) + " (one row per forward step)");
+  if (in.matrix && (in.matrix->rows() != n || in.matrix->cols() != in.dim))
+    throw std::invalid_argument("input.weights = \"" + in.weights + "\": holds " + shape(in.matrix->rows(), in.matrix->cols()) +
+                                ", expected network.units x input.dim = " + shape(n, in.dim));
+  require_unused_empty(c.init.file, "init.file", c.init.state == InitState::file, "init.state = \"file\"");
+  if (c.init.state == InitState::file && c.init.file.empty())
+    throw std::invalid_argument("init.file: state = \"file\" needs a file (.npy or .mtx), units or units x batch");
+  if (const auto& h0 = c.init.matrix;
+      h0 && (h0->rows() != n || (h0->cols() != 1 && h0->cols() != c.network.batch)))
+    throw std::invalid_argument("init.file = \"" + c.init.file + "\": holds " + shape(h0->rows(), h0->cols()) +
+                                ", expected network.units = " + std::to_string(n) + " values (shared by every "
+                                "trajectory) or units x network.batch = " + shape(n, c.network.batch));
+  if (!c.bias.file.empty() && (c.bias.mean != 0.0 || c.bias.std != 0.0))
+    throw std::invalid_argument("bias.file: replaces the random bias; bias.mean and bias.std must stay 0");
+  if (const auto& b = c.bias.vector; b && !((b->rows() == n && b->cols() == 1) || (b->rows() == 1 && b->cols() == n)))
+    throw std::invalid_argument("bias.file = \"" + c.bias.file + "\": holds " + shape(b->rows(), b->cols()) +
+                                ", expected network.units = " + std::to_string(n) + " values");
+
   if (c.analysis.lyapunov > c.network.units)
     throw std::invalid_argument("analysis.lyapunov = " + std::to_string(c.analysis.lyapunov) +
                                 ": must be <= network.units = " + std::to_string(c.network.units));
@@ -287,19 +423,16 @@ void validate_config(const Config& c) {
   if (c.network.alpha && act == ActivationKind::elu && *c.network.alpha < 0)
     throw std::invalid_argument("network.alpha: elu needs alpha >= 0");
 
-  // Refuse before allocating what cannot fit: tape N*B*T scalars, W (double, and a copy at the run's
-  // precision), states, input weights.
-  const double scalar = c.network.precision == Precision::float32 ? 4.0 : 8.0;
-  const double n = double(c.network.units), b = double(c.network.batch), t = double(c.network.steps);
-  const double bytes = n * b * t * scalar + n * n * (8.0 + scalar) + 8.0 * n * b * scalar +
-                       n * double(c.input.dim) * (8.0 + scalar) +
-                       2.0 * n * b * double(c.analysis.lyapunov) * scalar;  // Lyapunov tangent frames
+  // Refuse before allocating what cannot fit (cell_memory_bytes: tape, W in its storage, U, states and the
+  // Lyapunov tangent frames).
+  const double bytes = cell_memory_bytes(c);
   const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
   if (phys > 0 && bytes > 0.9 * phys) {
+    const double scalar = c.network.precision == Precision::float32 ? 4.0 : 8.0;
     std::ostringstream os;
     os.precision(3);
-    os << "network.units: this cell needs " << bytes / 1e9 << " GB (tape N*B*T*" << scalar
-       << " bytes + W), more than 90% of this machine's " << phys / 1e9 << " GB";
+    os << "network.units: this cell needs " << bytes / 1e9 << " GB (tape N*B*T*" << scalar << " bytes + W, "
+       << to_string(expected_storage(c)) << "), more than 90% of this machine's " << phys / 1e9 << " GB";
     throw std::invalid_argument(os.str());
   }
 }
@@ -466,19 +599,51 @@ Value parse_override_value(const std::string& text) {
   return text;  // bare words: --set network.activation=relu
 }
 
-void load_file_matrix(Config& c, const std::filesystem::path& base_dir, const SourceLocation& where) {
-  if (c.spectrum.kind != SpectrumKind::file || c.spectrum.file.empty() || c.spectrum.matrix) return;
-  std::filesystem::path p = c.spectrum.file;
+/// Reads one file key's matrix, turning a file problem into "where: key = "path": problem".
+MatrixFile read_keyed_file(const std::string& key, const std::string& path, const std::filesystem::path& base_dir,
+                           const SourceLocation& where, bool keep_sparse) {
+  std::filesystem::path p = path;
   if (p.is_relative()) p = base_dir / p;
   try {
-    auto m = std::make_shared<Eigen::MatrixXd>(read_matrix(p));
-    if (m->rows() != m->cols() || m->rows() == 0)
-      throw MatrixFileError(p.string() + ": W must be a non-empty square matrix, got " +
-                            std::to_string(m->rows()) + " x " + std::to_string(m->cols()));
-    c.spectrum.matrix = std::move(m);
+    if (keep_sparse) return read_matrix_file(p);
+    MatrixFile f;
+    f.dense = read_matrix(p);
+    return f;
   } catch (const MatrixFileError& e) {
-    fail(where, "spectrum.file = \"" + c.spectrum.file + "\": " + e.what());
+    fail(where, key + " = \"" + path + "\": " + e.what());
   }
+}
+
+/// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet. Coordinate .mtx files for W
+/// stay sparse; everything else is read dense.
+void load_files(Config& c, const std::filesystem::path& base_dir,
+                const std::function<SourceLocation(const std::string&)>& origin_of) {
+  auto& sc = c.spectrum;
+  if (sc.kind == SpectrumKind::file && !sc.file.empty() && !sc.matrix && !sc.sparse_matrix) {
+    const SourceLocation where = origin_of("spectrum.file");
+    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true);
+    if (f.rows() != f.cols() || f.rows() == 0)
+      fail(where, "spectrum.file = \"" + sc.file + "\": W must be a non-empty square matrix, got " +
+                      shape(f.rows(), f.cols()));
+    if (f.is_sparse()) sc.sparse_matrix = f.sparse;
+    else sc.matrix = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
+  }
+  auto load_dense = [&](const std::string& key, const std::string& path,
+                        std::shared_ptr<const Eigen::MatrixXd>& slot) {
+    if (path.empty() || slot) return;
+    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false);
+    slot = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
+  };
+  if (c.input.kind == InputKind::file) load_dense("input.file", c.input.file, c.input.sequence);
+  if (c.input.kind != InputKind::none) load_dense("input.weights", c.input.weights, c.input.matrix);
+  if (c.init.state == InitState::file) load_dense("init.file", c.init.file, c.init.matrix);
+  load_dense("bias.file", c.bias.file, c.bias.vector);
+}
+
+/// Keys naming files: loaded once with the base config, so they cannot be sweep axes.
+bool is_file_key(const std::string& key) {
+  return key == "spectrum.file" || key == "input.file" || key == "input.weights" || key == "init.file" ||
+         key == "bias.file";
 }
 
 }  // namespace
@@ -563,6 +728,8 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
       if (!key) fail(an.where, "sweep axis " + unknown_key_message(an.key));
       if (an.key == "title" || an.key == "seed")
         fail(an.where, "sweep axis " + an.key + ": cannot be swept (use replicates for independent draws)");
+      if (is_file_key(an.key))
+        fail(an.where, "sweep axis " + an.key + ": files cannot be swept (run one scenario per file)");
       for (const auto& axis : sc.axes)
         if (axis.key == an.key) fail(an.where, "sweep axis " + an.key + ": appears twice");
       if (sc.origins.count(an.key) && sc.origins[an.key].line == 0)
@@ -587,13 +754,13 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     }
   }
   const std::filesystem::path dir = base_dir;
-  auto origin_of = [&](const std::string& key) {
+  const std::function<SourceLocation(const std::string&)> origin_of = [&](const std::string& key) {
     for (const auto& axis : sc.axes)
       if (axis.key == key) return axis.where;
     auto it = sc.origins.find(key);
     return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
   };
-  load_file_matrix(sc.base, dir, origin_of("spectrum.file"));
+  load_files(sc.base, dir, origin_of);
   for (std::int64_t cell = 0; cell < sc.cell_count(); ++cell) {
     Config c = sc.cell_config(cell);
     try {

@@ -122,6 +122,22 @@ std::optional<double> scaled_orthogonal_modulus(const Eigen::MatrixXd& w) {
   return std::nullopt;
 }
 
+/// For a triangular W (upper or lower) the eigenvalues are the diagonal: rho = max |W_ii| exactly. Catches
+/// nilpotent shifts (delay chains), on which Arnoldi breaks down, in O(N^2) with an early exit otherwise.
+std::optional<double> triangular_radius(const Eigen::MatrixXd& w) {
+  const Eigen::Index n = w.rows();
+  bool lower = true, upper = true;
+  for (Eigen::Index j = 0; j < n && (lower || upper); ++j)
+    for (Eigen::Index i = 0; i < n; ++i) {
+      if (w(i, j) == 0.0 || i == j) continue;
+      if (j > i) lower = false;
+      else upper = false;
+      if (!lower && !upper) break;
+    }
+  if (lower || upper) return w.diagonal().cwiseAbs().maxCoeff();
+  return std::nullopt;
+}
+
 Estimate dense_radius(const Eigen::MatrixXd& w, bool symmetric, std::string note) {
   Estimate e{0.0, SolveStatus::fallback, std::move(note)};
   if (symmetric) {
@@ -285,6 +301,7 @@ Estimate radius_estimate(const Eigen::MatrixXd& w) {
     return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged, "W has non-finite entries"};
   const bool symmetric = exactly_symmetric(w);
   if (n < kIterativeMinSize) return dense_radius(w, symmetric, small_note(n));
+  if (const auto r = triangular_radius(w)) return {*r, SolveStatus::converged, ""};
   if (const auto s = scaled_orthogonal_modulus(w)) return {*s, SolveStatus::converged, ""};
   std::string why;
   if (symmetric) {
@@ -330,16 +347,26 @@ std::string to_string(SpectrumKind kind) {
       return "symmetric";
     case SpectrumKind::file:
       return "file";
+    case SpectrumKind::sparse:
+      return "sparse";
+    case SpectrumKind::nonnormal:
+      return "nonnormal";
+    case SpectrumKind::chain:
+      return "chain";
+    case SpectrumKind::dale:
+      return "dale";
   }
   throw std::invalid_argument("to_string: invalid SpectrumKind value");
 }
 
 SpectrumKind parse_spectrum_kind(const std::string& name) {
   for (const SpectrumKind kind :
-       {SpectrumKind::ginibre, SpectrumKind::orthogonal, SpectrumKind::symmetric, SpectrumKind::file})
+       {SpectrumKind::ginibre, SpectrumKind::orthogonal, SpectrumKind::symmetric, SpectrumKind::file,
+        SpectrumKind::sparse, SpectrumKind::nonnormal, SpectrumKind::chain, SpectrumKind::dale})
     if (name == to_string(kind)) return kind;
   throw std::invalid_argument("unknown spectrum kind \"" + name +
-                              "\": expected one of ginibre, orthogonal, symmetric, file");
+                              "\": expected one of ginibre, orthogonal, symmetric, file, sparse, nonnormal, "
+                              "chain, dale");
 }
 
 std::string to_string(SolveStatus status) {
@@ -384,10 +411,10 @@ Eigen::MatrixXd random_recurrent(SpectrumKind kind, Eigen::Index n, double radiu
   // Validate everything before drawing, so a rejected call leaves `rng` untouched.
   if (n < 1) throw std::invalid_argument("random_recurrent: n must satisfy n >= 1, got " + std::to_string(n));
   detail::require_radius(radius, "random_recurrent");
-  if (kind == SpectrumKind::file)
+  if (kind != SpectrumKind::ginibre && kind != SpectrumKind::orthogonal && kind != SpectrumKind::symmetric)
     throw std::invalid_argument(
         "random_recurrent: kind must be ginibre, orthogonal or symmetric (a file matrix is loaded, then "
-        "rescaled with rescale_to_radius)");
+        "rescaled with rescale_to_radius; sparse, nonnormal, chain and dale are built by ensembles.hpp)");
   if (radius == 0.0) return Eigen::MatrixXd::Zero(n, n);
 
   const double dn = static_cast<double>(n);
@@ -414,7 +441,7 @@ Eigen::MatrixXd random_recurrent(SpectrumKind kind, Eigen::Index n, double radiu
       const Eigen::MatrixXd s = (g + g.transpose()) / std::sqrt(2.0 * dn);
       return detail::rescale(s, radius, detail::radius_estimate(s));
     }
-    case SpectrumKind::file:
+    default:
       break;
   }
   throw std::invalid_argument("random_recurrent: invalid SpectrumKind value");

@@ -53,7 +53,8 @@ Eigen::MatrixXd some_orthogonal(Eigen::Index n, Rng& rng) {
 
 TEST_CASE("spectrum kind and solve status names round-trip and unknown names are rejected", "[spectrum]") {
   for (const auto kind :
-       {SpectrumKind::ginibre, SpectrumKind::orthogonal, SpectrumKind::symmetric, SpectrumKind::file})
+       {SpectrumKind::ginibre, SpectrumKind::orthogonal, SpectrumKind::symmetric, SpectrumKind::file,
+        SpectrumKind::sparse, SpectrumKind::nonnormal, SpectrumKind::chain, SpectrumKind::dale})
     CHECK(gradflow::parse_spectrum_kind(gradflow::to_string(kind)) == kind);
   CHECK(gradflow::to_string(SpectrumKind::ginibre) == "ginibre");
   CHECK(gradflow::to_string(SolveStatus::converged) == "converged");
@@ -61,7 +62,7 @@ TEST_CASE("spectrum kind and solve status names round-trip and unknown names are
   CHECK(gradflow::to_string(SolveStatus::not_converged) == "not_converged");
   CHECK_THROWS_MATCHES(gradflow::parse_spectrum_kind("gaussian"), std::invalid_argument,
                        Catch::Message("unknown spectrum kind \"gaussian\": expected one of ginibre, "
-                                      "orthogonal, symmetric, file"));
+                                      "orthogonal, symmetric, file, sparse, nonnormal, chain, dale"));
   CHECK_THROWS_AS(gradflow::parse_spectrum_kind("Ginibre"), std::invalid_argument);
 }
 

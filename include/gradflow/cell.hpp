@@ -24,14 +24,31 @@ struct CellResult {
   double gain_rms = 0.0;          // ||W||_F / sqrt(N) of the W built
   MeanField mean_field;           // mean-field prediction at gain_rms (not_applicable for residual/leaky cells)
   LyapunovResult lyapunov;        // top analysis.lyapunov exponents (empty when 0)
+  Storage storage = Storage::dense;  // how W was stored
+  double nonzeros = 0.0;             // stored nonzeros of W (N^2 for dense random kinds)
 };
 
-/// W of a cell. Random kinds: radius * B with B = random_recurrent(kind, N, 1) drawn from the
-/// (seed, family, replicate) recurrent stream, so that cells of one family (a sweep's cells that differ only in
-/// spectrum.radius, see Scenario::recurrent_family; family = cell outside sweeps) rescale one base matrix.
-/// Files: the matrix, times radius / rho(matrix) when a radius is given. `info` receives rho and ||W||_2:
-/// rho is the radius (exact by construction), ||W||_2 the base's (Spectra, solved once per base) times the
-/// scale. With a `cache`, bases are shared between calls instead of rebuilt and re-solved.
+/// W of a cell in the storage spectrum.storage asks for (choose_storage() for "auto", with the nonzeros of
+/// the built W).
+///
+/// Dense ginibre, orthogonal, symmetric and file matrices take the radius-family path: random kinds are
+/// radius * B with B = random_recurrent(kind, N, 1) drawn from the (seed, family, replicate) recurrent stream,
+/// so that cells of one family (a sweep's cells that differ only in spectrum.radius, see
+/// Scenario::recurrent_family; family = cell outside sweeps) rescale one base matrix. Files: the matrix, times
+/// radius / rho(matrix) when a radius is given. rho is the radius (exact by construction), ||W||_2 the base's
+/// (Spectra, solved once per base) times the scale. With a `cache`, bases are shared between calls instead of
+/// rebuilt and re-solved.
+///
+/// The other kinds (sparse, nonnormal, chain, dale) and sparse storage are drawn from the same (seed, family,
+/// replicate) stream at the requested radius: rho is exact by construction for orthogonal, nonnormal and
+/// chain, the radius W was rescaled to with a converged Spectra solve for ginibre, symmetric, sparse and dale
+/// (status not_converged when the solve ran out of budget: then W was rescaled by the best estimate), and
+/// computed for file matrices; ||W||_2 is exact for orthogonal and chain, computed otherwise. For dale,
+/// `info` also receives Rajan & Abbott's bulk radius and outlier at the built scale.
+RecurrentMatrix build_recurrent_matrix(const Config& config, std::uint64_t family, std::uint64_t replicate,
+                                       SpectralInfo* info = nullptr, RecurrentCache* cache = nullptr);
+
+/// build_recurrent_matrix() as a dense matrix (N^2 doubles whatever the storage).
 Eigen::MatrixXd build_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
                                 SpectralInfo* info = nullptr, RecurrentCache* cache = nullptr);
 

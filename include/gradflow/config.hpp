@@ -8,6 +8,8 @@
 #include <Eigen/Core>
 
 #include "gradflow/activation.hpp"
+#include "gradflow/ensembles.hpp"
+#include "gradflow/sparse.hpp"
 #include "gradflow/spectrum.hpp"
 
 namespace gradflow {
@@ -23,8 +25,8 @@ std::string to_string(CellKind k);
 CellKind parse_cell_kind(const std::string& name);
 
 enum class Precision { float32, float64 };  // "float" | "double"
-enum class InputKind { none, gaussian };
-enum class InitState { zero, gaussian };
+enum class InputKind { none, gaussian, file };
+enum class InitState { zero, gaussian, file };
 enum class LossKind { final_state, random };
 
 std::string to_string(Precision p);
@@ -60,23 +62,36 @@ struct SpectrumConfig {
   SpectrumKind kind = SpectrumKind::ginibre;
   std::optional<double> radius;  // exact spectral radius of W; unset: 1 (random kinds), as read (file)
   std::string file;              // path of W for kind = "file" (resolved against the scenario's folder)
-  std::shared_ptr<const Eigen::MatrixXd> matrix;  // W read from `file` by the scenario layer
+  std::shared_ptr<const Eigen::MatrixXd> matrix;  // W read from `file` by the scenario layer (dense files)
+  std::shared_ptr<const SparseMatrix> sparse_matrix;  // W read from a coordinate .mtx `file` (sparse files)
+  SparseOptions sparse;          // kind = "sparse": density p or in_degree K
+  double nonnormality = 0.0;     // kind = "nonnormal": s in W = Q (D + s R) Q^T, R_ij ~ N(0, 1/N)
+  DaleOptions dale;              // kind = "dale": E/I fractions, means, stds, balance
+  StoragePolicy storage = StoragePolicy::automatic;  // dense or sparse W (choose_storage)
 };
 
 struct InputConfig {
   InputKind kind = InputKind::gaussian;
   double std = 0.5;        // std of each unit's input current (U x_t)_i: U_ij ~ N(0, std^2 / dim)
-  Eigen::Index dim = 16;   // dimension of x_t ~ N(0, I)
+  Eigen::Index dim = 16;   // dimension of x_t ~ N(0, I) (kind = "file": the file's columns)
+  std::string file;        // kind = "file": x, (burn_in + steps) x dim, row s = x at forward step s + 1
+  std::string weights;     // U as a file, N x dim (any kind but none); empty: U drawn as above
+  std::shared_ptr<const Eigen::MatrixXd> sequence;  // x read from `file` by the scenario layer
+  std::shared_ptr<const Eigen::MatrixXd> matrix;    // U read from `weights`
 };
 
 struct BiasConfig {
   double mean = 0.0;  // b_i ~ N(mean, std^2), drawn once per cell
   double std = 0.0;
+  std::string file;   // b as a file (N values); replaces the draw
+  std::shared_ptr<const Eigen::MatrixXd> vector;  // b read from `file`
 };
 
 struct InitConfig {
   InitState state = InitState::zero;
   double std = 1.0;  // h_0 ~ N(0, std^2) per unit and trajectory (state = "gaussian")
+  std::string file;  // state = "file": h_0, N (shared by the B trajectories) or N x B
+  std::shared_ptr<const Eigen::MatrixXd> matrix;  // h_0 read from `file`
 };
 
 struct LossConfig {
@@ -112,5 +127,16 @@ struct Config {
   LossConfig loss;
   AnalysisConfig analysis;
 };
+
+/// Nonzeros W will have, known before building it: N^2 for the dense kinds, p N^2 or K N for sparse, N - 1
+/// for chain, counted for file matrices. The storage rule and the memory check use it.
+double expected_nonzeros(const Config& config);
+/// The storage build_recurrent_matrix() (cell.hpp) uses: choose_storage(spectrum.storage, N, expected_nonzeros).
+Storage expected_storage(const Config& config);
+/// Bytes one cell needs at most: the tape (N B T scalars), W (dense: 8 N^2 plus a copy at the run's precision;
+/// sparse: 12 bytes per nonzero for W plus as much again for the one extra copy alive at a time: the run's
+/// precision in the forward pass, W^T in BPTT, the row arrays while a random W is drawn), U, the N x B state
+/// buffers, the fixed inputs and the Lyapunov tangent frames (2 N B analysis.lyapunov scalars).
+double cell_memory_bytes(const Config& config);
 
 }  // namespace gradflow

@@ -1,6 +1,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -9,12 +10,14 @@
 
 #include "gradflow/activation.hpp"
 #include "gradflow/config.hpp"
+#include "gradflow/sparse.hpp"
 
 namespace gradflow {
 
 /// The parameters of one unrolled network.
 struct Model {
-  Eigen::MatrixXd w;  // recurrent weights W, N x N
+  Eigen::MatrixXd w;  // recurrent weights W, N x N (empty when w_sparse holds W)
+  std::shared_ptr<const SparseMatrix> w_sparse;  // W in sparse storage; null: W is `w`
   Eigen::MatrixXd u;  // input weights U, N x dim (0 columns: no input)
   Eigen::VectorXd b;  // bias, N (empty: zero)
   Activation activation;
@@ -24,6 +27,8 @@ struct Model {
   /// (c, s) of the cell: J_t = c I + s diag(f'(a_t)) W.
   double carry() const { return cell == CellKind::vanilla ? 0.0 : cell == CellKind::residual ? 1.0 : 1.0 - leak; }
   double drive_scale() const { return cell == CellKind::leaky ? leak : 1.0; }
+  /// N, whichever storage holds W.
+  Eigen::Index units() const { return w_sparse ? w_sparse->rows() : w.rows(); }
 };
 
 /// What the B trajectories are driven with and how they are seeded.
@@ -32,6 +37,9 @@ struct Drive {
   Eigen::Index burn_in = 0;    // forward steps before t = 0, not backpropagated
   Eigen::MatrixXd h0;          // N x B state before the burn-in
   std::uint64_t input_seed = 0;  // x_t ~ N(0, I), drawn per step from this stream
+  /// Fixed inputs instead: row s - 1 is x at forward step s (s = 1..burn_in + steps), shared by the B
+  /// trajectories; (burn_in + steps) x dim with dim = U's columns. Null: the random stream above.
+  std::shared_ptr<const Eigen::MatrixXd> inputs;
   LossKind loss = LossKind::random;
   std::uint64_t loss_seed = 0;   // stream of the random unit seeds g_T
 };
@@ -40,6 +48,8 @@ struct Drive {
 /// Index t runs over 0..horizon; g_t = dL/dh_t, with g_horizon the loss seed.
 struct GradientTrace {
   Eigen::Index batch = 0;
+  double carry = 0.0;        // c of the cell's Jacobian J_t = c I + s diag(f'(a_t)) W (Model::carry())
+  double drive_scale = 1.0;  // s (Model::drive_scale())
   /// Steps actually backpropagated: T, or (forward_diverged_at - 1) when the state became non-finite.
   Eigen::Index horizon = 0;
   /// t (counted like the series, burn-in steps at t <= 0) of the first non-finite state, if any.

@@ -3,7 +3,11 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <memory>
+
 #include <Eigen/Core>
+
+#include "gradflow/sparse.hpp"
 
 namespace gradflow {
 
@@ -21,6 +25,17 @@ Eigen::MatrixXd read_matrix(const std::filesystem::path& file);
 
 /// The same from the file's bytes; `name` chooses the format by extension and names it in messages.
 Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::path& name);
+/// A matrix as its file stores it: Matrix Market coordinate files in `sparse` (no dense N x N is formed, so a
+/// 1e5 x 1e5 connectome with 1e7 entries takes ~120 MB), NumPy and Matrix Market array files in `dense`.
+struct MatrixFile {
+  Eigen::MatrixXd dense;
+  std::shared_ptr<const SparseMatrix> sparse;
+  bool is_sparse() const { return sparse != nullptr; }
+  Eigen::Index rows() const { return sparse ? sparse->rows() : dense.rows(); }
+  Eigen::Index cols() const { return sparse ? sparse->cols() : dense.cols(); }
+};
+/// As read_matrix(), with the same checks and messages, keeping coordinate .mtx files sparse.
+MatrixFile read_matrix_file(const std::filesystem::path& file);
 
 /// Writes W as .npy (float64, Fortran order) or .mtx (array, real general), chosen by extension.
 void write_matrix(const std::filesystem::path& file, const Eigen::MatrixXd& m);

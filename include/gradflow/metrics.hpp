@@ -40,9 +40,10 @@ struct CellMetrics {
   double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps, trajectories
   double mean_sq_dact = 0.0;        // E[f'(a)^2]
   double sup_dact = 0.0;            // sup_x |f'(x)| of the activation
-  double predictor = 0.0;           // rho * E|f'|  (textbook heuristic)
-  double predictor_rms = 0.0;       // rho * sqrt(E[f'^2])  (mean-field factor for random W)
-  double bound = 0.0;               // ||W||_2 * sup|f'|  (Pascanu et al. 2013 upper bound)
+  // For the cell's Jacobian J_t = c I + s diag(f'(a_t)) W (vanilla: c = 0, s = 1; see CellKind):
+  double predictor = 0.0;           // c + s rho E|f'|  (textbook heuristic; vanilla: rho E|f'|)
+  double predictor_rms = 0.0;       // sqrt(c^2 + s^2 rho^2 E[f'^2])  (mean-field factor for random W)
+  double bound = 0.0;               // c + s ||W||_2 sup|f'|  (Pascanu et al. 2013 upper bound on ||J_t||)
   GrowthFit fit;                    // growth_rate and its window
   std::optional<double> log10_grad_ratio;  // log10 ||g_0|| - log10 ||g_T|| (means over trajectories)
   Regime regime = Regime::critical;
@@ -50,7 +51,15 @@ struct CellMetrics {
   std::optional<Eigen::Index> grad_zero_at;  // largest t at which some trajectory's g_t is exactly zero
   double dead_fraction = 0.0;
   double saturated_fraction = 0.0;
+  // Transient growth (non-normal W): the peak of the mean log10 ||g_t|| over lags, relative to the seed.
+  std::optional<double> transient_peak;           // max_t log10 ||g_t|| - log10 ||g_T|| (>= 0)
+  std::optional<Eigen::Index> transient_peak_lag; // T - t at that maximum (0: no growth above the seed)
 };
+
+/// The peak of the mean log10 ||g_t|| over the lags 0..horizon (steps with some non-zero trajectory),
+/// relative to the seed at lag 0, and the lag where it is reached (the smallest, on ties). Unset when the
+/// trace is empty.
+void transient_growth(const GradientTrace& trace, std::optional<double>* peak, std::optional<Eigen::Index>* lag);
 
 /// Regime: from growth_rate when it could be fitted; otherwise vanishing when a gradient became exactly
 /// zero and exploding when the forward state diverged first.

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -13,7 +14,11 @@ enum class SpectrumKind {
   ginibre,     // iid N(0, 1/N) entries: circular law of radius ~1
   orthogonal,  // Haar orthogonal (QR of a Ginibre matrix with the sign fix): every |lambda| = 1
   symmetric,   // GOE: (G + G^T) / sqrt(2N), semicircle on [-2, 2]
-  file         // read from a .npy / .mtx file (the scenario layer loads it)
+  file,        // read from a .npy / .mtx file (the scenario layer loads it)
+  sparse,      // sparse Gaussian, Erdos-Renyi density or fixed in-degree (ensembles.hpp: sparse_gaussian)
+  nonnormal,   // Q (D + s R) Q^T: fixed eigenvalues, non-normality s (ensembles.hpp: nonnormal_matrix)
+  chain,       // feed-forward delay line, rho = 0, ||W||_2 = 1 (ensembles.hpp: delay_chain)
+  dale         // excitatory / inhibitory columns (Rajan & Abbott 2006; ensembles.hpp: dale_matrix)
 };
 
 std::string to_string(SpectrumKind kind);
@@ -35,6 +40,9 @@ struct SpectralInfo {
   SolveStatus rho_status = SolveStatus::converged;
   SolveStatus norm_status = SolveStatus::converged;
   std::string message;  // what fell back and why; empty when Spectra converged
+  // Parts of the spectrum some kinds know in closed form (unset otherwise), at the built W's scale.
+  std::optional<double> bulk_radius;  // dale: radius of the disk holding the bulk (Rajan & Abbott 2006)
+  std::optional<double> outlier;      // dale: the real outlier of the mean part (0 when balanced)
 };
 
 /// Spectral radius by Spectra's GenEigsSolver (Arnoldi, largest magnitude; SymEigsSolver when W = W^T).
@@ -48,7 +56,8 @@ double spectral_norm(const Eigen::MatrixXd& w, SolveStatus* status = nullptr);
 /// Both of the above, with the statuses and a message.
 SpectralInfo analyse_spectrum(const Eigen::MatrixXd& w);
 
-/// A random N x N matrix of `kind` (not file) with spectral radius exactly `radius` (1e-8 relative).
+/// A random N x N matrix of `kind` (ginibre, orthogonal or symmetric; the other kinds need parameters, see
+/// ensembles.hpp and build_recurrent in cell.hpp) with spectral radius exactly `radius` (1e-8 relative).
 /// radius = 0 gives the zero matrix. Draws only from `rng`. Throws std::invalid_argument when
 /// n < 1, radius < 0 or kind == file.
 Eigen::MatrixXd random_recurrent(SpectrumKind kind, Eigen::Index n, double radius, Rng& rng);
