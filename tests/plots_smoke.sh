@@ -36,8 +36,10 @@ fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/plots_smoke.XXXXXX")
 trap 'rm -rf "$tmp"' EXIT
-# Without the ".." entry: its mtime changes whenever a test running in parallel writes into the build tree.
-before=$(ls -la "$outdir" | grep -v ' \.\.$')
+# Every file below OUTDIR with size and mtime (not `ls -la`: its ".." line changes whenever a neighbouring
+# test writes next to OUTDIR).
+listing() { (cd "$1" && find . -printf '%p %s %T@\n' | sort); }
+before=$(listing "$outdir")
 
 passed=0
 failed=0
@@ -111,7 +113,7 @@ else
       -o "$tmp/bad.png"
 fi
 
-if [ "$(ls -la "$outdir" | grep -v ' \.\.$')" = "$before" ]; then pass "nothing was written into OUTDIR"
+if [ "$(listing "$outdir")" = "$before" ]; then pass "nothing was written into OUTDIR"
 else fail "nothing was written into OUTDIR"; fi
 
 # --- bad input: exit 2 with a clear message ------------------------------------------------------------
