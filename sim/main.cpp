@@ -88,7 +88,7 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
   const RecurrentMatrix w = build_recurrent_matrix(cfg, 0, 0, &built);
   // Measured here, not taken from the construction, except for large sparse W: there the construction's
   // solves (rho before the rescale, ||W||_2 after it) are the same computations and take minutes at N = 1e5.
-  const bool reuse = w.is_sparse() && w.rows() > kSparseDenseFallbackMax && cfg.spectrum.kind != SpectrumKind::file;
+  const bool reuse = w.is_sparse() && w.rows() > kSparseDenseFallbackMax;
   SpectralInfo info = reuse ? built : analyse_spectrum(w);
   if (reuse) info.message += (info.message.empty() ? "" : "; ") + std::string("rho and ||W||_2 from the construction");
   info.bulk_radius = built.bulk_radius;
