@@ -117,7 +117,8 @@ namespace {
 template <class Scalar>
 void check_shapes(const Model& model, const Drive& drive) {
   const Eigen::Index n = model.units();
-  if ((model.w_sparse ? model.w_sparse->cols() : model.w.cols()) != n || drive.h0.rows() != n || (model.u.cols() > 0 && model.u.rows() != n) ||
+  const Eigen::Index w_cols = model.w_sparse ? model.w_sparse->cols() : model.w.cols();
+  if (w_cols != n || drive.h0.rows() != n || (model.u.cols() > 0 && model.u.rows() != n) ||
       (model.b.size() != 0 && model.b.size() != n) || drive.h0.cols() < 1 || drive.steps < 1 || drive.burn_in < 0)
     throw std::invalid_argument("run_bptt: shapes must satisfy W: N x N, U: N x dim, b: N, h0: N x B, "
                                 "B >= 1, T >= 1, burn_in >= 0");

@@ -111,7 +111,9 @@ nlohmann::json scenario_json(const Scenario& sc) {
     if (std::holds_alternative<std::monostate>(v)) {
       // Show the default actually used by the base cell.
       if (key.name == "network.alpha") v = sc.base.network.make_activation().alpha;
-      if (key.name == "spectrum.radius" && sc.base.spectrum.kind != SpectrumKind::file) v = 1.0;
+      if (key.name == "spectrum.radius" && sc.base.spectrum.kind != SpectrumKind::file &&
+          sc.base.spectrum.kind != SpectrumKind::chain)  // a chain has rho = 0 and no radius
+        v = 1.0;
       if (key.name == "analysis.lyapunov_burn_in")
         v = static_cast<std::int64_t>(sc.base.analysis.lyapunov_burn_in_for(sc.base.network.steps));
     }

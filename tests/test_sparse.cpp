@@ -27,7 +27,7 @@ double dense_rho(const Eigen::MatrixXd& w) {
   REQUIRE(es.info() == Eigen::Success);
   return es.eigenvalues().cwiseAbs().maxCoeff();
 }
-double dense_norm(const Eigen::MatrixXd& w) { return Eigen::JacobiSVD<Eigen::MatrixXd>(w).singularValues()(0); }
+double dense_norm(const Eigen::MatrixXd& w) { return Eigen::BDCSVD<Eigen::MatrixXd>(w).singularValues()(0); }
 double rel_err(double x, double ref) { return std::abs(x - ref) / std::abs(ref); }
 
 SparseMatrix random_sparse(Eigen::Index n, Eigen::Index k, std::uint64_t seed) {
@@ -39,9 +39,9 @@ SparseMatrix random_sparse(Eigen::Index n, Eigen::Index k, std::uint64_t seed) {
 
 }  // namespace
 
-TEST_CASE("sparse Arnoldi rho and Lanczos ||W||_2 agree with dense solves to 1e-10 (N = 300, 1200)",
+TEST_CASE("sparse Arnoldi rho and Lanczos ||W||_2 agree with dense solves to 1e-10 (N = 300, 700)",
           "[sparse][spectrum]") {
-  for (const auto& [n, k] : {std::pair<Eigen::Index, Eigen::Index>{300, 12}, {1200, 30}}) {
+  for (const auto& [n, k] : {std::pair<Eigen::Index, Eigen::Index>{300, 12}, {700, 25}}) {
     const SparseMatrix w = random_sparse(n, k, 100 + n);
     const Eigen::MatrixXd d(w);
     SolveStatus rs{}, ns{};
@@ -59,8 +59,8 @@ TEST_CASE("sparse Arnoldi rho and Lanczos ||W||_2 agree with dense solves to 1e-
   }
 }
 
-TEST_CASE("sparse rescale_to_radius gives rho = radius to 1e-8 by a dense solve (N = 800)", "[sparse][spectrum]") {
-  const SparseMatrix w = random_sparse(800, 16, 3);
+TEST_CASE("sparse rescale_to_radius gives rho = radius to 1e-8 by a dense solve (N = 500)", "[sparse][spectrum]") {
+  const SparseMatrix w = random_sparse(500, 16, 3);
   SolveStatus st{};
   const SparseMatrix r = rescale_to_radius(w, 0.75, &st);
   CHECK(st == SolveStatus::converged);

@@ -55,12 +55,15 @@ struct RecurrentMatrix {
 inline constexpr Eigen::Index kSparseDenseFallbackMax = 4000;
 
 /// rho(W) of a sparse W: Spectra's GenEigsSolver on SparseGenMatProd (Arnoldi, implicit restarts, largest
-/// magnitude). The four largest-modulus eigenvalues are wanted and rho is the largest of them, so that a
-/// near-tie at the top of a disk-shaped spectrum cannot be settled on the runner-up; the residual of every
-/// wanted Ritz pair is below 1e-12 |theta|. The budget scales with N (see sparse.cpp). When it runs out,
-/// `status` is not_converged (or fallback to the dense solver for N <= kSparseDenseFallbackMax) and the
-/// value is the largest Ritz value reached; `note` then says why and gives that Ritz pair's relative residual
-/// ||W v - theta v|| / |theta| (empty when Spectra converged).
+/// magnitude; ten eigenvalues wanted, ncv = 100, every wanted Ritz pair with residual < 1e-12 |theta|, the top
+/// one verified by an explicit residual). Triangular W and multiples of orthogonal matrices are recognised
+/// first (exact). Krylov methods can settle on an edge eigenvalue that is not the largest when the top moduli
+/// are crowded (a disk-shaped spectrum at large N), so a run whose wanted moduli spread less than 3e-3 is not
+/// trusted alone: up to N = kSparseDenseFallbackMax the dense solver decides (status fallback), above it a
+/// second run from an independent start must agree to 1e-9. When the budget (restarts ~ 3 sqrt(N)) runs out
+/// or the two runs disagree, `status` is not_converged (or fallback to the dense solver for small N), the
+/// value is the largest Ritz value reached (the larger of the two runs), and `note` says why, with the Ritz
+/// pair's relative residual ||W v - theta v|| / |theta| (empty when the solve was trusted).
 double spectral_radius(const SparseMatrix& w, SolveStatus* status = nullptr, std::string* note = nullptr);
 
 /// ||W||_2 of a sparse W: Lanczos (SymEigsSolver) on x -> W^T (W x); same fallback rules.
