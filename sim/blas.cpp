@@ -1,5 +1,6 @@
 #include "gradflow/blas.hpp"
 
+#include <algorithm>
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
@@ -124,6 +125,74 @@ void blas_product(bool, Eigen::Index, Eigen::Index, const float*, const float*, 
   throw std::logic_error("blas_product: gradflow was built without OpenBLAS");
 }
 #endif
+
+// Eigen 3.4's sequential GEMM (Eigen/src/Core/products/GeneralMatrixMatrix.h) with the packing of the left
+// operand hoisted out: the same gebp_traits, blocking sizes, pack routines and kernel. The result is
+// accumulated over the k2 panels in the same order, so it is the number Eigen's own product gives.
+namespace {
+using Eigen::internal::const_blas_data_mapper;
+template <class Scalar>
+using GebpTraits = Eigen::internal::gebp_traits<Scalar, Scalar>;
+template <class Scalar, int Order>
+using PackLhs = Eigen::internal::gemm_pack_lhs<Scalar, Eigen::Index, const_blas_data_mapper<Scalar, Eigen::Index, Order>,
+                                               GebpTraits<Scalar>::mr, GebpTraits<Scalar>::LhsProgress,
+                                               typename GebpTraits<Scalar>::LhsPacket4Packing, Order>;
+template <class Scalar>
+using ResMapper = Eigen::internal::blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+}  // namespace
+
+template <class Scalar>
+PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose)
+    : n_(n), b_(b), kc_(n), mc_(n), nc_(b) {
+  Eigen::internal::computeProductBlockingSizes<Scalar, Scalar>(kc_, mc_, nc_, Eigen::Index(1));
+  packed_w_.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(n));
+  packed_x_.resize(static_cast<std::size_t>(kc_) * static_cast<std::size_t>(nc_));
+  Scalar* out = packed_w_.data();
+  for (Eigen::Index i2 = 0; i2 < n; i2 += mc_) {
+    const Eigen::Index mc = std::min(i2 + mc_, n) - i2;
+    for (Eigen::Index k2 = 0; k2 < n; k2 += kc_) {
+      const Eigen::Index kc = std::min(k2 + kc_, n) - k2;
+      // op(W)(i, k) = W(k, i) for the transpose: W read row-major is W^T column-major.
+      if (transpose) {
+        PackLhs<Scalar, Eigen::RowMajor>()(out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::RowMajor>(w, n)
+                                                    .getSubMapper(i2, k2), kc, mc);
+      } else {
+        PackLhs<Scalar, Eigen::ColMajor>()(out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>(w, n)
+                                                    .getSubMapper(i2, k2), kc, mc);
+      }
+      out += kc * mc;
+    }
+  }
+}
+
+template <class Scalar>
+void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y) const {
+  using Traits = GebpTraits<Scalar>;
+  using RhsMapper = const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>;
+  Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+  Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false, false> gebp;
+  std::fill(y, y + n_ * b_, Scalar(0));
+  const RhsMapper rhs(x, n_);
+  const ResMapper<Scalar> res(y, n_, 1);
+  for (Eigen::Index j2 = 0; j2 < b_; j2 += nc_) {
+    const Eigen::Index nc = std::min(j2 + nc_, b_) - j2;
+    const Scalar* panel = packed_w_.data();
+    for (Eigen::Index i2 = 0; i2 < n_; i2 += mc_) {
+      const Eigen::Index mc = std::min(i2 + mc_, n_) - i2;
+      for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_) {
+        const Eigen::Index kc = std::min(k2 + kc_, n_) - k2;
+        // The rhs block (k2, j2) is packed once when the whole depth fits in one block (the usual case
+        // for recurrent shapes), and again per (i2, k2) otherwise.
+        if (i2 == 0 || kc_ < n_) pack_rhs(packed_x_.data(), rhs.getSubMapper(k2, j2), kc, nc);
+        gebp(res.getSubMapper(i2, j2), panel, packed_x_.data(), mc, kc, nc, Scalar(1));
+        panel += kc * mc;
+      }
+    }
+  }
+}
+
+template class PackedProduct<float>;
+template class PackedProduct<double>;
 
 }  // namespace detail
 

@@ -2,11 +2,18 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <random>
 #include <stdexcept>
 #include <type_traits>
+
+#ifdef __linux__
+#include <sys/mman.h>
+#include <unistd.h>
+#endif
+
 
 #include "gradflow/blas.hpp"
 #include "gradflow/random.hpp"
@@ -74,36 +81,88 @@ class Weights {
 };
 
 /// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
-/// kernel choose_gemm() picks for the shape (Eigen's GEMM/GEMV or OpenBLAS). Writes y without allocating.
+/// kernel choose_gemm() picks for the shape: Eigen's GEMV (B = 1), Eigen's GEMM kernel with W packed once
+/// per pass (detail::PackedProduct), or OpenBLAS. Writes y without allocating.
+constexpr double kTransposedCopyMaxBytes = 4 << 20;
+
 template <class Scalar>
 class RecurrentProduct {
  public:
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
-  RecurrentProduct(const Mat& w, Eigen::Index batch)
-      : w_(w), batch_(batch), backend_(choose_gemm(w.rows(), batch, sizeof(Scalar))) {}
+  RecurrentProduct(const Mat& w, Eigen::Index batch, bool transpose)
+      : w_(w), batch_(batch), transpose_(transpose), backend_(choose_gemm(w.rows(), batch, sizeof(Scalar))) {
+    if (backend_ == GemmBackend::eigen && batch > 1 && gemm_threads() == 1)
+      packed_.emplace(w.data(), w.rows(), batch, transpose);
+    // B = 1 backward: Eigen's GEMV runs W^T x as dot products, about half the speed of its column-major
+    // kernel; a column-major copy of W^T is worth its N^2 scalars while it is small (inside the 30 MB slack
+    // of the README's memory formula).
+    if (backend_ == GemmBackend::eigen && batch == 1 && transpose &&
+        double(w.size()) * sizeof(Scalar) <= kTransposedCopyMaxBytes)
+      w_transposed_ = w.transpose();
+  }
 
-  void apply(const Scalar* x, Scalar* y, bool transpose) const {
+  void apply(const Scalar* x, Scalar* y) const {
     const Eigen::Index n = w_.rows();
-    if (backend_ == GemmBackend::openblas) {
-      detail::blas_product(transpose, n, batch_, w_.data(), x, y);
+    if (packed_) {
+      packed_->apply(x, y);
       return;
     }
+    if (backend_ == GemmBackend::openblas) {
+      detail::blas_product(transpose_, n, batch_, w_.data(), x, y);
+      return;
+    }
+    if (batch_ == 1) {  // Eigen's GEMV
+      using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+      const Eigen::Map<const Vec> xv(x, n);
+      Eigen::Map<Vec> yv(y, n);
+      if (w_transposed_.size() != 0) yv.noalias() = w_transposed_ * xv;
+      else if (transpose_) yv.noalias() = w_.transpose() * xv;
+      else yv.noalias() = w_ * xv;
+      return;
+    }
+    // Eigen's GEMM on several threads (a build without OpenBLAS).
     const Eigen::Map<const Mat> xm(x, n, batch_);
     Eigen::Map<Mat> ym(y, n, batch_);
-    if (transpose) ym.noalias() = w_.transpose() * xm;  // B = 1 at run time: Eigen's GEMV
+    if (transpose_) ym.noalias() = w_.transpose() * xm;
     else ym.noalias() = w_ * xm;
   }
 
  private:
   const Mat& w_;
   Eigen::Index batch_;
+  bool transpose_;
   GemmBackend backend_;
+  std::optional<detail::PackedProduct<Scalar>> packed_;
+  Mat w_transposed_;
 };
+
+/// Prefaults a large buffer that is about to be written in full (the tape) with one madvise call, instead of
+/// one page fault per 4 KiB page on first touch. Advisory: kernels before Linux 5.14 refuse it (EINVAL) and
+/// the pages fault in as usual. (Transparent huge pages were measured too: direct compaction made the
+/// forward pass slower on this machine.)
+void prefault(void* data, std::size_t bytes) {
+#if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
+  const auto first = reinterpret_cast<std::uintptr_t>(data);
+  const std::uintptr_t begin = (first + page - 1) & ~(page - 1);
+  const std::uintptr_t end = (first + bytes) & ~(page - 1);
+  if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
+#else
+  (void)data;
+  (void)bytes;
+#endif
+}
 
 /// ||col||_2 in double without overflow or underflow of the squares.
 template <class Derived>
 double column_norm(const Eigen::MatrixBase<Derived>& col) {
-  const double sq = col.template cast<double>().squaredNorm();
+  // Squares summed in double in one vectorised pass (omp simd: reordered reduction; float columns are
+  // widened in registers, no double copy).
+  static_assert(Derived::InnerStrideAtCompileTime == 1, "column_norm reads a contiguous column");
+  const auto* x = col.derived().data();
+  double sq = 0.0;
+#pragma omp simd reduction(+ : sq)
+  for (Eigen::Index i = 0; i < col.size(); ++i) sq += static_cast<double>(x[i]) * static_cast<double>(x[i]);
   if (std::isfinite(sq) && sq > std::numeric_limits<double>::min()) return std::sqrt(sq);
   const double scale = col.template cast<double>().cwiseAbs().maxCoeff();
   if (scale == 0.0 || !std::isfinite(scale)) return scale;
@@ -161,7 +220,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   Weights<Scalar> weights(model, /*transposed=*/false);
   // Dense W: main's RecurrentProduct (OpenBLAS or Eigen per shape); sparse W: the compressed-row product.
   std::optional<RecurrentProduct<Scalar>> product;
-  if (!weights.is_sparse()) product.emplace(weights.dense(), batch);
+  if (!weights.is_sparse()) product.emplace(weights.dense(), batch, /*transpose=*/false);
   const Mat u = model.u.cast<Scalar>();
   const Vec b = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(n);
   const bool has_bias = model.b.size() != 0 && model.b.any();
@@ -174,6 +233,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   Tape<Scalar> tape;
   tape.batch = batch;
   tape.dact.resize(n, batch * steps);
+  prefault(tape.dact.data(), static_cast<std::size_t>(tape.dact.size()) * sizeof(Scalar));
 
   // Two state buffers so that the last finite state survives a divergence. Everything is allocated here:
   // nothing inside the time loop allocates (the GEMMs write into `a`, the activation into h and the tape).
@@ -194,7 +254,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   const Index total = drive.burn_in + steps;
   for (Index s = 1; s <= total; ++s) {
     const Index t = s - drive.burn_in;  // series time: burn-in steps have t <= 0
-    if (product) product->apply(h_prev.data(), a.data(), /*transpose=*/false);  // a = W h_{t-1}
+    if (product) product->apply(h_prev.data(), a.data());  // a = W h_{t-1}
     else weights.apply(h_prev, a);
     if (dim > 0 && drive.inputs) {
       // One input sequence for every trajectory: U x_s once, added to each column.
@@ -223,13 +283,25 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
         break;
       }
       if (t >= 1) {
-        const Eigen::Map<const Arr> d(dj, n);
-        // Per-trajectory sums, added in trajectory order: the same numbers for any batch split.
-        step_abs += d.abs().template cast<double>().sum();
-        step_sq += d.square().template cast<double>().sum();
-        max_abs = std::max(max_abs, static_cast<double>(d.abs().maxCoeff()));
-        dead += (d == Scalar(0)).count();
-        saturated += (d.abs() < saturation_level).count();
+        // Per-trajectory sums, added in trajectory order: the same numbers for any batch split. One fused,
+        // vectorised pass over the column (omp simd allows the reordered reductions).
+        double col_abs = 0.0, col_sq = 0.0;
+        Scalar col_max = 0;
+        std::int64_t col_dead = 0, col_saturated = 0;
+#pragma omp simd reduction(+ : col_abs, col_sq, col_dead, col_saturated) reduction(max : col_max)
+        for (Index i = 0; i < n; ++i) {
+          const Scalar v = std::abs(dj[i]);
+          col_abs += static_cast<double>(v);
+          col_sq += static_cast<double>(v) * static_cast<double>(v);
+          col_max = v > col_max ? v : col_max;
+          col_dead += v == Scalar(0) ? 1 : 0;
+          col_saturated += v < saturation_level ? 1 : 0;
+        }
+        step_abs += col_abs;
+        step_sq += col_sq;
+        max_abs = std::max(max_abs, static_cast<double>(col_max));
+        dead += col_dead;
+        saturated += col_saturated;
       }
     }
     if (!finite) {
@@ -270,7 +342,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   const Index horizon = tape.horizon;
   Weights<Scalar> weights_t(model, /*transposed=*/true);
   std::optional<RecurrentProduct<Scalar>> product;
-  if (!weights_t.is_sparse()) product.emplace(weights_t.dense(), batch);
+  if (!weights_t.is_sparse()) product.emplace(weights_t.dense(), batch, /*transpose=*/true);
   const bool vanilla = model.cell == CellKind::vanilla;
   const Scalar carry = static_cast<Scalar>(model.carry());
   const Scalar scale = static_cast<Scalar>(model.drive_scale());
@@ -366,7 +438,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
         Eigen::Map<Arr>(dg.data() + j * n, n) = dj * gj;
       }
     }
-    if (product) product->apply(dg.data(), g_next.data(), /*transpose=*/true);
+    if (product) product->apply(dg.data(), g_next.data());
     else weights_t.apply(dg, g_next);
     if (!vanilla) g_next = carry * g + scale * g_next;
     g.swap(g_next);

@@ -57,3 +57,28 @@ TEST_CASE("choose_gemm: Eigen for B = 1 and for B >= 16 with W in L2 on one thre
   CHECK(choose_gemm(256, 32, 8) == GemmBackend::openblas);
   set_gemm_threads(saved);
 }
+
+TEMPLATE_TEST_CASE("PackedProduct (W packed once) equals Eigen's own product, across the cache blocking",
+                   "[blas]", float, double) {
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  std::srand(5);
+  // n = 1100 is beyond one kc x mc block for both precisions, so several panels (i2, k2) are packed and
+  // the accumulation over k2 is exercised; b = 70 exceeds nr and is not a multiple of it.
+  for (Eigen::Index n : {1, 7, 64, 300, 1100}) {
+    const Mat w = Mat::Random(n, n);
+    for (Eigen::Index b : {2, 5, 70}) {
+      const Mat x = Mat::Random(n, b);
+      for (bool transpose : {false, true}) {
+        const detail::PackedProduct<TestType> product(w.data(), n, b, transpose);
+        Mat y = Mat::Constant(n, b, TestType(7));  // apply() overwrites y
+        product.apply(x.data(), y.data());
+        product.apply(x.data(), y.data());  // reusable: the packed W is not consumed
+        const Mat ref = transpose ? Mat(w.transpose() * x) : Mat(w * x);
+        const double bound = kProductOrderFactor * double(n) * std::numeric_limits<TestType>::epsilon() *
+                             double(w.norm()) * double(x.norm());
+        INFO("N = " << n << ", B = " << b << ", transpose = " << transpose);
+        CHECK(double((y - ref).norm()) <= bound);
+      }
+    }
+  }
+}

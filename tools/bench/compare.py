@@ -14,8 +14,8 @@ Run through tools/bench/compare (which builds gradflow first). For each row (N, 
                  BPTT with per-step log norms). The whole cell (`seconds`: + building W and Spectra's rho
                  and ||W||_2 of the file matrix + metrics) is shown next to it.
        NumPy / PyTorch  forward + backward + per-step norms, after one untimed warm-up in the same process.
-       GEMM limit  tools/bench/gemm_limit: the 2T recurrent products alone (same shapes), the faster of
-                 Eigen's kernel and OpenBLAS.
+       GEMM limit  tools/bench/gemm_limit: the 2T recurrent products alone (same shapes), the fastest of
+                 Eigen's kernel, OpenBLAS and (B > 1, one thread) Eigen's kernel with W packed once.
   4. Sweep: scenarios/default.toml with --threads 1 and 2 (cells/s, parallel efficiency, share of the
      cell time in spectra vs BPTT), and the NumPy reference timed once for one cell of that sweep.
   5. Spectra at N = 2000 against dense EigenSolver / JacobiSVD (tools/bench/spectra_bench).
@@ -68,6 +68,10 @@ kind = "final_state"
 burn_in = 0
 series = {series}
 """
+
+
+def fmt_opt_ms(seconds):
+    return "-" if seconds == float("inf") else fmt_ms(seconds)
 
 
 def run_timed(cmd, env=None, cwd=None):
@@ -136,7 +140,8 @@ class Bench:
         out, _ = run_timed([self.gemm_limit, "--n", n, "--b", b, "--t", t, "--dtype", dtype, "--threads", threads,
                             "--repeat", 1])
         j = json.loads(out)
-        return {"eigen": j["eigen"][0], "openblas": j["openblas"][0]}
+        packed = j.get("eigen_packed") or [float("inf")]
+        return {"eigen": j["eigen"][0], "openblas": j["openblas"][0], "packed": packed[0]}
 
     # -- parts -------------------------------------------------------------------------------------------------
     def agreement(self, np, d, n, t, b, dtype, threads):
@@ -171,7 +176,7 @@ class Bench:
         for name, series in (("time.toml", "false"), ("series.toml", "true")):
             (d / name).write_text(SCENARIO.format(n=n, t=t, b=b, precision=precision, series=series))
         agree = self.agreement(np, d, n, t, b, dtype, threads)
-        samples = {k: [] for k in ("gradflow", "cell", "numpy", "torch", "eigen", "openblas")}
+        samples = {k: [] for k in ("gradflow", "cell", "numpy", "torch", "eigen", "openblas", "packed")}
         rss = {k: [] for k in ("gradflow", "numpy", "torch")}
         order = ["gradflow", "numpy", "torch", "gemm"]
         for rep in range(self.args.reps):
@@ -185,12 +190,13 @@ class Bench:
                     lim = self.run_gemm_limit(n, t, b, dtype, threads)
                     samples["eigen"].append(lim["eigen"])
                     samples["openblas"].append(lim["openblas"])
+                    samples["packed"].append(lim["packed"])
                 else:
                     r = self.run_reference(what, d, n, t, b, dtype, threads)
                     samples[what].append(r["time"])
                     rss[what].append(r["rss"])
         med = {k: statistics.median(v) for k, v in samples.items()}
-        med["limit"] = min(med["eigen"], med["openblas"])
+        med["limit"] = min(med["eigen"], med["openblas"], med["packed"])
         return {"n": n, "t": t, "b": b, "dtype": dtype, "threads": threads, "median": med, "samples": samples,
                 "rss": {k: max(v) for k, v in rss.items()}, "agree": agree}
 
@@ -283,12 +289,13 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
              "time.perf_counter() after one untimed warm-up run in the same process (interpreter start-up, "
              "imports and reading W are not timed).")
     L.append("- **GEMM limit**: tools/bench/gemm_limit, the 2T recurrent products alone for the same shapes "
-             "(W H and W^T G, GEMV for B = 1) with nothing else, the faster of Eigen's kernel and OpenBLAS; "
+             "(W H and W^T G, GEMV for B = 1) with nothing else, the fastest of Eigen's kernel, OpenBLAS and (B > 1, "
+             "one thread) Eigen's kernel with W packed once per pass, as gradflow's engine does; "
              "*fraction of limit* = limit time / gradflow engine time. GFLOP/s counts those 4 N^2 B T flops.")
     L.append("- **Peak RSS**: `/usr/bin/time -v` of each process (the largest over the rounds). *Bound* is the "
              "README's memory formula, tape (N B T scalars) + W + 30 MB.")
     L.append("")
-    L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS) "
+    L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS / packed) "
              "| NumPy / gradflow | PyTorch / gradflow | GFLOP/s | fraction of limit |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -296,7 +303,7 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
         flops = 4.0 * r["n"] ** 2 * r["b"] * r["t"]
         L.append(f"| {r['n']}, {r['t']}, {r['b']} | {r['dtype'].replace('float', 'f')}, {r['threads']} "
                  f"| {fmt_ms(m['gradflow'])} | {fmt_ms(m['cell'])} | {fmt_ms(m['numpy'])} | {fmt_ms(m['torch'])} "
-                 f"| {fmt_ms(m['limit'])} ({fmt_ms(m['eigen'])} / {fmt_ms(m['openblas'])}) "
+                 f"| {fmt_ms(m['limit'])} ({fmt_ms(m['eigen'])} / {fmt_ms(m['openblas'])} / {fmt_opt_ms(m['packed'])}) "
                  f"| {m['numpy'] / m['gradflow']:.2f}x | {m['torch'] / m['gradflow']:.2f}x "
                  f"| {flops / m['gradflow'] / 1e9:.1f} | {100 * m['limit'] / m['gradflow']:.0f} % |")
     L.append("")
@@ -324,6 +331,8 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
     for r in rows:
         L.append(f"N={r['n']} T={r['t']} B={r['b']} {r['dtype']} threads={r['threads']}")
         for k, v in r["samples"].items():
+            if all(x == float("inf") for x in v):
+                continue  # not applicable to this row (e.g. the packed GEMM at B = 1)
             L.append(f"  {k:9s} " + " ".join(f"{x:.4f}" for x in v))
     L.append("```")
     if sweep:
