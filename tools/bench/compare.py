@@ -15,7 +15,8 @@ Run through tools/bench/compare (which builds gradflow first). For each row (N, 
                  and ||W||_2 of the file matrix + metrics) is shown next to it.
        NumPy / PyTorch  forward + backward + per-step norms, after one untimed warm-up in the same process.
        GEMM limit  tools/bench/gemm_limit: the 2T recurrent products alone (same shapes), the fastest of
-                 Eigen's kernel, OpenBLAS and (B > 1, one thread) Eigen's kernel with W packed once.
+                 Eigen's kernel, OpenBLAS and (one thread) Eigen's kernels with W prepared once as the engine
+                 runs them (B > 1: W packed once; B = 1: GEMV on a column-major copy of W^T).
   4. Sweep: scenarios/default.toml with --threads 1 and 2 (cells/s, parallel efficiency, share of the
      cell time in spectra vs BPTT), and the NumPy reference timed once for one cell of that sweep.
   5. Spectra at N = 2000 against dense EigenSolver / JacobiSVD (tools/bench/spectra_bench).
@@ -140,7 +141,7 @@ class Bench:
         out, _ = run_timed([self.gemm_limit, "--n", n, "--b", b, "--t", t, "--dtype", dtype, "--threads", threads,
                             "--repeat", 1])
         j = json.loads(out)
-        packed = j.get("eigen_packed") or [float("inf")]
+        packed = j.get("eigen_prepared") or [float("inf")]
         return {"eigen": j["eigen"][0], "openblas": j["openblas"][0], "packed": packed[0]}
 
     # -- parts -------------------------------------------------------------------------------------------------
@@ -289,13 +290,14 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
              "time.perf_counter() after one untimed warm-up run in the same process (interpreter start-up, "
              "imports and reading W are not timed).")
     L.append("- **GEMM limit**: tools/bench/gemm_limit, the 2T recurrent products alone for the same shapes "
-             "(W H and W^T G, GEMV for B = 1) with nothing else, the fastest of Eigen's kernel, OpenBLAS and (B > 1, "
-             "one thread) Eigen's kernel with W packed once per pass, as gradflow's engine does; "
+             "(W H and W^T G, GEMV for B = 1) with nothing else, the fastest of Eigen's kernel, OpenBLAS and (one "
+             "thread) Eigen's kernels with W prepared once per pass as gradflow's engine runs them (*prepared*: "
+             "B > 1 W packed once, B = 1 GEMV on a column-major copy of W^T); "
              "*fraction of limit* = limit time / gradflow engine time. GFLOP/s counts those 4 N^2 B T flops.")
     L.append("- **Peak RSS**: `/usr/bin/time -v` of each process (the largest over the rounds). *Bound* is the "
              "README's memory formula, tape (N B T scalars) + W + 30 MB.")
     L.append("")
-    L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS / packed) "
+    L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS / prepared) "
              "| NumPy / gradflow | PyTorch / gradflow | GFLOP/s | fraction of limit |")
     L.append("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:

@@ -1,13 +1,14 @@
 // The GEMM limit of a BPTT run: the recurrent products alone, with nothing else, for the same shapes as
 // gradflow's engine. Per step: A = W H (forward, N x N times N x B) and G = W^T D (backward), T steps each,
 // i.e. 4 N^2 B T flops. Times Eigen's own kernel and OpenBLAS (called directly, dgemm_ / sgemm_, or
-// dgemv_ / sgemv_ when B = 1, as Eigen does with EIGEN_USE_BLAS) and, for B > 1 on one thread, Eigen's kernel
-// with W packed once (gradflow's detail::PackedProduct, what the engine uses there), so that "fraction of the
-// GEMM limit" is against the fastest of them. Eigen products here are Eigen's own (no EIGEN_USE_BLAS).
+// dgemv_ / sgemv_ when B = 1, as Eigen does with EIGEN_USE_BLAS) and, on one thread, Eigen's kernels with W
+// prepared once as gradflow's engine runs them (B > 1: W packed once, detail::PackedProduct; B = 1: GEMV on a
+// column-major copy of W^T), so that "fraction of the GEMM limit" is against the fastest of them. Eigen
+// products here are Eigen's own (no EIGEN_USE_BLAS).
 //
 //   gemm_limit --n 256 --b 32 --t 1000 --dtype float64 --threads 1 --repeat 5
 // prints {"n", "b", "t", "dtype", "threads", "flops", "eigen": [seconds...], "openblas": [seconds...],
-// "eigen_packed": [seconds...] (empty where not applicable)}.
+// "eigen_prepared": [seconds...] (empty with several threads)}.
 #include <chrono>
 #include <cstdio>
 #include <string>
@@ -56,7 +57,7 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
   const Mat w = Mat::Random(n, n) / Scalar(std::sqrt(double(n)));
   // tanh-like operands in [-1, 1]; two buffers so that each product reads what the last one wrote.
   Mat x = Mat::Random(n, b), y(n, b);
-  std::vector<double> eigen, blas, packed;
+  std::vector<double> eigen, blas, prepared;
   Eigen::setNbThreads(threads);
   openblas_set_num_threads(threads);
   for (int r = 0; r <= repeat; ++r) {  // r = 0: warm-up (thread start-up, page faults)
@@ -74,29 +75,40 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
       x *= Scalar(0.5);
     }
     const double o = std::chrono::duration<double>(Clock::now() - start).count();
-    if (b > 1 && threads == 1) {
+    if (threads == 1) {
+      // Eigen's kernels with W prepared once, as gradflow's engine runs them on one thread: B > 1, the GEMM
+      // with W packed once (detail::PackedProduct); B = 1, the column-major GEMV on a copy of W^T.
       start = Clock::now();
-      const gradflow::detail::PackedProduct<Scalar> forward(w.data(), n, b, false), backward(w.data(), n, b, true);
-      for (int s = 0; s < t; ++s) {
-        forward.apply(x.data(), y.data());
-        backward.apply(y.data(), x.data());
-        x *= Scalar(0.5);
+      if (b > 1) {
+        const gradflow::detail::PackedProduct<Scalar> forward(w.data(), n, b, false), backward(w.data(), n, b, true);
+        for (int s = 0; s < t; ++s) {
+          forward.apply(x.data(), y.data());
+          backward.apply(y.data(), x.data());
+          x *= Scalar(0.5);
+        }
+      } else {
+        const Mat wt = w.transpose();
+        for (int s = 0; s < t; ++s) {
+          y.noalias() = w * x;
+          x.noalias() = wt * y;
+          x *= Scalar(0.5);
+        }
       }
-      const double p = std::chrono::duration<double>(Clock::now() - start).count();  // packing included
-      if (r > 0) packed.push_back(p);
+      const double p = std::chrono::duration<double>(Clock::now() - start).count();  // preparation included
+      if (r > 0) prepared.push_back(p);
     }
     if (r > 0) {
       eigen.push_back(e);
       blas.push_back(o);
     }
   }
-  return {{"eigen", eigen}, {"openblas", blas}, {"eigen_packed", packed}};
+  return {{"eigen", eigen}, {"openblas", blas}, {"eigen_prepared", prepared}};
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"Time the recurrent GEMMs of BPTT alone (Eigen's kernel, OpenBLAS, Eigen with W packed once)"};
+  CLI::App app{"Time the recurrent GEMMs of BPTT alone (Eigen's kernel, OpenBLAS, Eigen with W prepared once)"};
   int n = 256, b = 32, t = 1000, threads = 1, repeat = 5;
   std::string dtype = "float64";
   app.add_option("--n", n, "N")->check(CLI::PositiveNumber);
