@@ -418,13 +418,28 @@ def main():
     gemm = getattr(bench, "gemm", "unknown")
     text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm)
     if args.write:
-        Path(args.write).write_text(text)
+        Path(args.write).write_text(text + foreign_sections(Path(args.write), text))
         print(f"compare: wrote {args.write}", file=sys.stderr)
     else:
         print(text)
     with open(bench.tmp / "raw.json", "w") as f:
         json.dump({"rows": rows, "sweep": sweep, "spectra": spectra}, f, default=str, indent=1)
     print(f"compare: raw data in {bench.tmp / 'raw.json'}", file=sys.stderr)
+
+
+def foreign_sections(path, text):
+    """The '## ' sections of an existing report that this script does not write (e.g. the MPI section of
+    tools/bench_mpi.py), so that regenerating BENCHMARKS.md keeps them."""
+    if not path.exists():
+        return ""
+    ours = {line for line in text.splitlines() if line.startswith("## ")}
+    kept, keep = [], False
+    for line in path.read_text().splitlines():
+        if line.startswith("## "):
+            keep = line not in ours
+        if keep:
+            kept.append(line)
+    return ("\n" + "\n".join(kept) + "\n") if kept else ""
 
 
 if __name__ == "__main__":
