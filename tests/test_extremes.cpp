@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include "gradflow/cell.hpp"
+#include "gradflow/scenario.hpp"
 
 using namespace gradflow;
 
@@ -70,4 +71,55 @@ TEST_CASE("every activation, spectrum kind and precision survives the edges of t
             ++runs;
           }
   CHECK(runs == 8 * 11 * 3 * 2 * 2);
+}
+
+TEST_CASE("a nilpotent sparse or dale draw is used as drawn with rho = 0, never rescaled by 1 / rounding",
+          "[extremes][model]") {
+  auto run = [](auto set) {
+    Config c;
+    c.network.units = 16;
+    c.network.steps = 30;
+    c.network.batch = 2;
+    c.analysis.burn_in = 5;
+    c.spectrum.radius = 1.0;
+    set(c);
+    REQUIRE_NOTHROW(validate_config(c));
+    return simulate_cell(c, 0, 0);
+  };
+  SECTION("sparse with no nonzero (density 1e-9): W = 0, the gradient is exactly zero after one step") {
+    const CellResult r = run([](Config& c) {
+      c.spectrum.kind = SpectrumKind::sparse;
+      c.spectrum.sparse.density = 1e-9;
+    });
+    CHECK(r.nonzeros == 0.0);
+    CHECK(r.metrics.rho == 0.0);
+    CHECK(r.metrics.spectral_norm == 0.0);
+    CHECK(r.metrics.grad_zero_at);
+    CHECK(r.spectrum.message.find("nilpotent") != std::string::npos);
+  }
+  // Rank one, 1 d^T with d . 1 = 0 in exact arithmetic: a dense solver returns rho ~ 1e-9 from rounding,
+  // which radius / rho turned into ||W||_2 ~ 4e9.
+  for (const bool balance : {true, false}) {
+    DYNAMIC_SECTION("dale with zero stds, " << (balance ? "balanced rows" : "means cancelling exactly (N_E = 4, N_I = 1)")) {
+      const CellResult r = run([balance](Config& c) {
+        c.spectrum.kind = SpectrumKind::dale;
+        c.spectrum.dale.std_e = c.spectrum.dale.std_i = 0.0;
+        c.spectrum.dale.balance = balance;
+        if (!balance) c.network.units = 5;  // 4 * 1 + 1 * (-4) = 0
+      });
+      CHECK(r.metrics.rho == 0.0);
+      CHECK(r.metrics.spectral_norm < 10.0);  // ||1 d^T||_2 = ||1|| ||d|| at the drawn scale
+      CHECK(r.metrics.spectral_norm > 1.0);
+      CHECK(r.spectrum.message.find("nilpotent") != std::string::npos);
+    }
+  }
+  SECTION("a balanced dale W of one unit is 0") {
+    const CellResult r = run([](Config& c) {
+      c.spectrum.kind = SpectrumKind::dale;
+      c.spectrum.dale.balance = true;
+      c.network.units = 1;
+    });
+    CHECK(r.metrics.rho == 0.0);
+    CHECK(r.nonzeros == 0.0);
+  }
 }
