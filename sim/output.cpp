@@ -13,27 +13,21 @@
 #include <ctime>
 #include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "gradflow/verdict.hpp"
 #include "gradflow/blas.hpp"
+#include "csv_util.hpp"
 
 namespace gradflow {
 
 namespace fs = std::filesystem;
+using detail::join_fields;
+using detail::read_complete_lines;
+using detail::row_key;
+using detail::split_fields;
+using detail::value_json;
 
 namespace {
-
-nlohmann::json to_json(const Value& v) {
-  struct Visitor {
-    nlohmann::json operator()(std::monostate) const { return nullptr; }
-    nlohmann::json operator()(bool b) const { return b; }
-    nlohmann::json operator()(std::int64_t i) const { return i; }
-    nlohmann::json operator()(double d) const { return d; }
-    nlohmann::json operator()(const std::string& s) const { return s; }
-  };
-  return std::visit(Visitor{}, v);
-}
 
 /// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers round-trip.
 std::string csv_field(const Value& v) {
@@ -57,38 +51,6 @@ std::string utc_now() {
 
 double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-std::string join(const std::vector<std::string>& fields) {
-  std::string line;
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i) line += ',';
-    line += fields[i];
-  }
-  return line;
-}
-
-/// (cell, replicate) from the first two fields of a CSV row; false when the row is not one.
-bool row_key(const std::string& line, std::int64_t* cell, std::int64_t* replicate) {
-  const char* p = line.data();
-  const char* end = p + line.size();
-  auto r1 = std::from_chars(p, end, *cell);
-  if (r1.ec != std::errc() || r1.ptr == end || *r1.ptr != ',') return false;
-  auto r2 = std::from_chars(r1.ptr + 1, end, *replicate);
-  return r2.ec == std::errc() && (r2.ptr == end || *r2.ptr == ',');
-}
-
-/// Whole lines of a file; a last line without '\n' (a write cut short by a kill) is dropped.
-std::vector<std::string> read_complete_lines(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
-    lines.push_back(text.substr(start, nl - start));
-  return lines;
 }
 
 /// Errors of opening a file that the user fixes by choosing another place: not a failing disk.
@@ -210,12 +172,12 @@ nlohmann::json scenario_json(const Scenario& sc) {
       if (key.name == "analysis.lyapunov_burn_in")
         v = static_cast<std::int64_t>(sc.base.analysis.lyapunov_burn_in_for(sc.base.network.steps));
     }
-    resolved[key.name] = to_json(v);
+    resolved[key.name] = value_json(v);
   }
   nlohmann::json axes = nlohmann::json::array();
   for (const auto& a : sc.axes) {
     nlohmann::json values = nlohmann::json::array();
-    for (const auto& v : a.values) values.push_back(to_json(v));
+    for (const auto& v : a.values) values.push_back(value_json(v));
     axes.push_back({{"key", a.key}, {"values", values}});
   }
   return {{"resolved", resolved}, {"sweep", {{"axes", axes}, {"replicates", sc.replicates}}}};
@@ -337,7 +299,7 @@ void RunWriter::prepare(bool resuming) {
   const auto lines = resuming && fs::exists(cells_path_) ? read_complete_lines(cells_path_)
                                                          : std::vector<std::string>{};
   if (!lines.empty()) {
-    if (lines[0] != join(cell_columns(scenario_)))
+    if (lines[0] != join_fields(cell_columns(scenario_)))
       throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
     std::string kept = lines[0] + "\n";
     for (std::size_t i = 1; i < lines.size(); ++i) {
@@ -352,7 +314,7 @@ void RunWriter::prepare(bool resuming) {
     // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
     if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
     // Series rows are written before their cells row: drop those of cells that did not finish.
-    std::string series_kept = join(series_columns()) + "\n";
+    std::string series_kept = join_fields(series_columns()) + "\n";
     if (fs::exists(series_path_)) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
@@ -376,10 +338,10 @@ RunWriter::~RunWriter() = default;
 
 void RunWriter::open_streams(bool append) {
   cells_ = std::make_unique<detail::AppendFile>(cells_path_, !append);
-  if (!append) cells_->append(join(cell_columns(scenario_)) + "\n");
+  if (!append) cells_->append(join_fields(cell_columns(scenario_)) + "\n");
   if (scenario_.base.analysis.series) {
     series_ = std::make_unique<detail::AppendFile>(series_path_, !append);
-    if (!append) series_->append(join(series_columns()) + "\n");
+    if (!append) series_->append(join_fields(series_columns()) + "\n");
   }
 }
 
@@ -447,7 +409,7 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(csv_optional(r.spectrum.outlier));
   f.push_back(to_string(r.storage));
   f.push_back(csv_number(r.nonzeros));
-  const std::string cells_row = join(f) + "\n";
+  const std::string cells_row = join_fields(f) + "\n";
 
   std::string series_rows;
   if (scenario_.base.analysis.series) {
@@ -550,16 +512,10 @@ nlohmann::json RunWriter::write_heatmaps() const {
 
   const auto lines = read_complete_lines(cells_path_);
   if (lines.size() < 2) return written;
-  auto split = [](const std::string& line) {
-    std::vector<std::string> f;
-    std::stringstream s(line);
-    for (std::string x; std::getline(s, x, ',');) f.push_back(x);
-    if (!line.empty() && line.back() == ',') f.push_back("");
-    return f;
-  };
-  const auto header = split(lines[0]);
-  auto column = [&](const std::string& name) {
-    return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  const auto header = split_fields(lines[0]);
+  auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? std::string::npos : static_cast<std::size_t>(it - header.begin());
   };
   const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
 
@@ -572,7 +528,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
   const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
   std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0);
   for (std::size_t l = 1; l < lines.size(); ++l) {
-    const auto f = split(lines[l]);
+    const auto f = split_fields(lines[l]);
     std::int64_t cell = 0, rep = 0;
     if (!row_key(lines[l], &cell, &rep)) continue;
     const auto idx = scenario_.axis_indices(cell);
