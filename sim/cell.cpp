@@ -57,8 +57,13 @@ void measure_norm(const RecurrentMatrix& w, SpectralInfo& si) {
   }
 }
 
+/// Eigenvalues of a nilpotent W are computed only to ~sqrt(eps) ||W|| (index 2, e.g. a rank-one u v^T with
+/// v . u = 0; eps^(1/k) ||W|| for index k): a rho below this times ||W||_F is zero to working precision.
+constexpr double kNilpotentRhoTol = 1.4901161193847656e-08;  // sqrt(2^-52)
+
 /// rho(W0) of a random draw and W0 * radius / rho(W0), recording how rho was obtained. `factor` receives
-/// radius / rho(W0) (0 for radius 0).
+/// radius / rho(W0) (0 for radius 0). A nilpotent draw (rho(W0) = 0 to working precision) cannot be
+/// rescaled: it is returned as drawn with rho = 0 and a note, and `factor` = 1.
 template <class Matrix>
 Matrix rescaled(const Matrix& w0, double radius, SpectralInfo& si, double* factor) {
   si.rho = radius;
@@ -73,8 +78,17 @@ Matrix rescaled(const Matrix& w0, double radius, SpectralInfo& si, double* facto
   if constexpr (std::is_same_v<Matrix, SparseMatrix>) rho0 = spectral_radius(w0, &si.rho_status, &note);
   else rho0 = spectral_radius(w0, &si.rho_status);
   if (!std::isfinite(rho0)) throw std::runtime_error("rho(W) of the random draw could not be computed: " + note);
-  if (rho0 == 0.0) throw std::runtime_error("the random draw is nilpotent (rho = 0) and cannot be rescaled");
   if (!note.empty()) si.message = "rho: " + note;
+  if (rho0 <= kNilpotentRhoTol * w0.norm()) {
+    // A draw without a cycle (no nonzero at all at a tiny density; a balanced dale W of one unit or with zero
+    // stds) is nilpotent: no factor gives it radius > 0, and radius / rho0 would only blow up rounding. Like
+    // any draw it is data: used as drawn, with rho = 0.
+    si.rho = 0.0;
+    si.message += std::string(si.message.empty() ? "" : "; ") + "the random draw is nilpotent (rho = 0): it cannot " +
+                  "be rescaled to spectrum.radius = " + std::to_string(radius) + " and is used as drawn";
+    *factor = 1.0;
+    return w0;
+  }
   *factor = radius / rho0;
   return Matrix(w0 * *factor);
 }

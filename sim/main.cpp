@@ -1,5 +1,6 @@
 // gradflow command line: parse -> validate -> run -> report. No maths here.
 #include <atomic>
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
@@ -35,6 +36,7 @@ using namespace gradflow;
 constexpr int kExitOk = 0;
 constexpr int kExitInternal = 1;
 constexpr int kExitBadInput = 2;
+constexpr int kExitWriteFailed = 74;  // EX_IOERR (sysexits.h): an output file could not be written
 constexpr int kExitInterrupted = 130;
 
 std::atomic<bool> g_stop{false};
@@ -65,10 +67,42 @@ int launcher_ranks() {
   return 0;
 }
 
+/// What to do about a write failure before --resume.
+std::string fix_hint(const WriteError& e) {
+  if (e.error() == ENOSPC || e.error() == EDQUOT) return "free space";
+  if (e.error() == EFBIG) return "raise the file size limit (ulimit -f)";
+  return "fix that";
+}
+
+/// A run stopped by a write failure: ONE message naming the file and the OS error, run.json updated when
+/// it can be (else the last one, written atomically, stays), exit code 74.
+int report_write_error(RunWriter& writer, const WriteError& error) {
+  bool recorded = true;
+  try {
+    writer.finish("write_error");
+  } catch (const WriteError&) {
+    recorded = false;  // most likely the same full disk: run.json keeps its previous content
+  }
+  std::fprintf(
+      stderr,
+      "gradflow: cannot write %s: %s; stopped with %lld of %lld cells done, their rows kept (%s); %s, "
+      "then complete the run with --resume\n",
+      error.file().string().c_str(), error.reason().c_str(), (long long)writer.done_count(),
+      (long long)writer.total(),
+      recorded ? "run.json says write_error" : "run.json keeps its previous content",
+      fix_hint(error).c_str());
+  return kExitWriteFailed;
+}
+
 /// The end of a run, on its only writer: summary line, run.json status, exit code.
 int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, bool quiet, const std::string& where) {
+  if (const auto error = writer.write_error()) return report_write_error(writer, *error);
   const bool complete = writer.done_count() == writer.total();
-  writer.finish(complete ? "complete" : "interrupted");
+  try {
+    writer.finish(complete ? "complete" : "interrupted");
+  } catch (const WriteError& e) {  // sorting the finished files, heatmaps/ or run.json
+    return report_write_error(writer, e);
+  }
   if (!quiet) {
     std::fprintf(stderr, "%s%s: %lld of %lld cells done (%lld now, %lld resumed) in %.2f s%s -> %s\n",
                  sc.name.c_str(), writer.shard().whole() ? "" : (" shard " + writer.shard().str()).c_str(),
@@ -93,7 +127,17 @@ int cmd_run(const RunArgs& a) {
   const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
   const std::string outdir = a.outdir.empty() ? "out/" + sc.name : a.outdir;
   const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
-  RunWriter writer(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
+  std::optional<RunWriter> writer_slot;
+  try {
+    writer_slot.emplace(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
+  } catch (const WriteError& e) {  // preparing OUTDIR: run.json, the headers, or the rows kept for a resume
+    std::fprintf(stderr,
+                 "gradflow: cannot write %s: %s; no cell was run, the files already there are kept; %s, "
+                 "then run again with --resume\n",
+                 e.file().string().c_str(), e.reason().c_str(), fix_hint(e).c_str());
+    return kExitWriteFailed;
+  }
+  RunWriter& writer = *writer_slot;
 
   std::signal(SIGINT, on_signal);
   std::signal(SIGTERM, on_signal);
@@ -124,6 +168,9 @@ int cmd_run_mpi(const RunArgs& a) {
   } catch (const InputError& e) {
     code = kExitBadInput;
     error = e.what();
+  } catch (const WriteError& e) {
+    code = kExitWriteFailed;
+    error = "cannot write " + e.file().string() + ": " + e.reason();
   } catch (const std::invalid_argument& e) {
     code = kExitBadInput;
     error = std::string("invalid argument: ") + e.what();
@@ -239,6 +286,9 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
     f << "re,im\n";
     f.precision(17);
     for (Eigen::Index i = 0; i < ev.size(); ++i) f << ev[i].real() << "," << ev[i].imag() << "\n";
+    errno = 0;
+    f.flush();
+    if (!f) throw WriteError(out, errno ? errno : EIO);
     // Sidecar for plots (tools/plot_spectrum.py): what the eigenvalues should look like.
     const std::string sidecar = out + ".json";
     std::ofstream js(sidecar);
@@ -246,6 +296,9 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
     j["eigenvalues"] = out;
     j["title"] = cfg.title;
     js << j.dump(2) << "\n";
+    errno = 0;
+    js.flush();
+    if (!js) throw WriteError(sidecar, errno ? errno : EIO);
     if (!json) std::printf("eigenvalues    %lld written to %s (summary in %s)\n", (long long)ev.size(), out.c_str(),
                            sidecar.c_str());
   }
@@ -371,6 +424,9 @@ int cmd_keys() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // A file size limit (ulimit -f) makes write(2) fail with EFBIG, reported like a full disk, instead of
+  // killing the process with SIGXFSZ halfway through a row.
+  std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"gradflow: gradient flow through time in vanilla RNNs with controlled recurrent spectra"};
   app.set_version_flag("--version", std::string("gradflow ") + GRADFLOW_VERSION);
   app.require_subcommand(1);
@@ -473,6 +529,9 @@ int main(int argc, char** argv) {
   } catch (const std::invalid_argument& e) {
     std::fprintf(stderr, "gradflow: invalid argument: %s\n", e.what());
     return kExitBadInput;
+  } catch (const WriteError& e) {  // merge, spectrum -o (run reports its own)
+    std::fprintf(stderr, "gradflow: cannot write %s: %s\n", e.file().string().c_str(), e.reason().c_str());
+    return kExitWriteFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gradflow: internal error: %s\n", e.what());
     return kExitInternal;

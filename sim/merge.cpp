@@ -1,17 +1,19 @@
 #include "gradflow/merge.hpp"
 
-#include <charconv>
 #include <fstream>
-#include <sstream>
 #include <unordered_map>
 
 #include "gradflow/output.hpp"
 #include "gradflow/shard.hpp"
+#include "csv_util.hpp"
 
 namespace gradflow {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
+using detail::join_fields;
+using detail::read_complete_lines;
+using detail::row_key;
 
 namespace {
 
@@ -23,34 +25,6 @@ Value value_of(const json& j, const std::string& where) {
   if (j.is_number_float()) return j.get<double>();
   if (j.is_string()) return j.get<std::string>();
   throw InputError(where + ": expected a boolean, number or string, found " + j.dump());
-}
-
-std::vector<std::string> lines_of(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
-    lines.push_back(text.substr(start, nl - start));
-  return lines;
-}
-
-/// (cell, replicate) from the first two fields of a CSV row.
-bool row_key(const std::string& line, std::int64_t* cell, std::int64_t* replicate) {
-  const char* p = line.data();
-  const char* end = p + line.size();
-  auto r1 = std::from_chars(p, end, *cell);
-  if (r1.ec != std::errc() || r1.ptr == end || *r1.ptr != ',') return false;
-  auto r2 = std::from_chars(r1.ptr + 1, end, *replicate);
-  return r2.ec == std::errc() && (r2.ptr == end || *r2.ptr == ',');
-}
-
-std::string join(const std::vector<std::string>& fields) {
-  std::string line;
-  for (std::size_t i = 0; i < fields.size(); ++i) line += (i ? "," : "") + fields[i];
-  return line;
 }
 
 struct Part {
@@ -202,8 +176,8 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
   }
 
   const Scenario sc = scenario_from_run_json(first.run, (first.dir / "run.json").string());
-  const std::string header = join(cell_columns(sc));
-  const std::string series_header = join(series_columns());
+  const std::string header = join_fields(cell_columns(sc));
+  const std::string series_header = join_fields(series_columns());
   const std::int64_t replicates = sc.replicates;
   const std::int64_t total = sc.cell_count() * replicates;
 
@@ -213,7 +187,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
     const fs::path file = parts[k].dir / "cells.csv";
     const std::string f = file.string();
     if (!fs::exists(file, ec)) throw InputError(f + ": missing");
-    const auto lines = lines_of(file);
+    const auto lines = read_complete_lines(file);
     if (lines.empty() || lines[0] != header)
       throw InputError(f + ":1: header differs from the scenario's columns (expected \"" + header + "\")");
     for (std::size_t l = 1; l < lines.size(); ++l) {
@@ -253,7 +227,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
       const fs::path file = p.dir / "series.csv";
       const std::string f = file.string();
       if (!fs::exists(file, ec)) throw InputError(f + ": missing (analysis.series is on)");
-      const auto lines = lines_of(file);
+      const auto lines = read_complete_lines(file);
       if (lines.empty() || lines[0] != series_header)
         throw InputError(f + ":1: header differs from series.csv's columns (expected \"" + series_header +
                          "\")");
@@ -267,7 +241,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
         series[cell * replicates + rep] += lines[l] + "\n";
       }
     }
-    const auto lines = lines_of(p.dir / "cells.csv");
+    const auto lines = read_complete_lines(p.dir / "cells.csv");
     for (std::size_t l = 1; l < lines.size(); ++l) {
       std::int64_t cell = 0, rep = 0;
       row_key(lines[l], &cell, &rep);

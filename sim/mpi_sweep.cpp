@@ -81,7 +81,7 @@ class WorkQueue {
  public:
   WorkQueue(std::vector<Pair> work, const std::atomic<bool>* stop) : work_(std::move(work)), stop_(stop) {}
   std::optional<Pair> take() {
-    if (stop_ && stop_->load()) return std::nullopt;
+    if ((stop_ && stop_->load()) || halted_.load()) return std::nullopt;
     {
       std::lock_guard<std::mutex> lock(returned_mutex_);
       if (!returned_.empty()) {
@@ -94,6 +94,9 @@ class WorkQueue {
     if (i >= work_.size()) return std::nullopt;
     return work_[i];
   }
+  /// No more cells for anyone (a row could not be written): every request is answered kStop from now on.
+  void halt() { halted_.store(true); }
+  bool halted() const { return halted_.load(); }
   /// A cell handed out but not computed (its worker left): handed out again.
   void give_back(Pair p) {
     std::lock_guard<std::mutex> lock(returned_mutex_);
@@ -109,6 +112,7 @@ class WorkQueue {
   std::vector<Pair> work_;
   const std::atomic<bool>* stop_;
   std::atomic<std::size_t> next_{0};
+  std::atomic<bool> halted_{false};
   std::mutex returned_mutex_;
   std::vector<Pair> returned_;
 };
@@ -230,7 +234,11 @@ void dispatch(WorkQueue& queue, RunWriter& writer, std::atomic<int>& open, std::
   std::vector<std::uint8_t> buffer;
   while (open > 0 || !local_done.load()) {
     if (stop && stop->load() && !announced) {
-      writer.finish("interrupted");
+      try {
+        writer.finish("interrupted");
+      } catch (const WriteError&) {
+        queue.halt();  // the writer keeps the error: rank 0 reports it when the ranks have stopped
+      }
       announced = true;
     }
     if (open == 0) {  // no worker left: only the interrupt announcement and rank 0's threads to wait for
@@ -266,10 +274,14 @@ void dispatch(WorkQueue& queue, RunWriter& writer, std::atomic<int>& open, std::
       const json& r = message["result"];
       const auto cell = r.at("cell").get<std::int64_t>(), replicate = r.at("replicate").get<std::int64_t>();
       if (r.at("ok").get<bool>()) {
-        writer.write_rows(cell, replicate,
-                          CellRows{r.at("cells").get<std::string>(), r.at("series").get<std::string>()});
-        ++tally.ran;
-        ++tally.per_rank[static_cast<std::size_t>(source)];
+        try {
+          writer.write_rows(cell, replicate,
+                            CellRows{r.at("cells").get<std::string>(), r.at("series").get<std::string>()});
+          ++tally.ran;
+          ++tally.per_rank[static_cast<std::size_t>(source)];
+        } catch (const WriteError&) {
+          queue.halt();  // disk full: the writer keeps the error, the cell stays pending, workers are stopped
+        }
       } else {
         writer.record_failure(cell, replicate,
                               "rank " + std::to_string(source) + ": " + r.at("error").get<std::string>());
@@ -422,7 +434,8 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
     for (;;) {
       const auto work = queue.take();
       if (!work) {
-        if ((stop && stop->load()) || (open_slots.load() == 0 && queue.remaining() == 0)) break;
+        if ((stop && stop->load()) || queue.halted() || (open_slots.load() == 0 && queue.remaining() == 0))
+          break;
         backoff.idle();
         continue;
       }
@@ -432,6 +445,8 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
         writer->record(cell, replicate, simulate(scenario, cell, replicate));
         ++tally.ran;
         ++tally.local;
+      } catch (const WriteError&) {
+        queue.halt();
       } catch (const std::exception& e) {
         writer->record_failure(cell, replicate, "rank 0: " + std::string(e.what()));
         ++tally.failed;
@@ -447,6 +462,7 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
   summary.ran = tally.ran;
   summary.failed = tally.failed;
   summary.interrupted = stop && stop->load() && writer->done_count() < writer->total();
+  summary.write_failed = queue.halted();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

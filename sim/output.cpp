@@ -1,32 +1,33 @@
 #include "gradflow/output.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstring>
 #include <ctime>
+#include <fstream>
 #include <optional>
-#include <sstream>
 
 #include "gradflow/verdict.hpp"
 #include "gradflow/blas.hpp"
+#include "csv_util.hpp"
 
 namespace gradflow {
 
 namespace fs = std::filesystem;
+using detail::join_fields;
+using detail::read_complete_lines;
+using detail::row_key;
+using detail::split_fields;
+using detail::value_json;
 
 namespace {
-
-nlohmann::json to_json(const Value& v) {
-  struct Visitor {
-    nlohmann::json operator()(std::monostate) const { return nullptr; }
-    nlohmann::json operator()(bool b) const { return b; }
-    nlohmann::json operator()(std::int64_t i) const { return i; }
-    nlohmann::json operator()(double d) const { return d; }
-    nlohmann::json operator()(const std::string& s) const { return s; }
-  };
-  return std::visit(Visitor{}, v);
-}
 
 /// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers round-trip.
 std::string csv_field(const Value& v) {
@@ -52,50 +53,104 @@ double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-std::string join(const std::vector<std::string>& fields) {
-  std::string line;
-  for (std::size_t i = 0; i < fields.size(); ++i) {
-    if (i) line += ',';
-    line += fields[i];
+/// Errors of opening a file that the user fixes by choosing another place: not a failing disk.
+bool user_fixable(int error) { return error == EACCES || error == EPERM || error == EROFS; }
+
+/// Writes all of `text` to fd at its current offset, retrying short writes; false (errno set) on failure.
+bool write_all(int fd, const std::string& text) {
+  const char* p = text.data();
+  std::size_t left = text.size();
+  while (left > 0) {
+    const ssize_t n = ::write(fd, p, left);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return false;
+    }
+    if (n == 0) {  // no progress and no error: report it as the I/O error it is
+      errno = EIO;
+      return false;
+    }
+    p += n;
+    left -= static_cast<std::size_t>(n);
   }
-  return line;
+  return true;
 }
 
-/// (cell, replicate) from the first two fields of a CSV row; false when the row is not one.
-bool row_key(const std::string& line, std::int64_t* cell, std::int64_t* replicate) {
-  const char* p = line.data();
-  const char* end = p + line.size();
-  auto r1 = std::from_chars(p, end, *cell);
-  if (r1.ec != std::errc() || r1.ptr == end || *r1.ptr != ',') return false;
-  auto r2 = std::from_chars(r1.ptr + 1, end, *replicate);
-  return r2.ec == std::errc() && (r2.ptr == end || *r2.ptr == ',');
-}
-
-/// Whole lines of a file; a last line without '\n' (a write cut short by a kill) is dropped.
-std::vector<std::string> read_complete_lines(const fs::path& file) {
-  std::ifstream in(file, std::ios::binary);
-  std::stringstream buf;
-  buf << in.rdbuf();
-  const std::string text = buf.str();
-  std::vector<std::string> lines;
-  std::size_t start = 0;
-  for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
-    lines.push_back(text.substr(start, nl - start));
-  return lines;
-}
-
+/// Replaces `file` by `content` atomically: FILE.tmp is written, then renamed over FILE. On failure the
+/// temporary file is removed (it may hold the space the next attempt needs) and FILE is untouched.
 void write_atomically(const fs::path& file, const std::string& content) {
   const fs::path tmp = file.string() + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
-    out << content;
-    out.flush();
-    if (!out) throw std::runtime_error(tmp.string() + ": write failed (disk full?)");
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) throw WriteError(file, errno);  // named by the file meant, not its temporary
+  const bool ok = write_all(fd, content);
+  const int write_errno = errno;
+  const bool closed = ::close(fd) == 0;  // NFS and quotas report some failures only at close
+  const int close_errno = errno;
+  if (!ok || !closed) {
+    ::unlink(tmp.c_str());
+    throw WriteError(file, !ok ? write_errno : close_errno);
   }
-  fs::rename(tmp, file);
+  if (::rename(tmp.c_str(), file.c_str()) != 0) {
+    const int e = errno;
+    ::unlink(tmp.c_str());
+    throw WriteError(file, e);
+  }
 }
 
 }  // namespace
+
+WriteError::WriteError(const fs::path& file, int error)
+    : std::runtime_error(file.string() + ": " + std::strerror(error)), file_(file), error_(error) {}
+
+std::string WriteError::reason() const { return std::strerror(error_); }
+
+namespace detail {
+
+/// An output CSV opened for appending whole rows with write(2): no stream buffer that could write part
+/// of a row later (at close, or once space is freed), and the OS error of a failure is at hand.
+class AppendFile {
+ public:
+  AppendFile(fs::path path, bool truncate) : path_(std::move(path)) {
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+    if (fd_ < 0) throw WriteError(path_, errno);
+    struct stat st {};
+    if (::fstat(fd_, &st) != 0) {
+      const int e = errno;
+      ::close(fd_);
+      throw WriteError(path_, e);
+    }
+    size_ = st.st_size;
+  }
+  ~AppendFile() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  AppendFile(const AppendFile&) = delete;
+  AppendFile& operator=(const AppendFile&) = delete;
+
+  /// Size of the file after the last successful append: only whole rows before it.
+  off_t size() const { return size_; }
+  /// Appends `text` whole, or cuts the file back to size() and throws WriteError.
+  void append(const std::string& text) {
+    if (write_all(fd_, text)) {
+      size_ += static_cast<off_t>(text.size());
+      return;
+    }
+    const int e = errno;
+    rollback(size_);
+    throw WriteError(path_, e);
+  }
+  /// Cuts the file back to `size` bytes (a row of a cell that did not finish). Shrinking needs no space.
+  void rollback(off_t size) {
+    if (::ftruncate(fd_, size) == 0) size_ = size;
+  }
+
+ private:
+  fs::path path_;
+  int fd_ = -1;
+  off_t size_ = 0;
+};
+
+}  // namespace detail
 
 std::string csv_number(double x) {
   if (!std::isfinite(x)) return "";
@@ -117,12 +172,12 @@ nlohmann::json scenario_json(const Scenario& sc) {
       if (key.name == "analysis.lyapunov_burn_in")
         v = static_cast<std::int64_t>(sc.base.analysis.lyapunov_burn_in_for(sc.base.network.steps));
     }
-    resolved[key.name] = to_json(v);
+    resolved[key.name] = value_json(v);
   }
   nlohmann::json axes = nlohmann::json::array();
   for (const auto& a : sc.axes) {
     nlohmann::json values = nlohmann::json::array();
-    for (const auto& v : a.values) values.push_back(to_json(v));
+    for (const auto& v : a.values) values.push_back(value_json(v));
     axes.push_back({{"key", a.key}, {"values", values}});
   }
   return {{"resolved", resolved}, {"sweep", {{"axes", axes}, {"replicates", sc.replicates}}}};
@@ -220,14 +275,31 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
     }
   }
   fs::create_directories(dir_, ec);
-  if (!fs::is_directory(dir_, ec)) throw InputError(d + ": cannot create the output directory");
+  std::error_code is_dir_ec;
+  if (!fs::is_directory(dir_, is_dir_ec)) {
+    if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT || ec.value() == EIO))
+      throw WriteError(dir_, ec.value());
+    throw InputError(d + ": cannot create the output directory" +
+                     (ec ? " (" + ec.message() + ")" : std::string()));
+  }
+  try {
+    prepare(resuming);
+  } catch (const WriteError& e) {
+    // The user's choice of OUTDIR (permissions, a read-only file system) is bad input, not a write failure.
+    if (user_fixable(e.error()))
+      throw InputError(e.file().string() + ": cannot be written (" + e.reason() + "); choose another -o");
+    throw;
+  }
+}
 
+void RunWriter::prepare(bool resuming) {
+  std::error_code ec;
   // run.json (status "running") is written before any row, so a run killed at any moment leaves a
   // directory that --resume recognises; a cells.csv without a complete header holds no finished cell.
   const auto lines = resuming && fs::exists(cells_path_) ? read_complete_lines(cells_path_)
                                                          : std::vector<std::string>{};
   if (!lines.empty()) {
-    if (lines[0] != join(cell_columns(scenario_)))
+    if (lines[0] != join_fields(cell_columns(scenario_)))
       throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
     std::string kept = lines[0] + "\n";
     for (std::size_t i = 1; i < lines.size(); ++i) {
@@ -239,9 +311,10 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
       ++done_;
       kept += lines[i] + "\n";
     }
-    write_atomically(cells_path_, kept);
+    // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
+    if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
     // Series rows are written before their cells row: drop those of cells that did not finish.
-    std::string series_kept = join(series_columns()) + "\n";
+    std::string series_kept = join_fields(series_columns()) + "\n";
     if (fs::exists(series_path_)) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
@@ -251,7 +324,8 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
           series_kept += slines[i] + "\n";
       }
     }
-    if (scenario_.base.analysis.series) write_atomically(series_path_, series_kept);
+    if (scenario_.base.analysis.series && series_kept.size() != fs::file_size(series_path_, ec))
+      write_atomically(series_path_, series_kept);
     finish("running");
     open_streams(true);
   } else {
@@ -260,15 +334,14 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
   }
 }
 
+RunWriter::~RunWriter() = default;
+
 void RunWriter::open_streams(bool append) {
-  const auto mode = std::ios::binary | (append ? std::ios::app : std::ios::trunc);
-  cells_.open(cells_path_, mode);
-  if (!cells_) throw InputError(cells_path_.string() + ": cannot be written (read-only directory?)");
-  if (!append) cells_ << join(cell_columns(scenario_)) << '\n' << std::flush;
+  cells_ = std::make_unique<detail::AppendFile>(cells_path_, !append);
+  if (!append) cells_->append(join_fields(cell_columns(scenario_)) + "\n");
   if (scenario_.base.analysis.series) {
-    series_.open(series_path_, mode);
-    if (!series_) throw InputError(series_path_.string() + ": cannot be written");
-    if (!append) series_ << join(series_columns()) << '\n' << std::flush;
+    series_ = std::make_unique<detail::AppendFile>(series_path_, !append);
+    if (!append) series_->append(join_fields(series_columns()) + "\n");
   }
 }
 
@@ -336,7 +409,7 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(csv_optional(r.spectrum.outlier));
   f.push_back(to_string(r.storage));
   f.push_back(csv_number(r.nonzeros));
-  const std::string cells_row = join(f) + "\n";
+  const std::string cells_row = join_fields(f) + "\n";
 
   std::string series_rows;
   if (scenario_.base.analysis.series) {
@@ -372,15 +445,31 @@ void RunWriter::write_rows(std::int64_t cell, std::int64_t replicate, const Cell
   const std::string& cells_row = rows.cells;
   const std::string& series_rows = rows.series;
   std::lock_guard<std::mutex> lock(mutex_);
-  if (!series_rows.empty() && scenario_.base.analysis.series) {
-    series_ << series_rows << std::flush;
-    if (!series_) throw std::runtime_error(series_path_.string() + ": write failed (disk full?)");
+  if (write_error_) throw *write_error_;  // stopped: nothing more is written, the cell stays pending
+  if (!cells_ || (scenario_.base.analysis.series && !series_))
+    throw std::logic_error("RunWriter::write_rows after the run's files were closed");
+  try {
+    const bool series = !series_rows.empty() && scenario_.base.analysis.series;
+    const off_t series_before = series ? series_->size() : 0;
+    if (series) series_->append(series_rows);
+    try {
+      cells_->append(cells_row);
+    } catch (const WriteError&) {
+      if (series) series_->rollback(series_before);  // the cell did not finish: no series rows of it either
+      throw;
+    }
+  } catch (const WriteError& e) {
+    write_error_ = e;
+    throw;
   }
-  cells_ << cells_row << std::flush;
-  if (!cells_) throw std::runtime_error(cells_path_.string() + ": write failed (disk full?)");
   auto& s = status_[slot(cell, replicate)];
   if (s != CellStatus::done) ++done_;
   s = CellStatus::done;
+}
+
+std::optional<WriteError> RunWriter::write_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return write_error_;
 }
 
 void RunWriter::record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message) {
@@ -423,16 +512,10 @@ nlohmann::json RunWriter::write_heatmaps() const {
 
   const auto lines = read_complete_lines(cells_path_);
   if (lines.size() < 2) return written;
-  auto split = [](const std::string& line) {
-    std::vector<std::string> f;
-    std::stringstream s(line);
-    for (std::string x; std::getline(s, x, ',');) f.push_back(x);
-    if (!line.empty() && line.back() == ',') f.push_back("");
-    return f;
-  };
-  const auto header = split(lines[0]);
-  auto column = [&](const std::string& name) {
-    return static_cast<std::size_t>(std::find(header.begin(), header.end(), name) - header.begin());
+  const auto header = split_fields(lines[0]);
+  auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
+    const auto it = std::find(header.begin(), header.end(), name);
+    return it == header.end() ? std::string::npos : static_cast<std::size_t>(it - header.begin());
   };
   const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
 
@@ -445,7 +528,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
   const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
   std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0);
   for (std::size_t l = 1; l < lines.size(); ++l) {
-    const auto f = split(lines[l]);
+    const auto f = split_fields(lines[l]);
     std::int64_t cell = 0, rep = 0;
     if (!row_key(lines[l], &cell, &rep)) continue;
     const auto idx = scenario_.axis_indices(cell);
@@ -507,12 +590,21 @@ void RunWriter::annotate(const std::string& key, nlohmann::json value) {
 
 void RunWriter::finish(const std::string& status) {
   std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    finish_locked(status);
+  } catch (const WriteError& e) {
+    if (!write_error_) write_error_ = e;  // run.json, when it can be written later, names the first failure
+    throw;
+  }
+}
+
+void RunWriter::finish_locked(const std::string& status) {
   const bool complete = done_ == total_;
   if (status == "complete" && complete && !sorted_) {
-    cells_.close();
+    cells_.reset();
     sort_file(cells_path_);
     if (scenario_.base.analysis.series) {
-      series_.close();
+      series_.reset();
       sort_file(series_path_);
     }
     // A shard's heatmaps and verdicts would be mostly holes: `gradflow merge` writes them for the whole run.
@@ -552,6 +644,7 @@ void RunWriter::finish(const std::string& status) {
   j["threads"] = threads_;
   j["gemm"] = gemm_backend();
   j["status"] = status == "complete" && !complete ? "incomplete" : status;
+  if (write_error_) j["write_error"] = write_error_->what();
   j["start_time"] = start_time_;
   j["end_time"] = status == "running" ? nlohmann::json(nullptr) : nlohmann::json(utc_now());
   j["wall_seconds"] = wall_seconds() - start_seconds_;

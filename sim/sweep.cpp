@@ -1,6 +1,7 @@
 #include "gradflow/sweep.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <mutex>
@@ -101,16 +102,22 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
   RecurrentCache cache(static_cast<std::size_t>(2 * outer));
 
   std::int64_t ran = 0, failed = 0;
+  // A row that cannot be written (disk full) stops the run like a signal: no new cells; the writer keeps
+  // the error and refuses the rows of cells still in flight, which stay pending for --resume.
+  std::atomic<bool> write_failed{false};
   const auto n = static_cast<std::int64_t>(work.size());
 #pragma omp parallel for schedule(dynamic, 1) num_threads(outer) reduction(+ : ran, failed)
   for (std::int64_t i = 0; i < n; ++i) {
     if (options.stop && options.stop->load(std::memory_order_relaxed)) continue;
+    if (write_failed.load(std::memory_order_relaxed)) continue;
     const auto [cell, rep] = work[static_cast<std::size_t>(i)];
     try {
       const CellResult result = simulate_cell(scenario.cell_config(cell), cell, rep,
                                               family[static_cast<std::size_t>(cell)], &cache);
       writer.record(cell, rep, result);
       ++ran;
+    } catch (const WriteError&) {
+      write_failed.store(true);
     } catch (const std::exception& e) {
       writer.record_failure(cell, rep, e.what());
       ++failed;
@@ -121,6 +128,7 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
   summary.ran = ran;
   summary.failed = failed;
   summary.interrupted = options.stop && options.stop->load() && writer.done_count() < writer.total();
+  summary.write_failed = write_failed.load();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

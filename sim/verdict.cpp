@@ -9,32 +9,16 @@
 #include <sstream>
 #include <stdexcept>
 
+#include "csv_util.hpp"
+
 namespace gradflow {
+
+using detail::split_fields;
+using detail::value_json;
 
 namespace {
 
 constexpr std::array<Regime, 3> kRegimes{Regime::vanishing, Regime::critical, Regime::exploding};
-
-/// Fields of one cells.csv line. gradflow writes no quoted fields (axis values never hold commas).
-std::vector<std::string> split_fields(const std::string& line) {
-  std::vector<std::string> f;
-  std::size_t start = 0;
-  for (std::size_t comma; (comma = line.find(',', start)) != std::string::npos; start = comma + 1)
-    f.push_back(line.substr(start, comma - start));
-  f.push_back(line.substr(start));
-  return f;
-}
-
-nlohmann::json value_json(const Value& v) {
-  struct Visitor {
-    nlohmann::json operator()(std::monostate) const { return nullptr; }
-    nlohmann::json operator()(bool b) const { return b; }
-    nlohmann::json operator()(std::int64_t i) const { return i; }
-    nlohmann::json operator()(double d) const { return d; }
-    nlohmann::json operator()(const std::string& s) const { return s; }
-  };
-  return std::visit(Visitor{}, v);
-}
 
 std::optional<double> parse_number(const std::string& s) {
   if (s.empty()) return std::nullopt;

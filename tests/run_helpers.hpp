@@ -2,12 +2,15 @@
 // Helpers for tests that run the gradflow executable (directly or under mpirun) and compare run directories.
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -134,6 +137,38 @@ struct TempDir {
     std::ofstream(path / name) << text;
     return path / name;
   }
+};
+
+/// A tmpfs mounted on a fresh directory, unmounted (lazily, so that it always goes) at scope exit.
+class Tmpfs {
+ public:
+  explicit Tmpfs(fs::path dir) : dir_(std::move(dir)) {
+    fs::create_directories(dir_);
+    if (::mount("tmpfs", dir_.c_str(), "tmpfs", 0, "size=64k,mode=0755") == 0)
+      mounted_ = true;
+    else
+      error_ = std::strerror(errno);
+  }
+  ~Tmpfs() {
+    if (mounted_) ::umount2(dir_.c_str(), MNT_DETACH);
+  }
+  Tmpfs(const Tmpfs&) = delete;
+  Tmpfs& operator=(const Tmpfs&) = delete;
+  bool mounted() const { return mounted_; }
+  const std::string& error() const { return error_; }
+  /// New size (bytes, rounded up to pages by the kernel); fails when smaller than what is in use.
+  bool resize(std::size_t bytes) { return remount(0, "size=" + std::to_string(bytes)); }
+  /// Read-only (true) or writable again.
+  bool read_only(bool on) { return remount(on ? MS_RDONLY : 0, ""); }
+
+ private:
+  bool remount(unsigned long flags, const std::string& options) {
+    return ::mount("tmpfs", dir_.c_str(), "tmpfs", MS_REMOUNT | flags, options.c_str()) == 0;
+  }
+
+  fs::path dir_;
+  bool mounted_ = false;
+  std::string error_;
 };
 
 }  // namespace gradflow::test

@@ -249,3 +249,34 @@ TEST_CASE("start-up errors under mpirun: exit 2 on every rank, one message, noth
   CHECK(run_mpi(2, {"run", sc.string(), "-o", (tmp.path / "done").string()}, err) == 2);
   CHECK(read_file(err).find("already holds this run") != std::string::npos);
 }
+
+TEST_CASE("a disk that fills up under mpirun: exit 74, whole rows kept, --resume under mpirun completes it",
+          "[mpi][diskfull]") {
+  TempDir tmp("gradflow_mpi_");
+  const fs::path sc = tmp.write("sweep.toml", kSweep);
+  REQUIRE(run_single({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
+  Tmpfs disk(tmp.path / "mnt");  // after tmp: unmounted first
+  if (!disk.mounted()) {
+    WARN("skipped: cannot mount tmpfs (" << disk.error() << ")");
+    return;
+  }
+  // series.csv takes ~14 kB per cell: 128 kB stop the run after a few cells.
+  REQUIRE(disk.resize(128 * 1024));
+  const fs::path out = tmp.path / "mnt" / "out", err = tmp.path / "mpirun.err";
+  CHECK(run_mpi(3, {"run", sc.string(), "-o", out.string(), "--threads", "1", "--quiet"}, err) == 74);
+  const std::string text = read_file(err);
+  INFO(text);
+  CHECK(text.find("gradflow: cannot write " + out.string() + "/series.csv: No space left on device") !=
+        std::string::npos);
+  const std::string cells = read_file(out / "cells.csv");
+  CHECK(cells.back() == '\n');
+  const auto rows = cells_without_timing(out / "cells.csv");
+  const auto reference = cells_without_timing(tmp.path / "single" / "cells.csv");
+  CHECK(rows.size() > 1);
+  CHECK(rows.size() < reference.size());
+  for (std::size_t i = 1; i < rows.size(); ++i)
+    CHECK(std::find(reference.begin(), reference.end(), rows[i]) != reference.end());
+  REQUIRE(disk.resize(8 << 20));
+  REQUIRE(run_mpi(2, {"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
+  require_same_run(tmp.path / "single", out);
+}

@@ -2,9 +2,10 @@
 
 #include <cstdint>
 #include <filesystem>
-#include <fstream>
+#include <memory>
 #include <mutex>
-#include <set>
+#include <optional>
+#include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
@@ -16,6 +17,25 @@
 #include "gradflow/shard.hpp"
 
 namespace gradflow {
+
+/// An output file could not be written (disk full, quota, file size limit, I/O error). what() is
+/// "FILE: OS error" (strerror of `error`, e.g. "No space left on device"). A run that meets one stops
+/// dispatching cells and keeps every row already written (gradflow exits with code 74).
+class WriteError : public std::runtime_error {
+ public:
+  WriteError(const std::filesystem::path& file, int error);
+  const std::filesystem::path& file() const { return file_; }
+  int error() const { return error_; }  // errno
+  std::string reason() const;           // strerror(error)
+
+ private:
+  std::filesystem::path file_;
+  int error_;
+};
+
+namespace detail {
+class AppendFile;
+}
 
 /// The fully resolved scenario as JSON: every key with its value (defaults filled in), the sweep axes and
 /// replicates. Its hash identifies a run for --resume.
@@ -59,6 +79,7 @@ class RunWriter {
   /// Prepares OUTDIR: creates it, or (resume) reads which cells are already done, or refuses (InputError)
   /// to touch a directory that holds results of another run or any run without --resume/--force.
   RunWriter(const Scenario& scenario, std::filesystem::path outdir, OutputOptions options, int threads);
+  ~RunWriter();
 
   /// Cells x replicates of this directory's part of the run (its shard).
   std::int64_t total() const { return total_; }
@@ -70,10 +91,15 @@ class RunWriter {
   bool is_done(std::int64_t cell, std::int64_t replicate) const;
   std::int64_t done_count() const;
 
-  /// Appends the cell's rows (series first, then the cells row that marks it finished) and flushes.
+  /// Appends the cell's rows (series first, then the cells row that marks it finished) with write(2).
+  /// All or nothing: when a write fails (disk full, ...) the bytes of this cell already written are cut
+  /// off again, so both files keep only whole rows of finished cells; the cell stays pending, the writer
+  /// remembers the error (write_error()) and throws WriteError now and on every later call.
   void record(std::int64_t cell, std::int64_t replicate, const CellResult& result);
   /// The same for rows already formatted by format_cell_rows (e.g. on an MPI worker, or read from a shard).
   void write_rows(std::int64_t cell, std::int64_t replicate, const CellRows& rows);
+  /// The first write failure of record()/write_rows(), if any: the run must stop.
+  std::optional<WriteError> write_error() const;
   /// Marks a cell as failed with a message (internal error in that cell).
   void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message);
 
@@ -83,8 +109,10 @@ class RunWriter {
   /// Writes run.json (atomically: write then rename). When every cell is done, rewrites cells.csv and
   /// series.csv in (cell, replicate) order, atomically too, judges the predictors against the measured
   /// regimes (run.json "verdicts", from the finished cells.csv) and (for a whole run, not a shard) writes
-  /// heatmaps/. `status` is "complete" or "interrupted". May be called again (e.g. "interrupted" at once
-  /// when a signal arrives, then again when the cells in flight have landed).
+  /// heatmaps/. `status` is "complete", "interrupted" or "write_error" (then run.json also carries
+  /// "write_error": what()). May be called again (e.g. "interrupted" at once when a signal arrives, then
+  /// again when the cells in flight have landed). Throws WriteError when a file cannot be written; the
+  /// previous run.json then stays as it was (atomic rename), and a temporary file is removed.
   void finish(const std::string& status);
 
   const std::filesystem::path& dir() const { return dir_; }
@@ -96,7 +124,11 @@ class RunWriter {
   std::size_t slot(std::int64_t cell, std::int64_t replicate) const {
     return static_cast<std::size_t>(cell * scenario_.replicates + replicate);
   }
+  /// The constructor's file work: on resume keeps the rows of finished cells; writes run.json ("running")
+  /// and opens (creates) cells.csv and series.csv.
+  void prepare(bool resuming);
   void open_streams(bool append);
+  void finish_locked(const std::string& status);
   /// Matrix-form CSVs (rows = y axis values, columns = x axis values) per metric and facet, from the
   /// finished cells.csv; returns their names for run.json.
   nlohmann::json write_heatmaps() const;
@@ -110,7 +142,8 @@ class RunWriter {
   std::string hash_;
   std::vector<CellStatus> status_;
   std::vector<std::string> failures_;
-  std::ofstream cells_, series_;
+  std::unique_ptr<detail::AppendFile> cells_, series_;
+  std::optional<WriteError> write_error_;
   mutable std::mutex mutex_;
   std::string start_time_;
   double start_seconds_;

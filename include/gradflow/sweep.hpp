@@ -22,6 +22,7 @@ struct SweepSummary {
   std::int64_t skipped = 0;  // already done (resume)
   std::int64_t failed = 0;
   bool interrupted = false;
+  bool write_failed = false;  // stopped by a write failure (RunWriter::write_error() says which file, why)
   double seconds = 0.0;
 };
 
@@ -34,7 +35,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& 
 /// (OpenMP, dynamic schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to
 /// Eigen instead.
 /// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
-/// streams.
+/// streams. A write failure (WriteError) stops dispatching at once, like `stop`; see SweepSummary.
 SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
 
 }  // namespace gradflow
