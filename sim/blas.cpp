@@ -32,14 +32,19 @@ namespace gradflow {
 
 namespace {
 
-// Measured with tools/bench/gemm_limit on one core (AVX-512, Eigen 3.4.0, OpenBLAS 0.3.21), 2 x 1000 products
-// N = 256: B = 1: Eigen's GEMV 19 ms, OpenBLAS 21 ms; B = 2, 4: Eigen 100 ms, OpenBLAS 27-30 ms (Eigen's GEMM
-// handles narrow right-hand sides badly); B = 8: 135 vs 117 ms; B = 16: 219 vs 272 ms; B = 32: 360 vs 400 ms.
-// N = 64, B = 8: Eigen 7.8 ms, OpenBLAS 1.9 ms. N = 1024, B = 16 (W = 8 MiB, beyond L2): Eigen 0.31 s,
-// OpenBLAS 0.24 s per 50 steps. So: Eigen for B = 1 and for B >= 16 while W fits in L2 (2 MiB here; 1 MiB
-// leaves room for the operands); OpenBLAS otherwise, and whenever the GEMM has several threads.
-constexpr double kEigenMaxWeightBytes = 1 << 20;
+// Measured with tools/bench/gemm_limit on one core (AVX-512, Eigen 3.4.0, OpenBLAS 0.3.21), 2 x 1000 products.
+// Eigen's GEMM as such packs W on every call; the engine packs it once per pass (detail::PackedProduct,
+// "prepared"), which changes the picture. N = 256: B = 2: Eigen 103 ms, prepared 33, OpenBLAS 22; B = 4: 118 /
+// 39 / 39; B = 8: 109 / 47 / 93; B = 16: 142 / 83 / 161; B = 32: 210 / 172 / 224. N = 512: B = 4: 436 / 236 /
+// 430; B = 8: 669 / 441 / 644; B = 16: 1040 / 609 / 1202. N = 1024 (300 steps): B = 8: 1627 / 678 / 1092;
+// B = 16: 2305 / 1089 / 1627. N = 64, B = 8: 10.5 / 4.3 / 1.9; N = 128, B = 8: 17 / 6.3 / 2.2 (small W: the
+// narrow GEMM is OpenBLAS's). (The machine was shared while these ran; the ratios held over repeats.) So on
+// one thread: Eigen's GEMV for B = 1; the prepared Eigen GEMM for B >= 16, and for B >= 4 once N >= 256,
+// while the packed copy of W stays small (N^2 * scalar_bytes <= 8 MiB, inside the README's memory slack);
+// OpenBLAS otherwise, and whenever the GEMM has several threads.
 constexpr Eigen::Index kEigenMinBatch = 16;
+constexpr Eigen::Index kEigenMinBatchLargeN = 4;
+constexpr Eigen::Index kLargeN = 256;
 
 enum class Override { automatic, eigen, openblas };
 
@@ -72,7 +77,8 @@ GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_b
   if (gemm_threads() > 1) return GemmBackend::openblas;
   if (batch == 1) return GemmBackend::eigen;
   const double w_bytes = double(n) * double(n) * double(scalar_bytes);
-  if (batch >= kEigenMinBatch && w_bytes <= kEigenMaxWeightBytes) return GemmBackend::eigen;
+  if (w_bytes > detail::kPreparedMaxBytes) return GemmBackend::openblas;
+  if (batch >= kEigenMinBatch || (n >= kLargeN && batch >= kEigenMinBatchLargeN)) return GemmBackend::eigen;
   return GemmBackend::openblas;
 }
 

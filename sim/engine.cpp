@@ -83,22 +83,18 @@ class Weights {
 /// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
 /// kernel choose_gemm() picks for the shape: Eigen's GEMV (B = 1), Eigen's GEMM kernel with W packed once
 /// per pass (detail::PackedProduct), or OpenBLAS. Writes y without allocating.
-constexpr double kTransposedCopyMaxBytes = 4 << 20;
-
 template <class Scalar>
 class RecurrentProduct {
  public:
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
   RecurrentProduct(const Mat& w, Eigen::Index batch, bool transpose)
       : w_(w), batch_(batch), transpose_(transpose), backend_(choose_gemm(w.rows(), batch, sizeof(Scalar))) {
-    if (backend_ == GemmBackend::eigen && batch > 1 && gemm_threads() == 1)
+    const bool small = double(w.size()) * sizeof(Scalar) <= detail::kPreparedMaxBytes;
+    if (backend_ == GemmBackend::eigen && batch > 1 && gemm_threads() == 1 && small)
       packed_.emplace(w.data(), w.rows(), batch, transpose);
-    // B = 1 backward: Eigen's GEMV runs W^T x as dot products, about half the speed of its column-major
-    // kernel; a column-major copy of W^T is worth its N^2 scalars while it is small (inside the 30 MB slack
-    // of the README's memory formula).
-    if (backend_ == GemmBackend::eigen && batch == 1 && transpose &&
-        double(w.size()) * sizeof(Scalar) <= kTransposedCopyMaxBytes)
-      w_transposed_ = w.transpose();
+    // B = 1 backward: Eigen's GEMV runs W^T x as dot products, slower in the engine than its column-major
+    // kernel; a column-major copy of W^T is worth its N^2 scalars while it is small.
+    if (backend_ == GemmBackend::eigen && batch == 1 && transpose && small) w_transposed_ = w.transpose();
   }
 
   void apply(const Scalar* x, Scalar* y) const {

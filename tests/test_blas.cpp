@@ -34,7 +34,7 @@ TEMPLATE_TEST_CASE("OpenBLAS and Eigen give the recurrent products W x and W^T x
   }
 }
 
-TEST_CASE("choose_gemm: Eigen for B = 1 and for B >= 16 with W in L2 on one thread, OpenBLAS otherwise",
+TEST_CASE("choose_gemm: on one thread Eigen for B = 1 and, W packed once, for B >= 16 or N >= 256 and B >= 4, OpenBLAS otherwise",
           "[blas]") {
   if (!have_openblas() || std::getenv("GRADFLOW_GEMM") != nullptr) {
     CHECK(choose_gemm(64, 1, 8) == (have_openblas() && std::getenv("GRADFLOW_GEMM") &&
@@ -47,11 +47,15 @@ TEST_CASE("choose_gemm: Eigen for B = 1 and for B >= 16 with W in L2 on one thre
   CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);    // 512 KiB
   CHECK(choose_gemm(256, 32, 4) == GemmBackend::eigen);
   CHECK(choose_gemm(1024, 1, 8) == GemmBackend::eigen);     // GEMV
-  CHECK(choose_gemm(256, 8, 8) == GemmBackend::openblas);   // narrow B
+  CHECK(choose_gemm(256, 8, 8) == GemmBackend::eigen);      // W packed once beats OpenBLAS from N = 256, B = 4
+  CHECK(choose_gemm(256, 4, 8) == GemmBackend::eigen);
+  CHECK(choose_gemm(256, 2, 8) == GemmBackend::openblas);   // narrowest B
+  CHECK(choose_gemm(128, 8, 8) == GemmBackend::openblas);   // narrow B on a small W
   CHECK(choose_gemm(64, 2, 8) == GemmBackend::openblas);
-  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::openblas);  // 8 MiB
-  CHECK(choose_gemm(512, 16, 4) == GemmBackend::eigen);      // 1 MiB in float
-  CHECK(choose_gemm(512, 16, 8) == GemmBackend::openblas);   // 2 MiB in double
+  CHECK(choose_gemm(64, 16, 8) == GemmBackend::eigen);
+  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);    // 8 MiB: the largest packed copy
+  CHECK(choose_gemm(1025, 16, 8) == GemmBackend::openblas);
+  CHECK(choose_gemm(1448, 16, 4) == GemmBackend::eigen);    // 8 MiB in float
   set_gemm_threads(2);
   CHECK(gemm_threads() == 2);
   CHECK(choose_gemm(256, 32, 8) == GemmBackend::openblas);

@@ -20,9 +20,9 @@ bool have_openblas();
 
 /// The backend for an N x N times N x B product of `scalar_bytes`-byte scalars under the current thread
 /// count. Environment variable GRADFLOW_GEMM = eigen | openblas | auto (default auto) overrides it, for
-/// benchmarks. Auto, on one thread (measurements in sim/blas.cpp): Eigen's GEMV for B = 1, Eigen's GEMM for
-/// B >= 16 while W fits in L2 (N^2 * scalar_bytes <= 1 MiB); OpenBLAS for 2 <= B < 16 (where Eigen's GEMM is
-/// up to 4x slower), for larger W, and whenever the GEMM has several threads.
+/// benchmarks. Auto, on one thread (measurements in sim/blas.cpp): Eigen's GEMV for B = 1; Eigen's GEMM with W
+/// packed once per pass (PackedProduct) for B >= 16, and for B >= 4 when N >= 256, while N^2 * scalar_bytes
+/// <= 8 MiB; OpenBLAS otherwise (narrow B on small W, larger W), and whenever the GEMM has several threads.
 GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_bytes);
 
 /// Threads the GEMMs inside one cell may use: Eigen's own kernels (Eigen::setNbThreads) and OpenBLAS's.
@@ -40,6 +40,10 @@ namespace detail {
 /// OpenBLAS only (throws std::logic_error when gradflow was built without it).
 void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* w, const double* x, double* y);
 void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y);
+
+/// The largest prepared copy of W (packed panels, or W^T for B = 1) the engine keeps: N^2 * scalar bytes.
+/// Inside the 30 MB slack of the README's memory formula.
+constexpr double kPreparedMaxBytes = 8 << 20;
 
 /// y = op(W) x for a fixed n x n W and n x b batches x, on Eigen's GEMM kernel with W packed once.
 /// Eigen's product packs its left operand into the kernel's panel layout on every call, which for the
