@@ -251,6 +251,11 @@ def machine_info(gradflow):
     return cpu, simd, os.cpu_count(), os.getloadavg()
 
 
+def git_commit():
+    r = subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"], capture_output=True, text=True)
+    return r.stdout.strip() or "unknown"
+
+
 def report(bench, rows, sweep, spectra, command, started, load_before, load_after, gemm_backend):
     np_version = subprocess.run(["/usr/bin/python3", "-c", "import numpy; print(numpy.__version__)"],
                                 capture_output=True, text=True).stdout.strip()
@@ -265,7 +270,7 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
     L.append("")
     L.append("    " + command)
     L.append("")
-    L.append(f"Run {started} on {cpu} ({ncpu} cores, {simd}); gradflow's GEMMs: {gemm_backend}; "
+    L.append(f"Run {started} at commit {git_commit()} on {cpu} ({ncpu} cores, {simd}); gradflow's GEMMs: {gemm_backend}; "
              f"NumPy {np_version}, PyTorch {torch_version} (Debian). Load average before / after the run: "
              f"{load_before[0]:.1f} / {load_after[0]:.1f}.")
     if max(load_before[0], load_after[0]) > 1.5:
@@ -384,7 +389,8 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
         L.append("")
         L.append(f"Spectra: median of {len(spectra['rho_spectra'])} runs (convergence tolerance 1e-12 relative "
                  f"residual); dense: {len(spectra['rho_dense'])} run(s). Command: "
-                 f"`build/tools/bench/spectra_bench --n {spectra['n']}`.")
+                 f"`build/tools/bench/spectra_bench --n {spectra['n']}`. Measured in the run of {started} "
+                 f"(commit {git_commit()}).")
     L.append("")
     return "\n".join(L)
 
