@@ -10,14 +10,15 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what=${1:-all}
 if [ "$what" = asan ] || [ "$what" = all ]; then
-  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADFLOW_SANITIZE=ON -DGRADFLOW_NATIVE=OFF > /dev/null
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADFLOW_SANITIZE=ON -DGRADFLOW_NATIVE=OFF \
+    -DGRADFLOW_BUILD_BENCH=OFF > /dev/null
   cmake --build build-asan -j2
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
     ctest --test-dir build-asan --output-on-failure -j2
 fi
 if [ "$what" = tsan ] || [ "$what" = all ]; then
   CXX=clang++ cmake -S . -B build-tsan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADFLOW_SANITIZE_THREAD=ON \
-    -DGRADFLOW_NATIVE=OFF > /dev/null
+    -DGRADFLOW_NATIVE=OFF -DGRADFLOW_BUILD_BENCH=OFF > /dev/null
   cmake --build build-tsan -j2 --target gradflow_cli test_sweep test_engine
   export TSAN_OPTIONS="halt_on_error=1 ignore_noninstrumented_modules=1"
   build-tsan/tests/test_engine
