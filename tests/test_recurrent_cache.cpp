@@ -1,3 +1,4 @@
+#include <array>
 #include <atomic>
 #include <cmath>
 #include <memory>
@@ -96,8 +97,11 @@ TEST_CASE("concurrent requests for one base build it once; a failed build is ret
     b.w = Eigen::MatrixXd::Identity(3, 3);
     return b;
   };
+  // Catch2's assertions are not thread-safe: the threads record what they saw, the checks run after.
+  std::array<double, 16> seen{};
 #pragma omp parallel for num_threads(2)
-  for (int i = 0; i < 16; ++i) CHECK(cache.get(key, build)->w(0, 0) == 1.0);
+  for (int i = 0; i < 16; ++i) seen[i] = cache.get(key, build)->w(0, 0);
+  for (double s : seen) CHECK(s == 1.0);
   CHECK(built == 1);
 
   const RecurrentKey bad{1, 3, 43, nullptr};
