@@ -68,13 +68,17 @@ std::string slurp(const fs::path& file) {
 }
 
 // Entries are reported 1-based in both formats so messages are unambiguous whatever the source.
+// One pass over the stored entries (column-major): a declared shape with a zero dimension, e.g. 3e18 x 0, holds
+// nothing and costs nothing (a row-by-row loop spun 3e18 times on it; found by fuzz_mtx).
 void require_finite(const fs::path& file, const Eigen::MatrixXd& m) {
-  for (Eigen::Index i = 0; i < m.rows(); ++i)
-    for (Eigen::Index j = 0; j < m.cols(); ++j)
-      if (!std::isfinite(m(i, j)))
-        fail(file, "entry (row " + std::to_string(i + 1) + ", col " + std::to_string(j + 1) + ") is " +
-                       (std::isnan(m(i, j)) ? "NaN" : "infinite") +
-                       "; expected finite values only (rows and columns counted from 1)");
+  const double* x = m.data();
+  for (Eigen::Index k = 0; k < m.size(); ++k)
+    if (!std::isfinite(x[k])) {
+      const Eigen::Index i = k % m.rows(), j = k / m.rows();
+      fail(file, "entry (row " + std::to_string(i + 1) + ", col " + std::to_string(j + 1) + ") is " +
+                     (std::isnan(x[k]) ? "NaN" : "infinite") +
+                     "; expected finite values only (rows and columns counted from 1)");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------------
