@@ -109,25 +109,27 @@ std::string gemm_backend() {
 namespace detail {
 
 #ifdef GRADFLOW_HAVE_OPENBLAS
-void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* w, const double* x, double* y) {
+void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* w, const double* x, double* y,
+                  bool accumulate) {
   const int in = static_cast<int>(n), ib = static_cast<int>(b), inc = 1;
-  const double one = 1.0, zero = 0.0;
+  const double one = 1.0, beta = accumulate ? one : 0.0;
   const char t = transpose ? 'T' : 'N';
-  if (b == 1) dgemv_(&t, &in, &in, &one, w, &in, x, &inc, &zero, y, &inc);
-  else dgemm_(&t, "N", &in, &ib, &in, &one, w, &in, x, &in, &zero, y, &in);
+  if (b == 1) dgemv_(&t, &in, &in, &one, w, &in, x, &inc, &beta, y, &inc);
+  else dgemm_(&t, "N", &in, &ib, &in, &one, w, &in, x, &in, &beta, y, &in);
 }
-void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y) {
+void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y,
+                  bool accumulate) {
   const int in = static_cast<int>(n), ib = static_cast<int>(b), inc = 1;
-  const float one = 1.0f, zero = 0.0f;
+  const float one = 1.0f, beta = accumulate ? one : 0.0f;
   const char t = transpose ? 'T' : 'N';
-  if (b == 1) sgemv_(&t, &in, &in, &one, w, &in, x, &inc, &zero, y, &inc);
-  else sgemm_(&t, "N", &in, &ib, &in, &one, w, &in, x, &in, &zero, y, &in);
+  if (b == 1) sgemv_(&t, &in, &in, &one, w, &in, x, &inc, &beta, y, &inc);
+  else sgemm_(&t, "N", &in, &ib, &in, &one, w, &in, x, &in, &beta, y, &in);
 }
 #else
-void blas_product(bool, Eigen::Index, Eigen::Index, const double*, const double*, double*) {
+void blas_product(bool, Eigen::Index, Eigen::Index, const double*, const double*, double*, bool) {
   throw std::logic_error("blas_product: gradflow was built without OpenBLAS");
 }
-void blas_product(bool, Eigen::Index, Eigen::Index, const float*, const float*, float*) {
+void blas_product(bool, Eigen::Index, Eigen::Index, const float*, const float*, float*, bool) {
   throw std::logic_error("blas_product: gradflow was built without OpenBLAS");
 }
 #endif
@@ -172,12 +174,12 @@ PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Ind
 }
 
 template <class Scalar>
-void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y) const {
+void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y, bool accumulate) const {
   using Traits = GebpTraits<Scalar>;
   using RhsMapper = const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>;
   Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
   Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false, false> gebp;
-  std::fill(y, y + n_ * b_, Scalar(0));
+  if (!accumulate) std::fill(y, y + n_ * b_, Scalar(0));
   const RhsMapper rhs(x, n_);
   const ResMapper<Scalar> res(y, n_, 1);
   for (Eigen::Index j2 = 0; j2 < b_; j2 += nc_) {

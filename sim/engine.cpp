@@ -97,30 +97,33 @@ class RecurrentProduct {
     if (backend_ == GemmBackend::eigen && batch == 1 && transpose && small) w_transposed_ = w.transpose();
   }
 
-  void apply(const Scalar* x, Scalar* y) const {
+  /// y = op(W) x, or y += op(W) x when `accumulate` (how the forward pass starts a from the bias for free).
+  void apply(const Scalar* x, Scalar* y, bool accumulate = false) const {
     const Eigen::Index n = w_.rows();
     if (packed_) {
-      packed_->apply(x, y);
+      packed_->apply(x, y, accumulate);
       return;
     }
     if (backend_ == GemmBackend::openblas) {
-      detail::blas_product(transpose_, n, batch_, w_.data(), x, y);
+      detail::blas_product(transpose_, n, batch_, w_.data(), x, y, accumulate);
       return;
     }
     if (batch_ == 1) {  // Eigen's GEMV
       using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
       const Eigen::Map<const Vec> xv(x, n);
       Eigen::Map<Vec> yv(y, n);
-      if (w_transposed_.size() != 0) yv.noalias() = w_transposed_ * xv;
-      else if (transpose_) yv.noalias() = w_.transpose() * xv;
-      else yv.noalias() = w_ * xv;
+      if (!accumulate) yv.setZero();
+      if (w_transposed_.size() != 0) yv.noalias() += w_transposed_ * xv;
+      else if (transpose_) yv.noalias() += w_.transpose() * xv;
+      else yv.noalias() += w_ * xv;
       return;
     }
-    // Eigen's GEMM on several threads (a build without OpenBLAS).
+    // Eigen's GEMM on several threads, or above the size of the packed copy without OpenBLAS.
     const Eigen::Map<const Mat> xm(x, n, batch_);
     Eigen::Map<Mat> ym(y, n, batch_);
-    if (transpose_) ym.noalias() = w_.transpose() * xm;
-    else ym.noalias() = w_ * xm;
+    if (!accumulate) ym.setZero();
+    if (transpose_) ym.noalias() += w_.transpose() * xm;
+    else ym.noalias() += w_ * xm;
   }
 
  private:
@@ -250,8 +253,15 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   const Index total = drive.burn_in + steps;
   for (Index s = 1; s <= total; ++s) {
     const Index t = s - drive.burn_in;  // series time: burn-in steps have t <= 0
-    if (product) product->apply(h_prev.data(), a.data());  // a = W h_{t-1}
-    else weights.apply(h_prev, a);
+    // a = b + W h_{t-1}: the product adds into a, which starts from the bias, so the bias costs no pass.
+    if (has_bias)
+      for (Index j = 0; j < batch; ++j) a.col(j) = b;
+    if (product) {
+      product->apply(h_prev.data(), a.data(), /*accumulate=*/has_bias);
+    } else {
+      weights.apply(h_prev, a);
+      if (has_bias) a.colwise() += b;
+    }
     if (dim > 0 && drive.inputs) {
       // One input sequence for every trajectory: U x_s once, added to each column.
       const Vec ux = u * drive.inputs->row(s - 1).transpose().cast<Scalar>();
@@ -262,43 +272,45 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
       a.noalias() += u * x;
     }
     Scalar* dact = t >= 1 ? tape.dact.data() + (t - 1) * n * batch : burn_dact.data();
-    // One pass per trajectory while its column is in L1: bias, f and f' (fused kernel, f' straight into the
-    // tape), the cell's carry, the finiteness check and the statistics of f'.
+    // One pass per trajectory while its column is in L1: f and f' (fused kernel, f' straight into the tape),
+    // the cell's carry, then the finiteness check and the statistics of f' in one more pass. A step counts
+    // in the statistics only once all its states are finite.
     bool finite = true;
-    double step_abs = 0.0, step_sq = 0.0;
+    double step_abs = 0.0, step_sq = 0.0, step_max = 0.0;
+    std::int64_t step_dead = 0, step_saturated = 0;
     for (Index j = 0; j < batch && finite; ++j) {
       Scalar* aj = a.data() + j * n;
       Scalar* hj = h_next.data() + j * n;
       Scalar* dj = dact + j * n;
-      if (has_bias) Eigen::Map<Vec>(aj, n) += b;
       f.apply<Scalar>(aj, hj, dj, n);
       Eigen::Map<Arr> h(hj, n);
       if (!vanilla) h = carry * Eigen::Map<const Arr>(h_prev.data() + j * n, n) + scale * h;
-      if (!h.allFinite()) {
-        finite = false;
-        break;
+      if (t < 1) {
+        finite = h.allFinite();
+        continue;
       }
-      if (t >= 1) {
-        // Per-trajectory sums, added in trajectory order: the same numbers for any batch split. One fused,
-        // vectorised pass over the column (omp simd allows the reordered reductions).
-        double col_abs = 0.0, col_sq = 0.0;
-        Scalar col_max = 0;
-        std::int64_t col_dead = 0, col_saturated = 0;
-#pragma omp simd reduction(+ : col_abs, col_sq, col_dead, col_saturated) reduction(max : col_max)
-        for (Index i = 0; i < n; ++i) {
-          const Scalar v = std::abs(dj[i]);
-          col_abs += static_cast<double>(v);
-          col_sq += static_cast<double>(v) * static_cast<double>(v);
-          col_max = v > col_max ? v : col_max;
-          col_dead += v == Scalar(0) ? 1 : 0;
-          col_saturated += v < saturation_level ? 1 : 0;
-        }
-        step_abs += col_abs;
-        step_sq += col_sq;
-        max_abs = std::max(max_abs, static_cast<double>(col_max));
-        dead += col_dead;
-        saturated += col_saturated;
+      // Per-trajectory sums, added in trajectory order: the same numbers for any batch split. One fused,
+      // vectorised pass over the column (omp simd allows the reordered reductions); h - h is 0 for a finite
+      // h and NaN otherwise, so `probe` is the finiteness check.
+      double col_abs = 0.0, col_sq = 0.0;
+      Scalar col_max = 0, probe = 0;
+      std::int64_t col_dead = 0, col_saturated = 0;
+#pragma omp simd reduction(+ : col_abs, col_sq, col_dead, col_saturated, probe) reduction(max : col_max)
+      for (Index i = 0; i < n; ++i) {
+        probe += hj[i] - hj[i];
+        const Scalar v = std::abs(dj[i]);
+        col_abs += static_cast<double>(v);
+        col_sq += static_cast<double>(v) * static_cast<double>(v);
+        col_max = v > col_max ? v : col_max;
+        col_dead += v == Scalar(0) ? 1 : 0;
+        col_saturated += v < saturation_level ? 1 : 0;
       }
+      finite = probe == Scalar(0);
+      step_abs += col_abs;
+      step_sq += col_sq;
+      step_max = std::max(step_max, static_cast<double>(col_max));
+      step_dead += col_dead;
+      step_saturated += col_saturated;
     }
     if (!finite) {
       tape.forward_diverged_at = t;
@@ -309,6 +321,9 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
     if (t >= 1) {
       sum_abs += step_abs;
       sum_sq += step_sq;
+      max_abs = std::max(max_abs, step_max);
+      dead += step_dead;
+      saturated += step_saturated;
       tape.mean_abs_dact_t[t] = step_abs / static_cast<double>(n * batch);
       tape.mean_sq_dact_t[t] = step_sq / static_cast<double>(n * batch);
     }

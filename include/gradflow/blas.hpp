@@ -36,10 +36,12 @@ int gemm_threads();
 std::string gemm_backend();
 
 namespace detail {
-/// y = op(W) x with op = transpose ? W^T : W; W is n x n column-major, x and y are n x b column-major.
-/// OpenBLAS only (throws std::logic_error when gradflow was built without it).
-void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* w, const double* x, double* y);
-void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y);
+/// y = op(W) x, or y += op(W) x when `accumulate`, with op = transpose ? W^T : W; W is n x n column-major, x
+/// and y are n x b column-major. OpenBLAS only (throws std::logic_error when gradflow was built without it).
+void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* w, const double* x, double* y,
+                  bool accumulate = false);
+void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y,
+                  bool accumulate = false);
 
 /// The largest prepared copy of W (packed panels, or W^T for B = 1) the engine keeps: N^2 * scalar bytes.
 /// Inside the 30 MB slack of the README's memory formula.
@@ -55,7 +57,8 @@ class PackedProduct {
  public:
   /// W column-major with leading dimension n; transpose: op(W) = W^T.
   PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose);
-  void apply(const Scalar* x, Scalar* y) const;
+  /// y = op(W) x, or y += op(W) x when `accumulate` (the kernel adds into y either way; y = 0 first otherwise).
+  void apply(const Scalar* x, Scalar* y, bool accumulate = false) const;
 
  private:
   Eigen::Index n_, b_, kc_, mc_, nc_;
