@@ -30,6 +30,12 @@ TEMPLATE_TEST_CASE("OpenBLAS and Eigen give the recurrent products W x and W^T x
                            double(w.norm()) * double(x.norm());
       INFO("B = " << b << ", transpose = " << transpose);
       CHECK(double((y - ref).norm()) <= bound);
+      // accumulate: y += op(W) x (beta = 1)
+      const Mat start = Mat::Random(n, b);
+      Mat acc = start;
+      detail::blas_product(transpose, n, b, w.data(), x.data(), acc.data(), /*accumulate=*/true);
+      CHECK(double((acc - start - ref).norm()) <=
+            bound + 2 * std::numeric_limits<TestType>::epsilon() * double(start.norm()));
     }
   }
 }
@@ -82,6 +88,12 @@ TEMPLATE_TEST_CASE("PackedProduct (W packed once) equals Eigen's own product, ac
                              double(w.norm()) * double(x.norm());
         INFO("N = " << n << ", B = " << b << ", transpose = " << transpose);
         CHECK(double((y - ref).norm()) <= bound);
+        // accumulate: the kernel adds into y as it stands (how the engine starts from the bias)
+        const Mat start = Mat::Random(n, b);
+        Mat acc = start;
+        product.apply(x.data(), acc.data(), /*accumulate=*/true);
+        CHECK(double((acc - start - ref).norm()) <=
+              bound + 2 * std::numeric_limits<TestType>::epsilon() * double(start.norm()));
       }
     }
   }
