@@ -321,10 +321,7 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
              "| vs NumPy | vs PyTorch |")
     L.append("|---|---|---|---|---|---|---|---|")
     for r in rows:
-        sb = 4 if r["dtype"] == "float32" else 8
-        tape = r["n"] * r["b"] * r["t"] * sb / 2**20
-        w = (8 + (4 if sb == 4 else 0)) * r["n"] ** 2 / 2**20
-        bound = tape + w + 30
+        tape, w, bound = memory_bound(r)
         a = r["agree"]
         agree = ("| " + " | ".join(f"{a[k][0]:.1e} ({a[k][1]} steps)" for k in ("numpy", "torch"))) if a else \
             "| (float32: not compared) | |"
@@ -392,7 +389,76 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
                  f"`build/tools/bench/spectra_bench --n {spectra['n']}`. Measured in the run of {started} "
                  f"(commit {git_commit()}).")
     L.append("")
+    L.extend(status(rows, sweep, spectra))
     return "\n".join(L)
+
+
+def memory_bound(r):
+    """README's memory formula for a row: (tape, W, bound) in MB; W is held in double plus the float copy."""
+    sb = 4 if r["dtype"] == "float32" else 8
+    tape = r["n"] * r["b"] * r["t"] * sb / 2**20
+    w = (8 + (4 if sb == 4 else 0)) * r["n"] ** 2 / 2**20
+    return tape, w, tape + w + 30
+
+
+def status(rows, sweep, spectra):
+    """The issue's targets against this run's figures: one line per target, met or not."""
+    def find(n, b, dtype):
+        return next((r for r in rows if (r["n"], r["b"], r["dtype"]) == (n, b, dtype)), None)
+
+    def numpy_ratio(r):
+        return r["median"]["numpy"] / r["median"]["gradflow"]
+
+    def fraction(r):
+        return r["median"]["limit"] / r["median"]["gradflow"]
+
+    def shape(r):
+        return f"{r['n']}/{r['b']} {r['dtype'].replace('float', 'f')}" + (
+            f", {r['threads']} threads" if r["threads"] > 1 else "")
+
+    lines = []
+    for n, factor in ((64, 10), (256, 2)):
+        r = find(n, 1, "float64")
+        if r:
+            lines.append((f"≥ {factor}x NumPy at N = {n}, B = 1", f"{numpy_ratio(r):.2f}x", numpy_ratio(r) >= factor))
+    wide = [r for r in rows if r["b"] >= 16]
+    if wide:
+        lines.append(("B ≥ 16: not slower than NumPy", ", ".join(f"{numpy_ratio(r):.2f}x ({shape(r)})" for r in wide),
+                      all(numpy_ratio(r) >= 1 for r in wide)))
+        lines.append(("B ≥ 16: ≥ 90 % of the GEMM limit",
+                      ", ".join(f"{100 * fraction(r):.0f} % ({shape(r)})" for r in wide),
+                      all(fraction(r) >= 0.9 for r in wide)))
+    for r32 in (r for r in rows if r["dtype"] == "float32"):
+        r64 = find(r32["n"], r32["b"], "float64")
+        if r64:
+            lines.append((f"float32 at least as far ahead (N = {r32['n']}, B = {r32['b']})",
+                          f"NumPy / gradflow {numpy_ratio(r32):.2f}x against {numpy_ratio(r64):.2f}x in float64; "
+                          f"{100 * fraction(r32):.0f} % against {100 * fraction(r64):.0f} % of the limit",
+                          numpy_ratio(r32) >= numpy_ratio(r64)))
+    if spectra and spectra.get("rho_dense"):
+        rho = statistics.median(spectra["rho_dense"]) / statistics.median(spectra["rho_spectra"])
+        norm = statistics.median(spectra["norm_dense"]) / statistics.median(spectra["norm_spectra"])
+        lines.append((f"Spectra ≥ 20x dense Eigen at N = {spectra['n']}", f"rho {rho:.0f}x, ‖W‖₂ {norm:.0f}x",
+                      min(rho, norm) >= 20))
+    if sweep:
+        w1 = statistics.median(x["wall"] for x in sweep["runs"][1])
+        w2 = statistics.median(x["wall"] for x in sweep["runs"][2])
+        lines.append(("sweep: parallel efficiency ≥ 90 % on 2 cores", f"{100 * w1 / (2 * w2):.0f} %",
+                      w1 / (2 * w2) >= 0.9))
+    over = [r for r in rows if r["rss"]["gradflow"] > memory_bound(r)[2]]
+    lines.append(("peak memory ≤ tape + W + 30 MB", "every row under its bound" if not over else
+                  "over in " + ", ".join(shape(r) for r in over), not over))
+    L = ["## Status against the performance targets", "",
+         "Computed from the figures above by compare.py. Where a target is missed, docs/performance.md has the "
+         "profile that explains it and what would close it.", "",
+         "| target | measured | met |", "|---|---|---|"]
+    L += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in lines]
+    L.append("")
+    return L
+
+
+# The sections report() writes, by the start of their heading (a heading may carry figures, e.g. "at N = 2000").
+OWN_SECTIONS = ("## BPTT", "## Sweep throughput", "## Spectral radius and norm", "## Status against")
 
 
 def main():
@@ -424,7 +490,7 @@ def main():
     gemm = getattr(bench, "gemm", "unknown")
     text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm)
     if args.write:
-        Path(args.write).write_text(text + foreign_sections(Path(args.write), text))
+        Path(args.write).write_text(text + foreign_sections(Path(args.write)))
         print(f"compare: wrote {args.write}", file=sys.stderr)
     else:
         print(text)
@@ -433,16 +499,16 @@ def main():
     print(f"compare: raw data in {bench.tmp / 'raw.json'}", file=sys.stderr)
 
 
-def foreign_sections(path, text):
+def foreign_sections(path):
     """The '## ' sections of an existing report that this script does not write (e.g. the MPI section of
-    tools/bench_mpi.py), so that regenerating BENCHMARKS.md keeps them."""
+    tools/bench_mpi.py), so that regenerating BENCHMARKS.md keeps them. A section this script writes is
+    replaced whatever figures its heading carries (OWN_SECTIONS)."""
     if not path.exists():
         return ""
-    ours = {line for line in text.splitlines() if line.startswith("## ")}
     kept, keep = [], False
     for line in path.read_text().splitlines():
         if line.startswith("## "):
-            keep = line not in ours
+            keep = not line.startswith(OWN_SECTIONS)
         if keep:
             kept.append(line)
     return ("\n" + "\n".join(kept) + "\n") if kept else ""
