@@ -7,7 +7,6 @@
 #include <optional>
 #include <random>
 #include <stdexcept>
-#include <type_traits>
 
 #ifdef __linux__
 #include <sys/mman.h>
@@ -17,68 +16,12 @@
 
 #include "gradflow/blas.hpp"
 #include "gradflow/random.hpp"
+#include "recurrent_weights.hpp"
 
 namespace gradflow {
 namespace {
 
 constexpr double kLn10 = 2.302585092994045684;
-
-/// The recurrent product of the engine at its precision: out = W X (forward) or out = W^T X (backward, built
-/// with `transposed`), X an N x B batch. Dense W: one GEMM, on the model's matrix in place when Scalar is
-/// double. Sparse W (Model::w_sparse): compressed rows times a row-major copy of the batch, so each nonzero
-/// updates B contiguous scalars (Eigen parallelises the rows over Eigen::nbThreads()); the transposed product
-/// keeps its own compressed-row copy of W^T, so that it gathers as well.
-template <class Scalar>
-class Weights {
- public:
-  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
-  using RowMat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  using Sparse = Eigen::SparseMatrix<Scalar, Eigen::RowMajor>;
-
-  Weights(const Model& model, bool transposed) : transposed_(transposed) {
-    if (model.w_sparse) {
-      if constexpr (std::is_same_v<Scalar, double>) {
-        if (!transposed) sparse_ref_ = model.w_sparse.get();
-        else sparse_copy_ = model.w_sparse->transpose();
-      } else {
-        if (!transposed) sparse_copy_ = model.w_sparse->template cast<Scalar>();
-        else sparse_copy_ = model.w_sparse->transpose().template cast<Scalar>();
-      }
-      if (!sparse_ref_) sparse_ref_ = &sparse_copy_;
-    } else if constexpr (std::is_same_v<Scalar, double>) {
-      dense_ref_ = &model.w;
-    } else {
-      dense_copy_ = model.w.cast<Scalar>();
-    }
-  }
-
-  bool is_sparse() const { return sparse_ref_ != nullptr; }
-  /// The dense W (not transposed) at this precision; only without sparse storage.
-  const Mat& dense() const {
-    if constexpr (std::is_same_v<Scalar, double>) return *dense_ref_;
-    else return dense_copy_;
-  }
-
-  void apply(const Mat& x, Mat& out) {
-    if (sparse_ref_) {
-      x_rows_ = x;
-      out_rows_.noalias() = *sparse_ref_ * x_rows_;
-      out = out_rows_;
-      return;
-    }
-    const Mat& w = dense();
-    if (transposed_) out.noalias() = w.transpose() * x;
-    else out.noalias() = w * x;
-  }
-
- private:
-  bool transposed_;
-  const Eigen::MatrixXd* dense_ref_ = nullptr;
-  Mat dense_copy_;
-  const Sparse* sparse_ref_ = nullptr;
-  Sparse sparse_copy_;
-  RowMat x_rows_, out_rows_;  // scratch of the sparse product
-};
 
 /// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
 /// kernel choose_gemm() picks for the shape: Eigen's GEMV (B = 1), Eigen's GEMM kernel with W packed once
@@ -133,6 +76,26 @@ class RecurrentProduct {
   GemmBackend backend_;
   std::optional<detail::PackedProduct<Scalar>> packed_;
   Mat w_transposed_;
+};
+
+/// The recurrent product of one pass, whatever stores W: RecurrentProduct's kernels for dense W, the
+/// compressed-row product (detail::RecurrentWeights) for sparse W.
+template <class Scalar>
+class PassProduct {
+ public:
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  PassProduct(const Model& model, Eigen::Index batch, bool transposed) : weights_(model, transposed) {
+    if (!weights_.is_sparse()) dense_.emplace(weights_.dense(), batch, transposed);
+  }
+  /// y = op(W) x, or y += op(W) x when `accumulate`; x and y are N x B.
+  void apply(const Mat& x, Mat& y, bool accumulate = false) {
+    if (dense_) dense_->apply(x.data(), y.data(), accumulate);
+    else weights_.apply(x, y, accumulate);
+  }
+
+ private:
+  detail::RecurrentWeights<Scalar> weights_;
+  std::optional<RecurrentProduct<Scalar>> dense_;
 };
 
 /// Prefaults a large buffer that is about to be written in full (the tape) with one madvise call, instead of
@@ -216,10 +179,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   const Index batch = drive.h0.cols();
   const Index steps = drive.steps;
   const Index dim = model.u.cols();
-  Weights<Scalar> weights(model, /*transposed=*/false);
-  // Dense W: main's RecurrentProduct (OpenBLAS or Eigen per shape); sparse W: the compressed-row product.
-  std::optional<RecurrentProduct<Scalar>> product;
-  if (!weights.is_sparse()) product.emplace(weights.dense(), batch, /*transpose=*/false);
+  PassProduct<Scalar> product(model, batch, /*transposed=*/false);
   const Mat u = model.u.cast<Scalar>();
   const Vec b = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(n);
   const bool has_bias = model.b.size() != 0 && model.b.any();
@@ -256,12 +216,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
     // a = b + W h_{t-1}: the product adds into a, which starts from the bias, so the bias costs no pass.
     if (has_bias)
       for (Index j = 0; j < batch; ++j) a.col(j) = b;
-    if (product) {
-      product->apply(h_prev.data(), a.data(), /*accumulate=*/has_bias);
-    } else {
-      weights.apply(h_prev, a);
-      if (has_bias) a.colwise() += b;
-    }
+    product.apply(h_prev, a, /*accumulate=*/has_bias);
     if (dim > 0 && drive.inputs) {
       // One input sequence for every trajectory: U x_s once, added to each column.
       const Vec ux = u * drive.inputs->row(s - 1).transpose().cast<Scalar>();
@@ -351,9 +306,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   const Index n = model.units();
   const Index batch = tape.batch;
   const Index horizon = tape.horizon;
-  Weights<Scalar> weights_t(model, /*transposed=*/true);
-  std::optional<RecurrentProduct<Scalar>> product;
-  if (!weights_t.is_sparse()) product.emplace(weights_t.dense(), batch, /*transpose=*/true);
+  PassProduct<Scalar> product(model, batch, /*transposed=*/true);
   const bool vanilla = model.cell == CellKind::vanilla;
   const Scalar carry = static_cast<Scalar>(model.carry());
   const Scalar scale = static_cast<Scalar>(model.drive_scale());
@@ -449,8 +402,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
         Eigen::Map<Arr>(dg.data() + j * n, n) = dj * gj;
       }
     }
-    if (product) product->apply(dg.data(), g_next.data());
-    else weights_t.apply(dg, g_next);
+    product.apply(dg, g_next);
     if (!vanilla) g_next = carry * g + scale * g_next;
     g.swap(g_next);
     measure_and_record(t - 1);

@@ -3,11 +3,11 @@
 #include <cmath>
 #include <limits>
 #include <stdexcept>
-#include <type_traits>
 
 #include <Eigen/QR>
 
 #include "gradflow/random.hpp"
+#include "recurrent_weights.hpp"
 
 namespace gradflow {
 
@@ -53,28 +53,7 @@ LyapunovResult lyapunov_spectrum(const Model& model, const Tape<Scalar>& tape, c
     return res;
   }
 
-  // W at the tape's precision (no copy for double).
-  // Sparse storage (Model::w_sparse): compressed rows at the tape's precision, applied to a row-major copy.
-  using Sparse = Eigen::SparseMatrix<Scalar, Eigen::RowMajor>;
-  using RowMat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-  Mat w_copy;
-  const Mat* w = nullptr;
-  Sparse ws_copy;
-  const Sparse* ws = nullptr;
-  RowMat q_rows, y_rows;
-  if (model.w_sparse) {
-    if constexpr (std::is_same_v<Scalar, double>) {
-      ws = model.w_sparse.get();
-    } else {
-      ws_copy = model.w_sparse->template cast<Scalar>();
-      ws = &ws_copy;
-    }
-  } else if constexpr (std::is_same_v<Scalar, double>) {
-    w = &model.w;
-  } else {
-    w_copy = model.w.cast<Scalar>();
-    w = &w_copy;
-  }
+  detail::RecurrentWeights<Scalar> w(model, /*transposed=*/false);  // no copy of a double W
   const Scalar carry = static_cast<Scalar>(model.carry());
   const Scalar scale = static_cast<Scalar>(model.drive_scale());
   const bool vanilla = model.cell == CellKind::vanilla;
@@ -111,13 +90,7 @@ LyapunovResult lyapunov_spectrum(const Model& model, const Tape<Scalar>& tape, c
   Index since = 0;  // steps since the last re-orthonormalisation
   for (Index t = 1; t <= horizon; ++t) {
     // Q <- c Q + s diag(f'(a_t)) W Q, per trajectory with its own f'(a_t).
-    if (ws) {
-      q_rows = q;
-      y_rows.noalias() = (*ws) * q_rows;
-      y = y_rows;
-    } else {
-      y.noalias() = (*w) * q;
-    }
+    w.apply(q, y);
     const auto d = tape.step(t);
     for (Index b = 0; b < batch; ++b) y.middleCols(b * k, k).array().colwise() *= d.col(b).array();
     if (vanilla) q.swap(y);
