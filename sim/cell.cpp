@@ -231,6 +231,21 @@ RecurrentMatrix build_recurrent_matrix(const Config& config, std::uint64_t famil
   return built;
 }
 
+SpectralInfo measured_spectrum(const RecurrentMatrix& w, const SpectralInfo& built) {
+  const bool reuse = w.is_sparse() && w.rows() > kSparseDenseFallbackMax;
+  SpectralInfo info = reuse ? built : analyse_spectrum(w);
+  if (reuse)
+    info.message += (info.message.empty() ? "" : "; ") + std::string("rho and ||W||_2 from the construction");
+  info.bulk_radius = built.bulk_radius;
+  info.outlier = built.outlier;
+  return info;
+}
+
+double target_radius(const SpectrumConfig& spectrum, double measured_rho) {
+  if (spectrum.kind == SpectrumKind::chain) return 0.0;
+  return spectrum.radius.value_or(spectrum.kind == SpectrumKind::file ? measured_rho : 1.0);
+}
+
 Eigen::MatrixXd build_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
                                 SpectralInfo* info, RecurrentCache* cache) {
   if (family_path(config)) return build_family_recurrent(config, family, replicate, info, cache);

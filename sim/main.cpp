@@ -4,10 +4,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -242,17 +242,8 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
                      " (run without -o for rho and ||W||_2)");
   SpectralInfo built;
   const RecurrentMatrix w = build_recurrent_matrix(cfg, 0, 0, &built);
-  // Measured here, not taken from the construction, except for large sparse W: there the construction's
-  // solves (rho before the rescale, ||W||_2 after it) are the same computations and take minutes at N = 1e5.
-  const bool reuse = w.is_sparse() && w.rows() > kSparseDenseFallbackMax;
-  SpectralInfo info = reuse ? built : analyse_spectrum(w);
-  if (reuse) info.message += (info.message.empty() ? "" : "; ") + std::string("rho and ||W||_2 from the construction");
-  info.bulk_radius = built.bulk_radius;
-  info.outlier = built.outlier;
-  const double target = cfg.spectrum.kind == SpectrumKind::chain ? 0.0 : cfg.spectrum.radius.value_or(
-                                                                            cfg.spectrum.kind == SpectrumKind::file
-                                                                                ? info.rho
-                                                                                : 1.0);
+  const SpectralInfo info = measured_spectrum(w, built);
+  const double target = target_radius(cfg.spectrum, info.rho);
   nlohmann::json j = {{"units", w.rows()},
                       {"kind", to_string(cfg.spectrum.kind)},
                       {"storage", w.is_sparse() ? "sparse" : "dense"},
@@ -281,24 +272,17 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
   }
   if (!out.empty()) {
     const Eigen::VectorXcd ev = eigenvalues(w.to_dense());
-    std::ofstream f(out);
-    if (!f) throw InputError(out + ": cannot be written");
-    f << "re,im\n";
-    f.precision(17);
-    for (Eigen::Index i = 0; i < ev.size(); ++i) f << ev[i].real() << "," << ev[i].imag() << "\n";
-    errno = 0;
-    f.flush();
-    if (!f) throw WriteError(out, errno ? errno : EIO);
-    // Sidecar for plots (tools/plot_spectrum.py): what the eigenvalues should look like.
+    std::ostringstream csv;
+    csv << "re,im\n";
+    csv.precision(17);
+    for (Eigen::Index i = 0; i < ev.size(); ++i) csv << ev[i].real() << "," << ev[i].imag() << "\n";
+    write_text_file(out, csv.str());
+    // Sidecar for plots (tools/plot_spectrum.py): what the eigenvalues should look like. Written after the
+    // eigenvalues, so that it never describes a file that failed.
     const std::string sidecar = out + ".json";
-    std::ofstream js(sidecar);
-    if (!js) throw InputError(sidecar + ": cannot be written");
     j["eigenvalues"] = out;
     j["title"] = cfg.title;
-    js << j.dump(2) << "\n";
-    errno = 0;
-    js.flush();
-    if (!js) throw WriteError(sidecar, errno ? errno : EIO);
+    write_text_file(sidecar, j.dump(2) + "\n");
     if (!json) std::printf("eigenvalues    %lld written to %s (summary in %s)\n", (long long)ev.size(), out.c_str(),
                            sidecar.c_str());
   }

@@ -104,6 +104,17 @@ WriteError::WriteError(const fs::path& file, int error)
 
 std::string WriteError::reason() const { return std::strerror(error_); }
 
+void write_text_file(const fs::path& file, const std::string& text) {
+  // 0666 before the umask, as std::ofstream creates files.
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw InputError(file.string() + ": cannot be written");
+  const bool ok = write_all(fd, text);
+  const int write_errno = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!ok) throw WriteError(file, write_errno);
+  if (!closed) throw WriteError(file, errno);
+}
+
 namespace detail {
 
 /// An output CSV opened for appending whole rows with write(2): no stream buffer that could write part

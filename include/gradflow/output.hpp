@@ -60,6 +60,11 @@ struct CellRows {
   std::string series;
 };
 
+/// Writes `text` to `file`, created or truncated, with write(2) (not atomically: a failure can leave part of
+/// it). Throws InputError "FILE: cannot be written" when the file cannot be opened, WriteError when writing
+/// or closing it fails.
+void write_text_file(const std::filesystem::path& file, const std::string& text);
+
 /// Formats a cell's rows; thread-safe, touches no file.
 CellRows format_cell_rows(const Scenario& scenario, std::int64_t cell, std::int64_t replicate,
                           const CellResult& result);
