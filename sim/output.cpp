@@ -556,6 +556,8 @@ nlohmann::json RunWriter::write_heatmaps() const {
   const fs::path dir = dir_ / "heatmaps";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  // Reported as itself: ignored, a full disk would surface as ENOENT from the first heatmap's write.
+  if (ec) throw WriteError(dir, ec.value());
   for (std::size_t facet = 0; facet < facets; ++facet) {
     // Facet name from its axis values, e.g. "network.activation=tanh".
     std::string facet_name, facet_label;
