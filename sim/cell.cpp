@@ -93,7 +93,7 @@ Matrix rescaled(const Matrix& w0, double radius, SpectralInfo& si, double* facto
   return Matrix(w0 * *factor);
 }
 
-/// Whether main's radius-family path (a unit-radius base drawn from the family stream, shared through the
+/// Whether the radius-family path (a unit-radius base drawn from the family stream, shared through the
 /// RecurrentCache) builds this cell's W: dense storage of the kinds it handles.
 bool family_path(const Config& config) {
   const auto& sc = config.spectrum;
@@ -112,7 +112,7 @@ bool family_path(const Config& config) {
   }
 }
 
-/// The family path (main): dense W = factor * base.
+/// The radius-family path: dense W = factor * base.
 Eigen::MatrixXd build_family_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
                                        SpectralInfo* info, RecurrentCache* cache) {
   const auto& sc = config.spectrum;

@@ -32,7 +32,8 @@ constexpr Eigen::Index kSparseNev = 10;
 constexpr Eigen::Index kSparseNcv = 100;
 // Spread (max - min) / max of the wanted moduli below which the top is "crowded" and one run is not trusted
 // alone. On annulus spectra, wrong answers of nev = 10 runs had their moduli within 2.3e-3 (N = 300 battery
-// of dense W; see spectrum.cpp on main); Ginibre-like spectra spread them by > 4e-3 up to N = 2000.
+// of dense W; see kArnoldiMinSpread in spectrum.cpp); Ginibre-like spectra spread them by > 4e-3 up to
+// N = 2000.
 constexpr double kSparseMinSpread = 3e-3;
 // Restart budget: the products needed grow with N as the top moduli crowd (~40 restarts at N = 1e4, ~200 at
 // N = 1e5 with ncv = 100); 3 sqrt(N) leaves a factor ~3 above that and stops a hopeless solve (a cluster of
