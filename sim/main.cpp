@@ -74,6 +74,16 @@ std::string fix_hint(const WriteError& e) {
   return "fix that";
 }
 
+/// "cannot write FILE: OS error", the start of every write-failure message (WriteError::what() is
+/// "FILE: OS error").
+std::string cannot_write(const WriteError& e) { return "cannot write " + std::string(e.what()); }
+
+/// Preparing OUTDIR failed with a write error: nothing was run.
+std::string prepare_failed(const WriteError& e) {
+  return cannot_write(e) + "; no cell was run, the files already there are kept; " + fix_hint(e) +
+         ", then run again with --resume";
+}
+
 /// A run stopped by a write failure: ONE message naming the file and the OS error, run.json updated when
 /// it can be (else the last one, written atomically, stays), exit code 74.
 int report_write_error(RunWriter& writer, const WriteError& error) {
@@ -85,10 +95,9 @@ int report_write_error(RunWriter& writer, const WriteError& error) {
   }
   std::fprintf(
       stderr,
-      "gradflow: cannot write %s: %s; stopped with %lld of %lld cells done, their rows kept (%s); %s, "
-      "then complete the run with --resume\n",
-      error.file().string().c_str(), error.reason().c_str(), (long long)writer.done_count(),
-      (long long)writer.total(),
+      "gradflow: %s; stopped with %lld of %lld cells done, their rows kept (%s); %s, then complete the run "
+      "with --resume\n",
+      cannot_write(error).c_str(), (long long)writer.done_count(), (long long)writer.total(),
       recorded ? "run.json says write_error" : "run.json keeps its previous content",
       fix_hint(error).c_str());
   return kExitWriteFailed;
@@ -131,10 +140,7 @@ int cmd_run(const RunArgs& a) {
   try {
     writer_slot.emplace(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
   } catch (const WriteError& e) {  // preparing OUTDIR: run.json, the headers, or the rows kept for a resume
-    std::fprintf(stderr,
-                 "gradflow: cannot write %s: %s; no cell was run, the files already there are kept; %s, "
-                 "then run again with --resume\n",
-                 e.file().string().c_str(), e.reason().c_str(), fix_hint(e).c_str());
+    std::fprintf(stderr, "gradflow: %s\n", prepare_failed(e).c_str());
     return kExitWriteFailed;
   }
   RunWriter& writer = *writer_slot;
@@ -514,7 +520,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gradflow: invalid argument: %s\n", e.what());
     return kExitBadInput;
   } catch (const WriteError& e) {  // merge, spectrum -o (run reports its own)
-    std::fprintf(stderr, "gradflow: cannot write %s: %s\n", e.file().string().c_str(), e.reason().c_str());
+    std::fprintf(stderr, "gradflow: %s\n", cannot_write(e).c_str());
     return kExitWriteFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gradflow: internal error: %s\n", e.what());
