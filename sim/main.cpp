@@ -78,7 +78,7 @@ std::string fix_hint(const WriteError& e) {
 /// "FILE: OS error").
 std::string cannot_write(const WriteError& e) { return "cannot write " + std::string(e.what()); }
 
-/// Preparing OUTDIR failed with a write error: nothing was run.
+/// Preparing OUTDIR failed with a write error: nothing was run. The same text with and without MPI.
 std::string prepare_failed(const WriteError& e) {
   return cannot_write(e) + "; no cell was run, the files already there are kept; " + fix_hint(e) +
          ", then run again with --resume";
@@ -176,7 +176,7 @@ int cmd_run_mpi(const RunArgs& a) {
     error = e.what();
   } catch (const WriteError& e) {
     code = kExitWriteFailed;
-    error = "cannot write " + e.file().string() + ": " + e.reason();
+    error = prepare_failed(e);
   } catch (const std::invalid_argument& e) {
     code = kExitBadInput;
     error = std::string("invalid argument: ") + e.what();
