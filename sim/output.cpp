@@ -315,8 +315,8 @@ void RunWriter::prepare(bool resuming) {
     std::string kept = lines[0] + "\n";
     for (std::size_t i = 1; i < lines.size(); ++i) {
       std::int64_t cell, rep;
-      if (!row_key(lines[i], &cell, &rep) || cell < 0 || rep < 0 || cell >= scenario_.cell_count() ||
-          rep >= scenario_.replicates || !in_shard(cell, rep) || status_[slot(cell, rep)] == CellStatus::done)
+      if (!row_key(lines[i], &cell, &rep) || !scenario_.contains(cell, rep) || !in_shard(cell, rep) ||
+          status_[slot(cell, rep)] == CellStatus::done)
         continue;
       status_[slot(cell, rep)] = CellStatus::done;
       ++done_;
@@ -330,8 +330,8 @@ void RunWriter::prepare(bool resuming) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
         std::int64_t cell, rep;
-        if (row_key(slines[i], &cell, &rep) && cell >= 0 && rep >= 0 && cell < scenario_.cell_count() &&
-            rep < scenario_.replicates && status_[slot(cell, rep)] == CellStatus::done)
+        if (row_key(slines[i], &cell, &rep) && scenario_.contains(cell, rep) &&
+            status_[slot(cell, rep)] == CellStatus::done)
           series_kept += slines[i] + "\n";
       }
     }
