@@ -525,8 +525,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
   if (lines.size() < 2) return written;
   const auto header = split_fields(lines[0]);
   auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
-    const auto it = std::find(header.begin(), header.end(), name);
-    return it == header.end() ? std::string::npos : static_cast<std::size_t>(it - header.begin());
+    return detail::column_index(header, name).value_or(std::string::npos);
   };
   const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
 
