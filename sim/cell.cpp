@@ -93,7 +93,7 @@ Matrix rescaled(const Matrix& w0, double radius, SpectralInfo& si, double* facto
   return Matrix(w0 * *factor);
 }
 
-/// Whether main's radius-family path (a unit-radius base drawn from the family stream, shared through the
+/// Whether the radius-family path (a unit-radius base drawn from the family stream, shared through the
 /// RecurrentCache) builds this cell's W: dense storage of the kinds it handles.
 bool family_path(const Config& config) {
   const auto& sc = config.spectrum;
@@ -112,7 +112,7 @@ bool family_path(const Config& config) {
   }
 }
 
-/// The family path (main): dense W = factor * base.
+/// The radius-family path: dense W = factor * base.
 Eigen::MatrixXd build_family_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
                                        SpectralInfo* info, RecurrentCache* cache) {
   const auto& sc = config.spectrum;
@@ -229,6 +229,21 @@ RecurrentMatrix build_recurrent_matrix(const Config& config, std::uint64_t famil
   }
   if (info) *info = si;
   return built;
+}
+
+SpectralInfo measured_spectrum(const RecurrentMatrix& w, const SpectralInfo& built) {
+  const bool reuse = w.is_sparse() && w.rows() > kSparseDenseFallbackMax;
+  SpectralInfo info = reuse ? built : analyse_spectrum(w);
+  if (reuse)
+    info.message += (info.message.empty() ? "" : "; ") + std::string("rho and ||W||_2 from the construction");
+  info.bulk_radius = built.bulk_radius;
+  info.outlier = built.outlier;
+  return info;
+}
+
+double target_radius(const SpectrumConfig& spectrum, double measured_rho) {
+  if (spectrum.kind == SpectrumKind::chain) return 0.0;
+  return spectrum.radius.value_or(spectrum.kind == SpectrumKind::file ? measured_rho : 1.0);
 }
 
 Eigen::MatrixXd build_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,

@@ -1,5 +1,6 @@
 #include "csv_util.hpp"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -43,6 +44,12 @@ std::vector<std::string> read_complete_lines(const std::filesystem::path& file) 
   for (std::size_t nl; (nl = text.find('\n', start)) != std::string::npos; start = nl + 1)
     lines.push_back(text.substr(start, nl - start));
   return lines;
+}
+
+std::optional<std::size_t> column_index(const std::vector<std::string>& header, const std::string& name) {
+  const auto it = std::find(header.begin(), header.end(), name);
+  if (it == header.end()) return std::nullopt;
+  return static_cast<std::size_t>(it - header.begin());
 }
 
 nlohmann::json value_json(const Value& value) {

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,9 @@ std::string join_fields(const std::vector<std::string>& fields);
 
 /// The fields of one line, split at every ',': "a,,b" gives {a, "", b}, "a," gives {a, ""}.
 std::vector<std::string> split_fields(const std::string& line);
+
+/// The position of column `name` in a header's fields; nullopt when the header lacks it.
+std::optional<std::size_t> column_index(const std::vector<std::string>& header, const std::string& name);
 
 /// (cell, replicate) from the first two fields of a row; false when the row does not start with two
 /// integers (a header, a line cut short).

@@ -4,10 +4,10 @@
 #include <csignal>
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -74,6 +74,16 @@ std::string fix_hint(const WriteError& e) {
   return "fix that";
 }
 
+/// "cannot write FILE: OS error", the start of every write-failure message (WriteError::what() is
+/// "FILE: OS error").
+std::string cannot_write(const WriteError& e) { return "cannot write " + std::string(e.what()); }
+
+/// Preparing OUTDIR failed with a write error: nothing was run. The same text with and without MPI.
+std::string prepare_failed(const WriteError& e) {
+  return cannot_write(e) + "; no cell was run, the files already there are kept; " + fix_hint(e) +
+         ", then run again with --resume";
+}
+
 /// A run stopped by a write failure: ONE message naming the file and the OS error, run.json updated when
 /// it can be (else the last one, written atomically, stays), exit code 74.
 int report_write_error(RunWriter& writer, const WriteError& error) {
@@ -85,10 +95,9 @@ int report_write_error(RunWriter& writer, const WriteError& error) {
   }
   std::fprintf(
       stderr,
-      "gradflow: cannot write %s: %s; stopped with %lld of %lld cells done, their rows kept (%s); %s, "
-      "then complete the run with --resume\n",
-      error.file().string().c_str(), error.reason().c_str(), (long long)writer.done_count(),
-      (long long)writer.total(),
+      "gradflow: %s; stopped with %lld of %lld cells done, their rows kept (%s); %s, then complete the run "
+      "with --resume\n",
+      cannot_write(error).c_str(), (long long)writer.done_count(), (long long)writer.total(),
       recorded ? "run.json says write_error" : "run.json keeps its previous content",
       fix_hint(error).c_str());
   return kExitWriteFailed;
@@ -131,10 +140,7 @@ int cmd_run(const RunArgs& a) {
   try {
     writer_slot.emplace(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
   } catch (const WriteError& e) {  // preparing OUTDIR: run.json, the headers, or the rows kept for a resume
-    std::fprintf(stderr,
-                 "gradflow: cannot write %s: %s; no cell was run, the files already there are kept; %s, "
-                 "then run again with --resume\n",
-                 e.file().string().c_str(), e.reason().c_str(), fix_hint(e).c_str());
+    std::fprintf(stderr, "gradflow: %s\n", prepare_failed(e).c_str());
     return kExitWriteFailed;
   }
   RunWriter& writer = *writer_slot;
@@ -170,7 +176,7 @@ int cmd_run_mpi(const RunArgs& a) {
     error = e.what();
   } catch (const WriteError& e) {
     code = kExitWriteFailed;
-    error = "cannot write " + e.file().string() + ": " + e.reason();
+    error = prepare_failed(e);
   } catch (const std::invalid_argument& e) {
     code = kExitBadInput;
     error = std::string("invalid argument: ") + e.what();
@@ -242,17 +248,8 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
                      " (run without -o for rho and ||W||_2)");
   SpectralInfo built;
   const RecurrentMatrix w = build_recurrent_matrix(cfg, 0, 0, &built);
-  // Measured here, not taken from the construction, except for large sparse W: there the construction's
-  // solves (rho before the rescale, ||W||_2 after it) are the same computations and take minutes at N = 1e5.
-  const bool reuse = w.is_sparse() && w.rows() > kSparseDenseFallbackMax;
-  SpectralInfo info = reuse ? built : analyse_spectrum(w);
-  if (reuse) info.message += (info.message.empty() ? "" : "; ") + std::string("rho and ||W||_2 from the construction");
-  info.bulk_radius = built.bulk_radius;
-  info.outlier = built.outlier;
-  const double target = cfg.spectrum.kind == SpectrumKind::chain ? 0.0 : cfg.spectrum.radius.value_or(
-                                                                            cfg.spectrum.kind == SpectrumKind::file
-                                                                                ? info.rho
-                                                                                : 1.0);
+  const SpectralInfo info = measured_spectrum(w, built);
+  const double target = target_radius(cfg.spectrum, info.rho);
   nlohmann::json j = {{"units", w.rows()},
                       {"kind", to_string(cfg.spectrum.kind)},
                       {"storage", w.is_sparse() ? "sparse" : "dense"},
@@ -281,24 +278,17 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
   }
   if (!out.empty()) {
     const Eigen::VectorXcd ev = eigenvalues(w.to_dense());
-    std::ofstream f(out);
-    if (!f) throw InputError(out + ": cannot be written");
-    f << "re,im\n";
-    f.precision(17);
-    for (Eigen::Index i = 0; i < ev.size(); ++i) f << ev[i].real() << "," << ev[i].imag() << "\n";
-    errno = 0;
-    f.flush();
-    if (!f) throw WriteError(out, errno ? errno : EIO);
-    // Sidecar for plots (tools/plot_spectrum.py): what the eigenvalues should look like.
+    std::ostringstream csv;
+    csv << "re,im\n";
+    csv.precision(17);
+    for (Eigen::Index i = 0; i < ev.size(); ++i) csv << ev[i].real() << "," << ev[i].imag() << "\n";
+    write_text_file(out, csv.str());
+    // Sidecar for plots (tools/plot_spectrum.py): what the eigenvalues should look like. Written after the
+    // eigenvalues, so that it never describes a file that failed.
     const std::string sidecar = out + ".json";
-    std::ofstream js(sidecar);
-    if (!js) throw InputError(sidecar + ": cannot be written");
     j["eigenvalues"] = out;
     j["title"] = cfg.title;
-    js << j.dump(2) << "\n";
-    errno = 0;
-    js.flush();
-    if (!js) throw WriteError(sidecar, errno ? errno : EIO);
+    write_text_file(sidecar, j.dump(2) + "\n");
     if (!json) std::printf("eigenvalues    %lld written to %s (summary in %s)\n", (long long)ev.size(), out.c_str(),
                            sidecar.c_str());
   }
@@ -530,7 +520,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "gradflow: invalid argument: %s\n", e.what());
     return kExitBadInput;
   } catch (const WriteError& e) {  // merge, spectrum -o (run reports its own)
-    std::fprintf(stderr, "gradflow: cannot write %s: %s\n", e.file().string().c_str(), e.reason().c_str());
+    std::fprintf(stderr, "gradflow: %s\n", cannot_write(e).c_str());
     return kExitWriteFailed;
   } catch (const std::exception& e) {
     std::fprintf(stderr, "gradflow: internal error: %s\n", e.what());

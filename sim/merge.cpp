@@ -195,7 +195,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
       std::int64_t cell = 0, rep = 0;
       if (!row_key(lines[l], &cell, &rep))
         throw InputError(at + ": expected a row starting with cell,replicate");
-      if (cell < 0 || cell >= sc.cell_count() || rep < 0 || rep >= replicates)
+      if (!sc.contains(cell, rep))
         throw InputError(at + ": cell " + std::to_string(cell) + " replicate " + std::to_string(rep) +
                          " is outside the scenario (" + std::to_string(sc.cell_count()) + " cells x " +
                          std::to_string(replicates) + " replicates)");
@@ -233,8 +233,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
                          "\")");
       for (std::size_t l = 1; l < lines.size(); ++l) {
         std::int64_t cell = 0, rep = 0;
-        if (!row_key(lines[l], &cell, &rep) || cell < 0 || cell >= sc.cell_count() || rep < 0 ||
-            rep >= replicates ||
+        if (!row_key(lines[l], &cell, &rep) || !sc.contains(cell, rep) ||
             &parts[static_cast<std::size_t>(owner[static_cast<std::size_t>(cell * replicates + rep)])] != &p)
           throw InputError(f + ":" + std::to_string(l + 1) + ": not a series row of a cell in " +
                            (p.dir / "cells.csv").string());

@@ -404,7 +404,6 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
       }
     }
     Eigen::setNbThreads(saved_eigen);
-    summary.interrupted = stop && stop->load();
     summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return summary;
   }
@@ -461,8 +460,6 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
   Eigen::setNbThreads(saved_eigen);
   summary.ran = tally.ran;
   summary.failed = tally.failed;
-  summary.interrupted = stop && stop->load() && writer->done_count() < writer->total();
-  summary.write_failed = queue.halted();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

@@ -104,6 +104,17 @@ WriteError::WriteError(const fs::path& file, int error)
 
 std::string WriteError::reason() const { return std::strerror(error_); }
 
+void write_text_file(const fs::path& file, const std::string& text) {
+  // 0666 before the umask, as std::ofstream creates files.
+  const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
+  if (fd < 0) throw InputError(file.string() + ": cannot be written");
+  const bool ok = write_all(fd, text);
+  const int write_errno = errno;
+  const bool closed = ::close(fd) == 0;
+  if (!ok) throw WriteError(file, write_errno);
+  if (!closed) throw WriteError(file, errno);
+}
+
 namespace detail {
 
 /// An output CSV opened for appending whole rows with write(2): no stream buffer that could write part
@@ -304,8 +315,8 @@ void RunWriter::prepare(bool resuming) {
     std::string kept = lines[0] + "\n";
     for (std::size_t i = 1; i < lines.size(); ++i) {
       std::int64_t cell, rep;
-      if (!row_key(lines[i], &cell, &rep) || cell < 0 || rep < 0 || cell >= scenario_.cell_count() ||
-          rep >= scenario_.replicates || !in_shard(cell, rep) || status_[slot(cell, rep)] == CellStatus::done)
+      if (!row_key(lines[i], &cell, &rep) || !scenario_.contains(cell, rep) || !in_shard(cell, rep) ||
+          status_[slot(cell, rep)] == CellStatus::done)
         continue;
       status_[slot(cell, rep)] = CellStatus::done;
       ++done_;
@@ -319,8 +330,8 @@ void RunWriter::prepare(bool resuming) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
         std::int64_t cell, rep;
-        if (row_key(slines[i], &cell, &rep) && cell >= 0 && rep >= 0 && cell < scenario_.cell_count() &&
-            rep < scenario_.replicates && status_[slot(cell, rep)] == CellStatus::done)
+        if (row_key(slines[i], &cell, &rep) && scenario_.contains(cell, rep) &&
+            status_[slot(cell, rep)] == CellStatus::done)
           series_kept += slines[i] + "\n";
       }
     }
@@ -514,8 +525,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
   if (lines.size() < 2) return written;
   const auto header = split_fields(lines[0]);
   auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
-    const auto it = std::find(header.begin(), header.end(), name);
-    return it == header.end() ? std::string::npos : static_cast<std::size_t>(it - header.begin());
+    return detail::column_index(header, name).value_or(std::string::npos);
   };
   const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
 
@@ -545,6 +555,8 @@ nlohmann::json RunWriter::write_heatmaps() const {
   const fs::path dir = dir_ / "heatmaps";
   std::error_code ec;
   fs::create_directories(dir, ec);
+  // Reported as itself: ignored, a full disk would surface as ENOENT from the first heatmap's write.
+  if (ec) throw WriteError(dir, ec.value());
   for (std::size_t facet = 0; facet < facets; ++facet) {
     // Facet name from its axis values, e.g. "network.activation=tanh".
     std::string facet_name, facet_label;

@@ -446,6 +446,10 @@ std::int64_t Scenario::cell_count() const {
   return n;
 }
 
+bool Scenario::contains(std::int64_t cell, std::int64_t replicate) const {
+  return cell >= 0 && cell < cell_count() && replicate >= 0 && replicate < replicates;
+}
+
 std::vector<std::size_t> Scenario::axis_indices(std::int64_t cell) const {
   std::vector<std::size_t> idx(axes.size());
   for (std::size_t i = axes.size(); i-- > 0;) {

@@ -14,16 +14,11 @@
 #include <Spectra/SymEigsSolver.h>
 
 #include "gradflow/random.hpp"
+#include "spectra_util.hpp"
 
 namespace gradflow {
 namespace detail {
 namespace {
-
-// Residual tolerance of every wanted Ritz pair, as for dense W (spectrum.cpp): |r| < 1e-12 |theta|.
-constexpr double kSparseTol = 1e-12;
-// Spectra 1.0 can report success with a spurious Ritz value when the Krylov space collapses
-// (yixuan/spectra#159), so the answer is verified with an explicit residual before it is trusted.
-constexpr double kResidualCheckTol = 1e-10;
 
 // Arnoldi on a sparse W. Krylov subspaces favour eigenvalues that are exterior in the plane, not the largest in
 // modulus: on a disk-shaped spectrum (sparse Gaussian W obeys the circular law) every edge eigenvalue is
@@ -37,7 +32,8 @@ constexpr Eigen::Index kSparseNev = 10;
 constexpr Eigen::Index kSparseNcv = 100;
 // Spread (max - min) / max of the wanted moduli below which the top is "crowded" and one run is not trusted
 // alone. On annulus spectra, wrong answers of nev = 10 runs had their moduli within 2.3e-3 (N = 300 battery
-// of dense W; see spectrum.cpp on main); Ginibre-like spectra spread them by > 4e-3 up to N = 2000.
+// of dense W; see kArnoldiMinSpread in spectrum.cpp); Ginibre-like spectra spread them by > 4e-3 up to
+// N = 2000.
 constexpr double kSparseMinSpread = 3e-3;
 // Restart budget: the products needed grow with N as the top moduli crowd (~40 restarts at N = 1e4, ~200 at
 // N = 1e5 with ncv = 100); 3 sqrt(N) leaves a factor ~3 above that and stops a hopeless solve (a cluster of
@@ -52,23 +48,6 @@ constexpr std::uint64_t kConfirmSeed = 0xA2401D1ULL;
 constexpr Eigen::Index kSparseNormNev = 1;
 constexpr Eigen::Index kSparseNormNcv = 30;
 constexpr Eigen::Index kSparseNormMaxRestarts = 200;
-
-// Scaled-orthogonal probe (see spectrum.cpp): a multiple of a permutation or of an orthogonal matrix has every
-// |lambda| equal, which Arnoldi cannot separate; W^T W = s^2 I is checked on a few random vectors.
-constexpr Eigen::Index kProbeCount = 4;
-constexpr double kProbeTol = 1e-12;
-constexpr std::uint64_t kProbeSeed = 0x5eC7a11ULL;
-
-std::optional<double> sparse_scaled_orthogonal_modulus(const SparseMatrix& w) {
-  Rng rng(kProbeSeed);
-  const Eigen::MatrixXd x = gaussian_matrix(w.cols(), kProbeCount, 1.0, rng);
-  const Eigen::MatrixXd wx = w * x;
-  const Eigen::MatrixXd z = w.transpose() * wx;
-  const double s2 = x.cwiseProduct(z).sum() / x.squaredNorm();
-  if (!(s2 > 0.0)) return std::nullopt;
-  if ((z - s2 * x).norm() <= kProbeTol * s2 * x.norm()) return std::sqrt(s2);
-  return std::nullopt;
-}
 
 /// For a triangular W (upper or lower) the eigenvalues are the diagonal: rho = max |W_ii| exactly, without a
 /// solve (a delay chain, strictly triangular, is nilpotent and has rho = 0, where Arnoldi breaks down).
@@ -99,25 +78,6 @@ class ArnoldiSolver : public Spectra::GenEigsSolver<Op> {
     return theta > 0 ? std::abs(this->m_ritz_est[0]) * this->m_fac.f_norm() / theta
                      : std::numeric_limits<double>::infinity();
   }
-};
-
-/// y = W^T (W x) without forming W^T W.
-class SparseGramOp {
- public:
-  using Scalar = double;
-  explicit SparseGramOp(const SparseMatrix& w) : w_(w), wx_(w.rows()) {}
-  Eigen::Index rows() const { return w_.cols(); }
-  Eigen::Index cols() const { return w_.cols(); }
-  void perform_op(const Scalar* x_in, Scalar* y_out) const {
-    Eigen::Map<const Eigen::VectorXd> x(x_in, w_.cols());
-    Eigen::Map<Eigen::VectorXd> y(y_out, w_.cols());
-    wx_.noalias() = w_ * x;
-    y.noalias() = w_.transpose() * wx_;
-  }
-
- private:
-  const SparseMatrix& w_;
-  mutable Eigen::VectorXd wx_;
 };
 
 struct SparseEstimate {
@@ -174,7 +134,7 @@ ArnoldiRun arnoldi_top(const SparseMatrix& w, const Eigen::VectorXd* start) {
   try {
     if (start) solver.init(start->data());
     else solver.init();  // Spectra's fixed-seed start vector: deterministic
-    solver.compute(Spectra::SortRule::LargestMagn, max_restarts, kSparseTol);
+    solver.compute(Spectra::SortRule::LargestMagn, max_restarts, kSpectraTol);
   } catch (const std::runtime_error& e) {
     run.why = std::string("Arnoldi broke down (") + e.what() + ")";
     return run;
@@ -197,7 +157,7 @@ ArnoldiRun arnoldi_top(const SparseMatrix& w, const Eigen::VectorXd* start) {
   const Eigen::VectorXcd wx =
       (w * re).cast<std::complex<double>>() + std::complex<double>(0, 1) * (w * im).cast<std::complex<double>>();
   run.residual = (wx - lambda[top] * x).norm() / (run.rho * x.norm());
-  if (!(run.residual <= kResidualCheckTol)) {
+  if (!(run.residual <= kResidualTol)) {
     char buf[96];
     std::snprintf(buf, sizeof buf, "Arnoldi returned a spurious Ritz pair (relative residual %.1e)", run.residual);
     run.why = buf;
@@ -217,7 +177,7 @@ SparseEstimate sparse_radius(const SparseMatrix& w) {
     return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged, "W has non-finite entries", 0.0};
   if (n < kIterativeMinSize) return dense_fallback_radius(w, "N = " + std::to_string(n) + ": dense solve");
   if (const auto r = sparse_triangular_radius(w)) return {*r, SolveStatus::converged, "", 0.0};
-  if (const auto s = sparse_scaled_orthogonal_modulus(w)) return {*s, SolveStatus::converged, "", 0.0};
+  if (const auto s = scaled_orthogonal_modulus(w)) return {*s, SolveStatus::converged, "", 0.0};
 
   // Too large for a dense solve: the best Ritz value, flagged, with its residual and the reason.
   auto give_up = [&](const ArnoldiRun& run, const std::string& why) {
@@ -266,26 +226,20 @@ SparseEstimate sparse_norm(const SparseMatrix& w) {
     return SparseEstimate{s, st == SolveStatus::not_converged ? st : SolveStatus::fallback, why, 0.0};
   };
   if (n < kIterativeMinSize) return dense("N = " + std::to_string(n) + ": dense SVD");
-  SparseGramOp op(w);
+  GramOp<SparseMatrix> op(w);
   const Eigen::Index ncv = std::min(n, kSparseNormNcv);
-  Spectra::SymEigsSolver<SparseGramOp> solver(op, kSparseNormNev, ncv);
+  Spectra::SymEigsSolver<GramOp<SparseMatrix>> solver(op, kSparseNormNev, ncv);
   std::string why;
-  try {
-    solver.init();
-    solver.compute(Spectra::SortRule::LargestAlge, kSparseNormMaxRestarts, kSparseTol);
-  } catch (const std::runtime_error& e) {
-    why = std::string("Lanczos on W^T W broke down (") + e.what() + ")";
-  }
-  if (why.empty() && solver.info() == Spectra::CompInfo::Successful) {
+  if (run_solver(solver, Spectra::SortRule::LargestAlge, kSparseNormMaxRestarts, &why)) {
     const double theta = solver.eigenvalues()(0);
     const Eigen::VectorXd x = solver.eigenvectors().col(0);
     Eigen::VectorXd gx(n);
     op.perform_op(x.data(), gx.data());
-    if (theta > 0.0 && (gx - theta * x).norm() <= kResidualCheckTol * theta * x.norm())
+    if (theta > 0.0 && (gx - theta * x).norm() <= kResidualTol * theta * x.norm())
       return {std::sqrt(theta), SolveStatus::converged, "", 0.0};
-    why = "Lanczos on W^T W returned a spurious Ritz pair (explicit residual check failed)";
+    why = "returned a spurious Ritz pair (explicit residual check failed)";
   }
-  if (why.empty()) why = "Lanczos on W^T W did not converge in " + std::to_string(kSparseNormMaxRestarts) + " restarts";
+  why = "Lanczos on W^T W " + why;
   if (n <= kSparseDenseFallbackMax) return dense(why + ": dense BDCSVD");
   return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged, why, 0.0};
 }

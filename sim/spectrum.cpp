@@ -20,14 +20,10 @@
 #include <Eigen/QR>
 #include <Eigen/SVD>
 
+#include "spectra_util.hpp"
+
 namespace gradflow {
 namespace detail {
-
-// Spectra's convergence test is |residual| < tol * |theta|. For a symmetric operator the eigenvalue error is
-// at most the residual; for a non-normal W it is the residual times the eigenvalue's condition number, which
-// for Ginibre edge eigenvalues is O(10). 1e-12 therefore keeps rho and ||W||_2 well inside 1e-10 relative
-// (measured: ~1e-14 against dense at N = 500 and 2000), two decades inside the 1e-8 radius contract.
-constexpr double kSpectraTol = 1e-12;
 
 // Arnoldi ranks Ritz values by modulus, but Krylov subspaces favour eigenvalues that are exterior in the
 // plane, not the largest in modulus. When many eigenvalues lie on (or near) one circle, as for a perturbed
@@ -66,20 +62,6 @@ constexpr Eigen::Index kNormNev = 1;
 constexpr Eigen::Index kNormNcv = 30;
 constexpr Eigen::Index kNormMaxRestarts = 40;
 
-// Spectra 1.0 can report success with a spurious Ritz value when the Krylov space collapses (a rank-one
-// operator gives values off by orders of magnitude; yixuan/spectra#159), so every answer is verified with
-// an explicit residual ||A x - theta x|| <= kResidualTol |theta| ||x|| before it is trusted. For a symmetric
-// operator that bounds the eigenvalue error by kResidualTol relative; Spectra's own estimate is 1e-12.
-constexpr double kResidualTol = 1e-10;
-
-// Scaled-orthogonal probe: W^T W = s^2 I is tested on a few random vectors. Householder-QR orthogonal factors
-// satisfy it to ~sqrt(N) eps, so 1e-12 accepts them at any practical N while a matrix that passes has every
-// singular value, hence every |lambda|, equal to s to ~1e-12 (all but surely; see scaled_orthogonal_modulus).
-constexpr Eigen::Index kProbeCount = 4;
-constexpr double kProbeTol = 1e-12;
-// Fixed so that analysing W never touches the caller's streams and always gives the same answer.
-constexpr std::uint64_t kProbeSeed = 0x5eC7a11ULL;
-
 /// A value with how it was obtained; `note` says why it is not a plain Spectra result (empty otherwise).
 struct Estimate {
   double value = 0.0;
@@ -105,21 +87,6 @@ bool exactly_symmetric(const Eigen::MatrixXd& w) {
     for (Eigen::Index i = j + 1; i < n; ++i)
       if (w(i, j) != w(j, i)) return false;
   return true;
-}
-
-/// If W^T W = s^2 I (W a multiple of an orthogonal matrix), returns s: then sigma_min = sigma_max = s and
-/// every |lambda| = s, the case where Arnoldi cannot separate the moduli. Checked on kProbeCount Gaussian
-/// vectors X as ||W^T W X - s^2 X||_F <= kProbeTol s^2 ||X||_F. A matrix that is not scaled-orthogonal passes
-/// only if all probes are nearly orthogonal to the range of W^T W - s^2 I, probability ~ (tol/defect)^4.
-std::optional<double> scaled_orthogonal_modulus(const Eigen::MatrixXd& w) {
-  Rng rng(kProbeSeed);
-  const Eigen::MatrixXd x = gaussian_matrix(w.cols(), kProbeCount, 1.0, rng);
-  const Eigen::MatrixXd wx = w * x;
-  const Eigen::MatrixXd z = w.transpose() * wx;
-  const double s2 = x.cwiseProduct(z).sum() / x.squaredNorm();  // pooled Rayleigh quotient of W^T W
-  if (!(s2 > 0.0)) return std::nullopt;
-  if ((z - s2 * x).norm() <= kProbeTol * s2 * x.norm()) return std::sqrt(s2);
-  return std::nullopt;
 }
 
 /// For a triangular W (upper or lower) the eigenvalues are the diagonal: rho = max |W_ii| exactly. Catches
@@ -166,24 +133,6 @@ Estimate dense_norm(const Eigen::MatrixXd& w, std::string note) {
     return {std::numeric_limits<double>::quiet_NaN(), SolveStatus::not_converged,
             note + "; the dense BDCSVD did not converge either"};
   return {svd.singularValues()(0), SolveStatus::fallback, std::move(note)};
-}
-
-/// Runs an initialised-from-scratch Spectra solver; false (with the reason in *why) when it did not converge.
-/// Spectra reports non-convergence through info() but a numerical breakdown of its small dense
-/// sub-problems (e.g. a Lanczos basis collapsing on a rank-one W^T W) as std::runtime_error; both are
-/// outcomes to fall back from, not errors of the caller.
-template <class Solver>
-bool run_solver(Solver& solver, Spectra::SortRule rule, Eigen::Index max_restarts, std::string* why) {
-  try {
-    solver.init();  // Spectra's fixed-seed start vector: the result is deterministic
-    solver.compute(rule, max_restarts, kSpectraTol);
-  } catch (const std::runtime_error& e) {
-    *why = std::string("broke down (") + e.what() + ")";
-    return false;
-  }
-  if (solver.info() == Spectra::CompInfo::Successful) return true;
-  *why = "did not converge in " + std::to_string(max_restarts) + " restarts";
-  return false;
 }
 
 /// Why a Ritz pair (theta, x) with ||A x - theta x|| = residual was rejected.
@@ -245,35 +194,12 @@ std::optional<double> lanczos_radius(const Eigen::MatrixXd& w, std::string* why)
   return rho;
 }
 
-/// The Gram operator x -> W^T (W x), so that Lanczos finds sigma_max(W)^2 without forming W^T W (O(N^3)).
-class GramOp {
- public:
-  using Scalar = double;
-
-  explicit GramOp(const Eigen::MatrixXd& w) : w_(w), wx_(w.rows()) {}
-
-  Eigen::Index rows() const { return w_.cols(); }
-  Eigen::Index cols() const { return w_.cols(); }
-
-  /// y = W^T (W x)
-  void perform_op(const Scalar* x_in, Scalar* y_out) const {
-    Eigen::Map<const Eigen::VectorXd> x(x_in, w_.cols());
-    Eigen::Map<Eigen::VectorXd> y(y_out, w_.cols());
-    wx_.noalias() = w_ * x;
-    y.noalias() = w_.transpose() * wx_;
-  }
-
- private:
-  const Eigen::MatrixXd& w_;
-  mutable Eigen::VectorXd wx_;  // scratch, reused across products (Spectra calls perform_op as const)
-};
-
 std::optional<double> lanczos_norm(const Eigen::MatrixXd& w, std::string* why) {
   const Eigen::Index n = w.cols();
   const Eigen::Index nev = std::min(kNormNev, n - 1);
   const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kNormNcv));
-  GramOp op(w);
-  Spectra::SymEigsSolver<GramOp> solver(op, nev, ncv);
+  GramOp<Eigen::MatrixXd> op(w);
+  Spectra::SymEigsSolver<GramOp<Eigen::MatrixXd>> solver(op, nev, ncv);
   if (!run_solver(solver, Spectra::SortRule::LargestAlge, kNormMaxRestarts, why)) return std::nullopt;
   Eigen::Index top = 0;
   const double theta = solver.eigenvalues().maxCoeff(&top);  // sigma_max^2

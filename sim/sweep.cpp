@@ -127,8 +127,6 @@ SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepO
   set_gemm_threads(saved_threads);
   summary.ran = ran;
   summary.failed = failed;
-  summary.interrupted = options.stop && options.stop->load() && writer.done_count() < writer.total();
-  summary.write_failed = write_failed.load();
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return summary;
 }

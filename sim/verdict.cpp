@@ -5,7 +5,6 @@
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <map>
 #include <sstream>
 #include <stdexcept>
 
@@ -61,11 +60,7 @@ nlohmann::json compute_verdicts(const Scenario& sc, const std::filesystem::path&
   std::string line;
   if (!std::getline(in, line)) throw std::runtime_error(cells_csv.string() + ": empty (no header)");
   const auto header = split_fields(line);
-  auto column = [&](const std::string& name) -> std::optional<std::size_t> {
-    const auto it = std::find(header.begin(), header.end(), name);
-    if (it == header.end()) return std::nullopt;
-    return static_cast<std::size_t>(it - header.begin());
-  };
+  auto column = [&](const std::string& name) { return detail::column_index(header, name); };
   const auto c_cell = column("cell"), c_rep = column("replicate"), c_regime = column("regime");
   if (!c_cell || !c_rep || !c_regime)
     throw std::runtime_error(cells_csv.string() + ": needs the columns cell, replicate and regime");

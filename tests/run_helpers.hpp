@@ -24,6 +24,13 @@ namespace gradflow::test {
 
 namespace fs = std::filesystem;
 
+// Exit codes of the gradflow executable (sim/main.cpp, README "Exit codes").
+inline constexpr int kExitOk = 0;
+inline constexpr int kExitInternal = 1;
+inline constexpr int kExitBadInput = 2;
+inline constexpr int kExitWriteFailed = 74;  // EX_IOERR: an output file could not be written
+inline constexpr int kExitInterrupted = 130;
+
 inline std::string read_file(const fs::path& p) {
   std::ifstream in(p, std::ios::binary);
   std::stringstream s;
@@ -114,6 +121,12 @@ inline int wait_exit(pid_t pid) {
   if (WIFEXITED(status)) return WEXITSTATUS(status);
   if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
   return -1;
+}
+
+/// Runs the gradflow executable under test (GRADFLOW_CLI) with `args`, stderr to `err` (or /dev/null); its
+/// exit code, or 128 + signal.
+inline int gradflow_run(const std::vector<std::string>& args, const fs::path& err = {}) {
+  return wait_exit(spawn(GRADFLOW_CLI, args, err));
 }
 
 /// Waits until `file` has at least `lines` lines (or 60 s pass).

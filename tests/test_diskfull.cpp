@@ -19,8 +19,6 @@ using namespace gradflow::test;
 
 namespace {
 
-constexpr int kExitWriteFailed = 74;  // sim/main.cpp, README "Exit codes"
-
 // 2 activations x 8 radii x 2 replicates = 32 runs of a few ms. With series.csv the directory holds
 // ~310 kB (series ~240 kB, run.json ~30 kB, cells.csv ~13 kB), without it ~60 kB.
 const char* kSweep = R"(title = "disk full"
@@ -37,10 +35,6 @@ burn_in = 10
 replicates = 2
 )";
 constexpr std::size_t kPairs = 32;
-
-int gradflow_run(const std::vector<std::string>& args, const fs::path& err = {}) {
-  return wait_exit(spawn(GRADFLOW_CLI, args, err));
-}
 
 /// Rows keyed by their first two fields: "cell,replicate".
 std::map<std::string, std::string> rows_by_key(const std::vector<std::string>& lines) {

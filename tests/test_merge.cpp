@@ -29,10 +29,6 @@ replicates = 2
 )";
 constexpr int kPairs = 32;
 
-int gradflow_run(const std::vector<std::string>& args, const fs::path& err = {}) {
-  return wait_exit(spawn(GRADFLOW_CLI, args, err));
-}
-
 /// Runs the shards i/n of the scenario into dir/part-i.
 std::vector<std::string> run_shards(const fs::path& scenario, const fs::path& dir, int n,
                                     const std::vector<std::string>& extra = {}) {

@@ -66,8 +66,6 @@ int run_mpi(int ranks, const std::vector<std::string>& args, const fs::path& err
   return wait_exit(spawn_mpi(ranks, args, err));
 }
 
-int run_single(const std::vector<std::string>& args) { return wait_exit(spawn(GRADFLOW_CLI, args)); }
-
 /// The processes started under `pid` (mpirun's ranks, at any depth), with their MPI rank.
 std::vector<std::pair<pid_t, int>> ranks_under(pid_t pid) {
   std::vector<std::pair<pid_t, int>> found;
@@ -118,7 +116,7 @@ void require_same_run(const fs::path& reference, const fs::path& other) {
 TEST_CASE("mpirun -n 2 and -n 3 give the files of a single-process run", "[mpi]") {
   TempDir tmp("gradflow_mpi_");
   const fs::path sc = tmp.write("sweep.toml", kSweep);
-  REQUIRE(run_single({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
   CHECK(heatmaps_of(tmp.path / "single").size() == 10);
 
   for (auto [ranks, threads] : {std::pair{2, 1}, std::pair{3, 2}}) {
@@ -140,12 +138,12 @@ TEST_CASE("mpirun -n 2 and -n 3 give the files of a single-process run", "[mpi]"
 TEST_CASE("shards run under mpirun merge into the single-process run", "[mpi][merge]") {
   TempDir tmp("gradflow_mpi_");
   const fs::path sc = tmp.write("sweep.toml", kSweep);
-  REQUIRE(run_single({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
   for (const char* shard : {"0/2", "1/2"})
     REQUIRE(run_mpi(2, {"run", sc.string(), "--shard", shard, "-o",
                         (tmp.path / ("part" + std::string(1, shard[0]))).string(), "--quiet"}) == 0);
-  REQUIRE(run_single({"merge", (tmp.path / "part0").string(), (tmp.path / "part1").string(), "-o",
-                      (tmp.path / "merged").string(), "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"merge", (tmp.path / "part0").string(), (tmp.path / "part1").string(), "-o",
+                        (tmp.path / "merged").string(), "--quiet"}) == 0);
   require_same_run(tmp.path / "single", tmp.path / "merged");
 }
 
@@ -254,7 +252,7 @@ TEST_CASE("a disk that fills up under mpirun: exit 74, whole rows kept, --resume
           "[mpi][diskfull]") {
   TempDir tmp("gradflow_mpi_");
   const fs::path sc = tmp.write("sweep.toml", kSweep);
-  REQUIRE(run_single({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
   Tmpfs disk(tmp.path / "mnt");  // after tmp: unmounted first
   if (!disk.mounted()) {
     WARN("skipped: cannot mount tmpfs (" << disk.error() << ")");
@@ -263,7 +261,8 @@ TEST_CASE("a disk that fills up under mpirun: exit 74, whole rows kept, --resume
   // series.csv takes ~14 kB per cell: 128 kB stop the run after a few cells.
   REQUIRE(disk.resize(128 * 1024));
   const fs::path out = tmp.path / "mnt" / "out", err = tmp.path / "mpirun.err";
-  CHECK(run_mpi(3, {"run", sc.string(), "-o", out.string(), "--threads", "1", "--quiet"}, err) == 74);
+  CHECK(run_mpi(3, {"run", sc.string(), "-o", out.string(), "--threads", "1", "--quiet"}, err) ==
+        kExitWriteFailed);
   const std::string text = read_file(err);
   INFO(text);
   CHECK(text.find("gradflow: cannot write " + out.string() + "/series.csv: No space left on device") !=

@@ -1,96 +1,20 @@
 // Sweeps through the real executable: thread-count determinism, interrupt (SIGINT, SIGKILL) and resume.
 #include <chrono>
 #include <csignal>
-#include <filesystem>
 #include <fstream>
-#include <sstream>
+#include <random>
 #include <string>
 #include <thread>
 #include <vector>
-#include <random>
-#include <fcntl.h>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
-namespace fs = std::filesystem;
+#include "run_helpers.hpp"
+
+using namespace gradflow::test;
 
 namespace {
-
-std::string read_file(const fs::path& p) {
-  std::ifstream in(p, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> lines_of(const fs::path& p) {
-  std::vector<std::string> lines;
-  std::stringstream s(read_file(p));
-  for (std::string l; std::getline(s, l);) lines.push_back(l);
-  return lines;
-}
-
-/// cells.csv without the `seconds` column (the only field that depends on the machine's load).
-std::vector<std::string> cells_without_timing(const fs::path& p) {
-  auto lines = lines_of(p);
-  if (lines.empty()) return lines;
-  std::vector<std::string> header;
-  std::stringstream hs(lines[0]);
-  for (std::string c; std::getline(hs, c, ',');) header.push_back(c);
-  // Timing columns: seconds, seconds_spectrum, seconds_forward, seconds_backward.
-  std::vector<bool> timing(header.size());
-  for (std::size_t i = 0; i < header.size(); ++i) timing[i] = header[i].rfind("seconds", 0) == 0;
-  for (auto& l : lines) {
-    std::vector<std::string> f;
-    std::stringstream s(l);
-    for (std::string x; std::getline(s, x, ',');) f.push_back(x);
-    if (!l.empty() && l.back() == ',') f.push_back("");
-    std::string joined;
-    for (std::size_t i = 0, k = 0; i < f.size(); ++i)
-      if (i >= timing.size() || !timing[i]) joined += (k++ ? "," : "") + f[i];
-    l = joined;
-  }
-  return lines;
-}
-
-pid_t spawn(const std::vector<std::string>& args) {
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int devnull = open("/dev/null", O_WRONLY);
-    dup2(devnull, STDOUT_FILENO);
-    dup2(devnull, STDERR_FILENO);
-    std::vector<char*> argv{const_cast<char*>(GRADFLOW_CLI)};
-    for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(GRADFLOW_CLI, argv.data());
-    _exit(127);
-  }
-  return pid;
-}
-
-int wait_exit(pid_t pid) {
-  int status = 0;
-  waitpid(pid, &status, 0);
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return -1;
-}
-
-int run(const std::vector<std::string>& args) { return wait_exit(spawn(args)); }
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    static int counter = 0;
-    path = fs::temp_directory_path() / ("gradflow_sweep_" + std::to_string(getpid()) + "_" + std::to_string(counter++));
-    fs::remove_all(path);
-    fs::create_directories(path);
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 // 2 x 12 x 2 x 2 = 96 cell runs of ~10-40 ms each: long enough to interrupt in the middle.
 const char* kSweep = R"(title = "interrupt me"
@@ -108,20 +32,13 @@ burn_in = 50
 replicates = 2
 )";
 
-fs::path write_scenario(const TempDir& tmp) {
-  const fs::path p = tmp.path / "sweep.toml";
-  std::ofstream(p) << kSweep;
-  return p;
-}
-
-std::size_t row_count(const fs::path& p) { return fs::exists(p) ? lines_of(p).size() : 0; }
+fs::path write_scenario(const TempDir& tmp) { return tmp.write("sweep.toml", kSweep); }
 
 /// Starts a sweep, waits until at least `rows` cells are written, sends `sig`, returns the exit code.
 int interrupt_after(const fs::path& scenario, const fs::path& out, std::size_t rows, int sig) {
-  const pid_t pid = spawn({"run", scenario.string(), "-o", out.string(), "--threads", "2", "--quiet"});
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
-  while (row_count(out / "cells.csv") < rows + 1 && std::chrono::steady_clock::now() < deadline)
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  const pid_t pid =
+      spawn(GRADFLOW_CLI, {"run", scenario.string(), "-o", out.string(), "--threads", "2", "--quiet"});
+  wait_for_lines(out / "cells.csv", rows + 1);
   kill(pid, sig);
   return wait_exit(pid);
 }
@@ -129,10 +46,12 @@ int interrupt_after(const fs::path& scenario, const fs::path& out, std::size_t r
 }  // namespace
 
 TEST_CASE("a sweep gives identical numbers with 1 and 2 threads", "[sweep][determinism]") {
-  TempDir tmp;
+  TempDir tmp("gradflow_sweep_");
   const fs::path sc = write_scenario(tmp);
-  REQUIRE(run({"run", sc.string(), "-o", (tmp.path / "t1").string(), "--threads", "1", "--quiet"}) == 0);
-  REQUIRE(run({"run", sc.string(), "-o", (tmp.path / "t2").string(), "--threads", "2", "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "t1").string(), "--threads", "1", "--quiet"}) ==
+          0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "t2").string(), "--threads", "2", "--quiet"}) ==
+          0);
   const auto a = cells_without_timing(tmp.path / "t1" / "cells.csv");
   CHECK(a.size() == 97);
   CHECK(a == cells_without_timing(tmp.path / "t2" / "cells.csv"));
@@ -143,9 +62,9 @@ TEST_CASE("a sweep gives identical numbers with 1 and 2 threads", "[sweep][deter
 }
 
 TEST_CASE("an interrupted sweep keeps its finished cells and --resume completes it exactly", "[sweep][resume]") {
-  TempDir tmp;
+  TempDir tmp("gradflow_sweep_");
   const fs::path sc = write_scenario(tmp);
-  REQUIRE(run({"run", sc.string(), "-o", (tmp.path / "ref").string(), "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "ref").string(), "--quiet"}) == 0);
   const auto reference = cells_without_timing(tmp.path / "ref" / "cells.csv");
   const std::string reference_series = read_file(tmp.path / "ref" / "series.csv");
 
@@ -159,16 +78,16 @@ TEST_CASE("an interrupted sweep keeps its finished cells and --resume completes 
     if (sig == SIGKILL) {
       CHECK(code == 128 + SIGKILL);
     } else {
-      CHECK(code == 130);
+      CHECK(code == kExitInterrupted);
       const auto j = nlohmann::json::parse(read_file(out / "run.json"));
       CHECK(j["status"] == "interrupted");
       CHECK(j["cells_done"].get<std::size_t>() == kept);
     }
     // Without --resume the directory is refused, untouched.
     const std::string before = read_file(out / "cells.csv");
-    CHECK(run({"run", sc.string(), "-o", out.string(), "--quiet"}) == 2);
+    CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet"}) == kExitBadInput);
     CHECK(read_file(out / "cells.csv") == before);
-    REQUIRE(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
+    REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
     CHECK(cells_without_timing(out / "cells.csv") == reference);
     CHECK(read_file(out / "series.csv") == reference_series);
     const auto j = nlohmann::json::parse(read_file(out / "run.json"));
@@ -177,18 +96,19 @@ TEST_CASE("an interrupted sweep keeps its finished cells and --resume completes 
 }
 
 TEST_CASE("resuming (--resume) refuses a directory holding a different scenario", "[sweep][resume]") {
-  TempDir tmp;
+  TempDir tmp("gradflow_sweep_");
   const fs::path sc = write_scenario(tmp);
   const fs::path out = tmp.path / "o";
   interrupt_after(sc, out, 3, SIGINT);
   const std::string before = read_file(out / "cells.csv");
-  CHECK(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet", "--set", "seed=43"}) == 2);
+  CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet", "--set", "seed=43"}) ==
+        kExitBadInput);
   CHECK(read_file(out / "cells.csv") == before);
 }
 
 TEST_CASE("SIGKILL at 20 random moments always leaves a directory that --resume completes exactly",
           "[sweep][resume][kill]") {
-  TempDir tmp;
+  TempDir tmp("gradflow_sweep_");
   const fs::path sc = tmp.path / "small.toml";
   std::ofstream(sc) << R"(seed = 9
 [network]
@@ -204,7 +124,7 @@ replicates = 2
 )";
   const fs::path ref = tmp.path / "ref";
   const auto start = std::chrono::steady_clock::now();
-  REQUIRE(run({"run", sc.string(), "-o", ref.string(), "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", ref.string(), "--quiet"}) == 0);
   const auto full_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   const auto reference = cells_without_timing(ref / "cells.csv");
   const std::string reference_series = read_file(ref / "series.csv");
@@ -214,13 +134,14 @@ replicates = 2
   int interrupted = 0;
   for (int trial = 0; trial < 20; ++trial) {
     const fs::path out = tmp.path / ("k" + std::to_string(trial));
-    const pid_t pid = spawn({"run", sc.string(), "-o", out.string(), "--threads", "2", "--quiet"});
+    const pid_t pid =
+        spawn(GRADFLOW_CLI, {"run", sc.string(), "-o", out.string(), "--threads", "2", "--quiet"});
     std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
     kill(pid, SIGKILL);
     if (wait_exit(pid) == 128 + SIGKILL) ++interrupted;
     INFO("trial " << trial);
     // Resume (twice when the first resume is killed too is not needed: one clean resume must finish it).
-    REQUIRE(run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
+    REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
     CHECK(cells_without_timing(out / "cells.csv") == reference);
     CHECK(read_file(out / "series.csv") == reference_series);
   }

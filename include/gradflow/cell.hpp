@@ -48,6 +48,16 @@ struct CellResult {
 RecurrentMatrix build_recurrent_matrix(const Config& config, std::uint64_t family, std::uint64_t replicate,
                                        SpectralInfo* info = nullptr, RecurrentCache* cache = nullptr);
 
+/// rho(W) and ||W||_2 of a built W, as `gradflow spectrum` reports them: measured (analyse_spectrum), except
+/// for sparse W with N > kSparseDenseFallbackMax, where `built` (the construction's own solves: rho before
+/// the rescale, ||W||_2 after it, the same computations, minutes at N = 1e5) is reused and the message says
+/// so. Dale's bulk radius and outlier always come from `built`.
+SpectralInfo measured_spectrum(const RecurrentMatrix& w, const SpectralInfo& built);
+
+/// The spectral radius W was built to: spectrum.radius, or when unset 0 for chain, `measured_rho` for file
+/// (the matrix as read) and 1 for the other kinds.
+double target_radius(const SpectrumConfig& spectrum, double measured_rho);
+
 /// build_recurrent_matrix() as a dense matrix (N^2 doubles whatever the storage).
 Eigen::MatrixXd build_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
                                 SpectralInfo* info = nullptr, RecurrentCache* cache = nullptr);

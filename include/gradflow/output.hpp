@@ -60,6 +60,11 @@ struct CellRows {
   std::string series;
 };
 
+/// Writes `text` to `file`, created or truncated, with write(2) (not atomically: a failure can leave part of
+/// it). Throws InputError "FILE: cannot be written" when the file cannot be opened, WriteError when writing
+/// or closing it fails.
+void write_text_file(const std::filesystem::path& file, const std::string& text);
+
 /// Formats a cell's rows; thread-safe, touches no file.
 CellRows format_cell_rows(const Scenario& scenario, std::int64_t cell, std::int64_t replicate,
                           const CellResult& result);
@@ -72,12 +77,14 @@ struct OutputOptions {
 
 enum class CellStatus { pending, done, failed };
 
-/// The output directory of one run: cells.csv / series.csv appended and flushed as cells finish,
-/// run.json with the status of every cell. Thread-safe: workers call record() concurrently.
+/// The output directory of one run: whole rows appended to cells.csv / series.csv with write(2) as cells
+/// finish, run.json with the status of every cell. Thread-safe: workers call record() concurrently.
 class RunWriter {
  public:
   /// Prepares OUTDIR: creates it, or (resume) reads which cells are already done, or refuses (InputError)
-  /// to touch a directory that holds results of another run or any run without --resume/--force.
+  /// to touch a directory that holds results of another run or any run without --resume/--force, or that
+  /// the user cannot write to (permissions, read-only). Throws WriteError when OUTDIR or a file in it
+  /// (run.json, the CSV headers, the rows kept for a resume) cannot be written otherwise (e.g. a full disk).
   RunWriter(const Scenario& scenario, std::filesystem::path outdir, OutputOptions options, int threads);
   ~RunWriter();
 

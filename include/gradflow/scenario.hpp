@@ -78,6 +78,8 @@ struct Scenario {
   std::map<std::string, SourceLocation> origins;  // where each explicitly given key was set
 
   std::int64_t cell_count() const;
+  /// Whether (cell, replicate) is a run of this scenario: 0 <= cell < cell_count(), 0 <= replicate < replicates.
+  bool contains(std::int64_t cell, std::int64_t replicate) const;
   /// Index of each axis for a cell.
   std::vector<std::size_t> axis_indices(std::int64_t cell) const;
   /// The axis values of a cell, one per axis.

@@ -62,8 +62,9 @@ inline constexpr Eigen::Index kSparseDenseFallbackMax = 4000;
 /// trusted alone: up to N = kSparseDenseFallbackMax the dense solver decides (status fallback), above it a
 /// second run from an independent start must agree to 1e-9. When the budget (restarts ~ 3 sqrt(N)) runs out
 /// or the two runs disagree, `status` is not_converged (or fallback to the dense solver for small N), the
-/// value is the largest Ritz value reached (the larger of the two runs), and `note` says why, with the Ritz
-/// pair's relative residual ||W v - theta v|| / |theta| (empty when the solve was trusted).
+/// value is the largest Ritz value reached (the first run's when the confirming run does not converge, the
+/// larger of the two when both converge and disagree), and `note` says why, with the Ritz pair's relative
+/// residual ||W v - theta v|| / |theta| (empty when the solve was trusted).
 double spectral_radius(const SparseMatrix& w, SolveStatus* status = nullptr, std::string* note = nullptr);
 
 /// ||W||_2 of a sparse W: Lanczos (SymEigsSolver) on x -> W^T (W x); same fallback rules.

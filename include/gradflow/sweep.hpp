@@ -21,8 +21,6 @@ struct SweepSummary {
   std::int64_t ran = 0;      // cells x replicates computed by this call
   std::int64_t skipped = 0;  // already done (resume)
   std::int64_t failed = 0;
-  bool interrupted = false;
-  bool write_failed = false;  // stopped by a write failure (RunWriter::write_error() says which file, why)
   double seconds = 0.0;
 };
 
@@ -35,7 +33,8 @@ std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& 
 /// (OpenMP, dynamic schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to
 /// Eigen instead.
 /// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
-/// streams. A write failure (WriteError) stops dispatching at once, like `stop`; see SweepSummary.
+/// streams. A write failure (WriteError) stops dispatching at once, like `stop`; the writer keeps it
+/// (RunWriter::write_error() says which file, why).
 SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
 
 }  // namespace gradflow

@@ -1,15 +1,16 @@
 // The GEMM limit of a BPTT run: the recurrent products alone, with nothing else, for the same shapes as
 // gradflow's engine. Per step: A = W H (forward, N x N times N x B) and G = W^T D (backward), T steps each,
-// i.e. 4 N^2 B T flops. Times Eigen's own kernel and OpenBLAS (called directly, dgemm_ / sgemm_, or
-// dgemv_ / sgemv_ when B = 1, as Eigen does with EIGEN_USE_BLAS) and, on one thread, Eigen's kernels with W
-// prepared once as gradflow's engine runs them (B > 1: W packed once, detail::PackedProduct; B = 1: GEMV on a
-// column-major copy of W^T), so that "fraction of the GEMM limit" is against the fastest of them. Eigen
-// products here are Eigen's own (no EIGEN_USE_BLAS).
+// i.e. 4 N^2 B T flops. Times Eigen's own kernel and OpenBLAS (called directly, through the library's
+// detail::blas_product: dgemm_ / sgemm_, or dgemv_ / sgemv_ when B = 1, as Eigen does with EIGEN_USE_BLAS)
+// and, on one thread, Eigen's kernels with W prepared once as gradflow's engine runs them (B > 1: W packed
+// once, detail::PackedProduct; B = 1: GEMV on a column-major copy of W^T), so that "fraction of the GEMM
+// limit" is against the fastest of them. Eigen products here are Eigen's own (no EIGEN_USE_BLAS).
 //
 //   gemm_limit --n 256 --b 32 --t 1000 --dtype float64 --threads 1 --repeat 5
 // prints {"n", "b", "t", "dtype", "threads", "flops", "eigen": [seconds...], "openblas": [seconds...],
 // "eigen_prepared": [seconds...] (empty with several threads)}.
 #include <chrono>
+#include <cmath>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -20,34 +21,7 @@
 
 #include "gradflow/blas.hpp"
 
-extern "C" {
-void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
-            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
-            const int* ldc);
-void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
-            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
-            const int* ldc);
-void dgemv_(const char* t, const int* m, const int* n, const double* alpha, const double* a, const int* lda,
-            const double* x, const int* incx, const double* beta, double* y, const int* incy);
-void sgemv_(const char* t, const int* m, const int* n, const float* alpha, const float* a, const int* lda,
-            const float* x, const int* incx, const float* beta, float* y, const int* incy);
-void openblas_set_num_threads(int);
-}
-
 namespace {
-
-void gemm(char ta, int n, int b, const double* w, const double* x, double* y) {
-  const double one = 1.0, zero = 0.0;
-  const int inc = 1;
-  if (b == 1) dgemv_(&ta, &n, &n, &one, w, &n, x, &inc, &zero, y, &inc);
-  else dgemm_(&ta, "N", &n, &b, &n, &one, w, &n, x, &n, &zero, y, &n);
-}
-void gemm(char ta, int n, int b, const float* w, const float* x, float* y) {
-  const float one = 1.0f, zero = 0.0f;
-  const int inc = 1;
-  if (b == 1) sgemv_(&ta, &n, &n, &one, w, &n, x, &inc, &zero, y, &inc);
-  else sgemm_(&ta, "N", &n, &b, &n, &one, w, &n, x, &n, &zero, y, &n);
-}
 
 using Clock = std::chrono::steady_clock;
 
@@ -58,8 +32,7 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
   // tanh-like operands in [-1, 1]; two buffers so that each product reads what the last one wrote.
   Mat x = Mat::Random(n, b), y(n, b);
   std::vector<double> eigen, blas, prepared;
-  Eigen::setNbThreads(threads);
-  openblas_set_num_threads(threads);
+  gradflow::set_gemm_threads(threads);  // Eigen's and OpenBLAS's thread counts
   for (int r = 0; r <= repeat; ++r) {  // r = 0: warm-up (thread start-up, page faults)
     auto start = Clock::now();
     for (int s = 0; s < t; ++s) {
@@ -70,8 +43,8 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
     const double e = std::chrono::duration<double>(Clock::now() - start).count();
     start = Clock::now();
     for (int s = 0; s < t; ++s) {
-      gemm('N', n, b, w.data(), x.data(), y.data());
-      gemm('T', n, b, w.data(), y.data(), x.data());
+      gradflow::detail::blas_product(false, n, b, w.data(), x.data(), y.data());
+      gradflow::detail::blas_product(true, n, b, w.data(), y.data(), x.data());
       x *= Scalar(0.5);
     }
     const double o = std::chrono::duration<double>(Clock::now() - start).count();
