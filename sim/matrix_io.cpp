@@ -724,6 +724,13 @@ MatrixFile read_matrix_file(const std::filesystem::path& file) {
   auto w = std::make_shared<SparseMatrix>(d.rows, d.cols);
   w->setFromTriplets(d.triplets.begin(), d.triplets.end());  // sums duplicates, as the dense reader does
   w->makeCompressed();
+  // Every entry was checked while parsing, but duplicates are summed, and a sum can overflow.
+  for (Eigen::Index i = 0; i < w->outerSize(); ++i)
+    for (SparseMatrix::InnerIterator it(*w, i); it; ++it)
+      if (!std::isfinite(it.value()))
+        detail::fail(file, "entry (row " + std::to_string(it.row() + 1) + ", col " + std::to_string(it.col() + 1) +
+                               ") is " + (std::isnan(it.value()) ? "NaN" : "infinite") +
+                               ": its duplicate entries, which are summed, overflow; expected a finite sum");
   out.sparse = std::move(w);
   return out;
 }
