@@ -351,12 +351,13 @@ Eigen::MatrixXd read_npy(const fs::path& file, const std::string& bytes) {
 
   Eigen::MatrixXd m(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
   const unsigned char* data = u + prefix + header_len;
-  for (Eigen::Index i = 0; i < m.rows(); ++i)
-    for (Eigen::Index j = 0; j < m.cols(); ++j) {
-      const std::uint64_t k = h.fortran_order ? std::uint64_t(i) + std::uint64_t(j) * rows
-                                              : std::uint64_t(i) * cols + std::uint64_t(j);
-      m(i, j) = decode(data + k * dtype.size, dtype);
-    }
+  // One pass over the stored elements in file order: a shape with a zero dimension, e.g. (1e16, 0), holds
+  // nothing and costs nothing (a row-by-row loop spun 1e16 times on it; found by fuzz_npy).
+  for (std::uint64_t k = 0; k < rows * cols; ++k) {
+    const std::uint64_t i = h.fortran_order ? k % rows : k / cols;
+    const std::uint64_t j = h.fortran_order ? k / rows : k % cols;
+    m(static_cast<Eigen::Index>(i), static_cast<Eigen::Index>(j)) = decode(data + k * dtype.size, dtype);
+  }
   return m;
 }
 
