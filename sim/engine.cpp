@@ -87,6 +87,9 @@ class PassProduct {
   PassProduct(const Model& model, Eigen::Index batch, bool transposed) : weights_(model, transposed) {
     if (!weights_.is_sparse()) dense_.emplace(weights_.dense(), batch, transposed);
   }
+  // dense_ refers to the W that weights_ holds (its float copy): a copy would refer to the original's.
+  PassProduct(const PassProduct&) = delete;
+  PassProduct& operator=(const PassProduct&) = delete;
   /// y = op(W) x, or y += op(W) x when `accumulate`; x and y are N x B.
   void apply(const Mat& x, Mat& y, bool accumulate = false) {
     if (dense_) dense_->apply(x.data(), y.data(), accumulate);
