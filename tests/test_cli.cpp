@@ -1,7 +1,6 @@
 // End-to-end tests of the gradflow executable: exit codes, messages and the output contract.
 #include <algorithm>
 #include <array>
-#include <chrono>
 #include <map>
 #include <cstdio>
 #include <filesystem>
@@ -146,16 +145,13 @@ TEST_CASE("every input in the bad-input catalogue exits 2 with its message and t
     args = replace_all(args, "{scenario}", "\"" + entry.path().string() + "\"");
     args = replace_all(args, "{out}", out.string());
     args = replace_all(args, "{dir}", dir.string());
-    const auto start = std::chrono::steady_clock::now();
     const Outcome o = gradflow(args);
-    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     INFO(entry.path().filename().string() << "\nstderr: " << o.err);
     CHECK(o.code == 2);
     CHECK(o.err.find(expect) != std::string::npos);
     if (default_args) CHECK(o.err.find(entry.path().filename().string()) != std::string::npos);
     CHECK(std::count(o.err.begin(), o.err.end(), '\n') <= 2);  // one clear line (+ a usage hint)
     CHECK(snapshot(out) == before);
-    CHECK(seconds < 10.0);  // a hang guard, not a speed target (they take milliseconds)
     ++cases;
   }
   CHECK(cases >= 40);
