@@ -2,7 +2,7 @@
 #include <cstdint>
 #include <string>
 
-#include "gradflow/matrix_io.hpp"
+#include "gradflow/model/matrix_io.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   const std::string bytes(reinterpret_cast<const char*>(data), size);

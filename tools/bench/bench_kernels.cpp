@@ -6,11 +6,11 @@
 #include <benchmark/benchmark.h>
 #include <Eigen/Core>
 
-#include "gradflow/activation.hpp"
-#include "gradflow/blas.hpp"
-#include "gradflow/engine.hpp"
-#include "gradflow/random.hpp"
-#include "gradflow/spectrum.hpp"
+#include "gradflow/numerics/activation.hpp"
+#include "gradflow/numerics/blas.hpp"
+#include "gradflow/engine/engine.hpp"
+#include "gradflow/numerics/random.hpp"
+#include "gradflow/model/spectrum.hpp"
 
 namespace {
 

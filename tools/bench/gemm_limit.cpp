@@ -19,7 +19,7 @@
 #include <Eigen/Core>
 #include <nlohmann/json.hpp>
 
-#include "gradflow/blas.hpp"
+#include "gradflow/numerics/blas.hpp"
 
 namespace {
 

@@ -15,8 +15,8 @@
 #include <Eigen/SVD>
 #include <nlohmann/json.hpp>
 
-#include "gradflow/random.hpp"
-#include "gradflow/spectrum.hpp"
+#include "gradflow/numerics/random.hpp"
+#include "gradflow/model/spectrum.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"Spectra vs dense Eigen solvers for rho(W) and ||W||_2 (Ginibre W)"};

@@ -1,0 +1,76 @@
+#pragma once
+
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "gradflow/numerics/activation.hpp"
+#include "gradflow/model/config.hpp"
+#include "gradflow/engine/engine.hpp"
+#include "gradflow/model/spectrum.hpp"
+
+namespace gradflow {
+
+enum class Regime { vanishing, critical, exploding };
+std::string to_string(Regime r);
+Regime parse_regime(const std::string& name);
+
+/// vanishing: rate < 1 - tol;  critical: 1 - tol <= rate <= 1 + tol;  exploding: rate > 1 + tol.
+Regime classify_regime(double growth_rate, double tolerance);
+
+/// Least-squares fit of log ||g_t|| against the lag k = horizon - t.
+struct GrowthFit {
+  std::optional<double> growth_rate;  // exp(slope): per-step factor of ||g_t||; unset when not fittable
+  double log_slope = 0.0;             // slope in natural log per step
+  Eigen::Index first_lag = 0;         // fit window [first_lag, last_lag] in lags
+  Eigen::Index last_lag = 0;
+};
+
+/// The window skips the first floor(skip_fraction * K) lags (the transient while g aligns with the
+/// dominant direction) and ends at K = horizon, or at the last lag before any trajectory's gradient
+/// became exactly zero. Needs two points; when a gradient became exactly zero before that, the rate is 0.
+GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction);
+
+/// Every per-cell number of the output contract (cells.csv), computed from one run.
+struct CellMetrics {
+  double rho = 0.0;                 // spectral radius of W
+  double spectral_norm = 0.0;       // ||W||_2
+  double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps, trajectories
+  double mean_sq_dact = 0.0;        // E[f'(a)^2]
+  double sup_dact = 0.0;            // sup_x |f'(x)| of the activation
+  // For the cell's Jacobian J_t = c I + s diag(f'(a_t)) W (vanilla: c = 0, s = 1; see CellKind):
+  double predictor = 0.0;           // c + s rho E|f'|  (textbook heuristic; vanilla: rho E|f'|)
+  double predictor_rms = 0.0;       // sqrt(c^2 + s^2 rho^2 E[f'^2])  (mean-field factor for random W)
+  double bound = 0.0;               // c + s ||W||_2 sup|f'|  (Pascanu et al. 2013 upper bound on ||J_t||)
+  GrowthFit fit;                    // growth_rate and its window
+  std::optional<double> log10_grad_ratio;  // log10 ||g_0|| - log10 ||g_T|| (means over trajectories)
+  Regime regime = Regime::critical;
+  std::optional<Eigen::Index> forward_diverged_at;
+  std::optional<Eigen::Index> grad_zero_at;  // largest t at which some trajectory's g_t is exactly zero
+  double dead_fraction = 0.0;
+  double saturated_fraction = 0.0;
+  // Transient growth (non-normal W): the peak of the mean log10 ||g_t|| over lags, relative to the seed.
+  std::optional<double> transient_peak;           // max_t log10 ||g_t|| - log10 ||g_T|| (>= 0)
+  std::optional<Eigen::Index> transient_peak_lag; // T - t at that maximum (0: no growth above the seed)
+};
+
+/// The peak of the mean log10 ||g_t|| over the lags 0..horizon (steps with some non-zero trajectory),
+/// relative to the seed at lag 0, and the lag where it is reached (the smallest, on ties). Unset when the
+/// trace is empty.
+void transient_growth(const GradientTrace& trace, std::optional<double>* peak, std::optional<Eigen::Index>* lag);
+
+/// Regime: from growth_rate when it could be fitted; otherwise vanishing when a gradient became exactly
+/// zero and exploding when the forward state diverged first.
+CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& activation,
+                            const GradientTrace& trace, const AnalysisConfig& analysis);
+
+/// Cumulative log10 prediction of the gradient norm along one trajectory from per-step factors:
+///     c_t = sum_{s = t+1}^{horizon} log10 factor[s],   t = 0..horizon   (c_horizon = 0),
+/// the prediction of log10 ||g_t|| - log10 ||g_horizon|| when each BPTT step g_{s-1} = W^T (f'(a_s) .* g_s)
+/// scales the norm by factor[s] (e.g. rho * mean|f'(a_s)|). factor[0] is unused. From the last step with a
+/// factor of 0 down to t = 0, c_t = -inf (the prediction is a zero gradient).
+std::vector<double> cumulative_log10_prediction(const std::vector<double>& factor);
+
+}  // namespace gradflow

@@ -1,0 +1,47 @@
+#pragma once
+// One cell x replicate from its Config to its numbers: model -> passes -> analysis.
+
+#include <cstdint>
+
+#include "gradflow/analysis/lyapunov.hpp"
+#include "gradflow/analysis/meanfield.hpp"
+#include "gradflow/analysis/metrics.hpp"
+#include "gradflow/engine/engine.hpp"
+#include "gradflow/model/config.hpp"
+#include "gradflow/model/network.hpp"
+#include "gradflow/model/recurrent_cache.hpp"
+#include "gradflow/model/spectrum.hpp"
+
+namespace gradflow {
+
+/// Everything one cell x replicate produces.
+struct CellResult {
+  SpectralInfo spectrum;
+  GradientTrace trace;
+  CellMetrics metrics;
+  double seconds = 0.0;           // wall time of build + analysis + forward + BPTT + metrics
+  double seconds_spectrum = 0.0;  // build_model: W with rho(W) and ||W||_2 (the spectra), U and b
+  double seconds_forward = 0.0;   // forward_pass: burn-in + T steps, the tape of f'(a_t)
+  double seconds_backward = 0.0;  // backward_pass (BPTT) and the Lyapunov pass over the same tape
+  double gain_rms = 0.0;          // ||W||_F / sqrt(N) of the W built
+  MeanField mean_field;           // mean-field prediction at gain_rms (not_applicable for residual/leaky cells)
+  LyapunovResult lyapunov;        // top analysis.lyapunov exponents (empty when 0)
+  Storage storage = Storage::dense;  // how W was stored
+  double nonzeros = 0.0;             // stored nonzeros of W (N^2 for dense random kinds)
+};
+
+/// Mean-field prediction of a cell's network with gain sigma_w = `gain`: its activation, input std (0 for
+/// input.kind = "none") and bias; status not_applicable for residual and leaky cells, whose state is not
+/// f(a) of a Gaussian a.
+MeanField cell_mean_field(const Config& config, double gain);
+
+/// Builds the model and drive, runs forward + BPTT at the configured precision, computes the metrics,
+/// gain_rms, the mean-field prediction, and the Lyapunov exponents over the same tape when
+/// analysis.lyapunov > 0. W's draw comes from `family` (see build_recurrent_matrix), every other stream from the
+/// cell.
+CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate, std::uint64_t family,
+                         RecurrentCache* cache = nullptr);
+/// The same with family = cell and no cache.
+CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate);
+
+}  // namespace gradflow

@@ -1,0 +1,83 @@
+#pragma once
+// The passes of the engine over any cell (cell.hpp): the forward pass records the tape, BPTT runs the
+// transposed step Jacobians back over it in the log domain.
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <Eigen/Core>
+
+#include "gradflow/model/config.hpp"
+#include "gradflow/model/network.hpp"
+#include "gradflow/numerics/activation.hpp"
+
+namespace gradflow {
+
+/// Per-step gradient norms and the activation statistics of the forward pass.
+/// Index t runs over 0..horizon; g_t = dL/dS_t (S_t = h_t for the cells with one state vector), with
+/// g_horizon the loss seed.
+struct GradientTrace {
+  Eigen::Index batch = 0;
+  double carry = 0.0;        // c of the cell's Jacobian J_t = c I + s diag(f'(a_t)) W (Model::carry())
+  double drive_scale = 1.0;  // s (Model::drive_scale())
+  /// Steps actually backpropagated: T, or (forward_diverged_at - 1) when the state became non-finite.
+  Eigen::Index horizon = 0;
+  /// t (counted like the series, burn-in steps at t <= 0) of the first non-finite state, if any.
+  std::optional<Eigen::Index> forward_diverged_at;
+
+  std::vector<double> log10_norm_mean;  // mean over trajectories with g_t != 0 of log10 ||g_t||
+  std::vector<double> log10_norm_min;
+  std::vector<double> log10_norm_max;
+  std::vector<int> zero_count;          // trajectories whose g_t is exactly zero
+  std::vector<double> mean_abs_dact_t;  // mean |f'(a_t)| over units and trajectories (t >= 1; [0] unused)
+  std::vector<double> mean_sq_dact_t;   // mean f'(a_t)^2 over units and trajectories (t >= 1; [0] unused)
+
+  double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps 1..horizon and trajectories
+  double mean_sq_dact = 0.0;        // E[f'(a)^2]
+  double max_abs_dact = 0.0;        // largest |f'(a)| seen
+  double dead_fraction = 0.0;       // fraction of f'(a) == 0
+  double saturated_fraction = 0.0;  // fraction of |f'(a)| < 1e-3 sup|f'|
+};
+
+/// The forward pass of B trajectories: what the cell's backward step needs for t = 1..horizon (the tape;
+/// f'(a_t) for the vanilla, residual and leaky cells), the final state and the statistics of f'. Column block
+/// t - 1 of `data` (B columns of Cell::tape_rows() scalars) belongs to step t, column-major.
+template <class Scalar>
+struct Tape {
+  using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  Matrix data;         // tape_rows x (B * T); only the first B * horizon columns are valid
+  Matrix final_state;  // S x B at the horizon (the last finite state; h in its first N rows)
+  Eigen::Index batch = 0;
+  Eigen::Index horizon = 0;
+  std::optional<Eigen::Index> forward_diverged_at;
+  std::vector<double> mean_abs_dact_t;  // [t], t = 1..horizon ([0] unused)
+  std::vector<double> mean_sq_dact_t;   // [t], mean f'(a_t)^2, t = 1..horizon ([0] unused)
+  double mean_abs_dact = 0.0, mean_sq_dact = 0.0, max_abs_dact = 0.0;
+  double dead_fraction = 0.0, saturated_fraction = 0.0;
+
+  /// The tape of step t, tape_rows x B (f'(a_t) for the vanilla, residual and leaky cells).
+  auto step(Eigen::Index t) const { return data.middleCols((t - 1) * batch, batch); }
+};
+
+/// Runs burn_in + T forward steps and records the tape. A state that becomes non-finite stops the pass:
+/// horizon = t - 1 and forward_diverged_at = t.
+template <class Scalar>
+Tape<Scalar> forward_pass(const Model& model, const Drive& drive);
+
+/// BPTT over a tape: per-step log norms of g_t from the loss seed at the horizon down to t = 0.
+template <class Scalar>
+GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<Scalar>& tape);
+
+/// Forward pass (the tape, t = 1..T) then BPTT g_{t-1} = J_t^T g_t (vanilla: W^T (f'(a_t) .* g_t)),
+/// renormalising every column each step and accumulating log norms, so log10 ||g_t|| is exact even at
+/// 1e+5000. Scalar is float or double; norms and logs are accumulated in double.
+template <class Scalar>
+GradientTrace run_bptt(const Model& model, const Drive& drive);
+
+/// run_bptt at the given precision.
+GradientTrace run_bptt(const Model& model, const Drive& drive, Precision precision);
+
+}  // namespace gradflow

@@ -1,0 +1,40 @@
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <utility>
+#include <vector>
+
+#include "gradflow/run/output.hpp"
+#include "gradflow/run/scenario.hpp"
+
+namespace gradflow {
+
+struct SweepOptions {
+  int threads = 0;                          // 0: all cores (omp_get_num_procs)
+  const std::atomic<bool>* stop = nullptr;  // set (by a signal handler) to stop dispatching new cells
+  bool progress = false;                    // progress line on stderr (done/total, rate, ETA)
+};
+
+struct SweepSummary {
+  std::int64_t ran = 0;      // cells x replicates computed by this call
+  std::int64_t skipped = 0;  // already done (resume)
+  std::int64_t failed = 0;
+  double seconds = 0.0;
+};
+
+/// The (cell, replicate) pairs of the writer's shard not yet done, in (cell, replicate) order; `skipped`
+/// receives the number already done.
+std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const RunWriter& writer,
+                                                                 std::int64_t* skipped = nullptr);
+
+/// Runs every (cell, replicate) of the writer's shard not yet done in `writer`, in parallel across cells
+/// (OpenMP, dynamic schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to
+/// Eigen instead.
+/// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
+/// streams. A write failure (WriteError) stops dispatching at once, like `stop`; the writer keeps it
+/// (RunWriter::write_error() says which file, why).
+SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
+
+}  // namespace gradflow

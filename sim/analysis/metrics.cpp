@@ -1,0 +1,150 @@
+#include "gradflow/analysis/metrics.hpp"
+
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+namespace gradflow {
+
+std::string to_string(Regime r) {
+  switch (r) {
+    case Regime::vanishing: return "vanishing";
+    case Regime::critical: return "critical";
+    case Regime::exploding: return "exploding";
+  }
+  return "unknown";
+}
+
+Regime parse_regime(const std::string& name) {
+  if (name == "vanishing") return Regime::vanishing;
+  if (name == "critical") return Regime::critical;
+  if (name == "exploding") return Regime::exploding;
+  throw std::invalid_argument("unknown regime \"" + name + "\": expected vanishing, critical or exploding");
+}
+
+Regime classify_regime(double growth_rate, double tolerance) {
+  if (growth_rate < 1.0 - tolerance) return Regime::vanishing;
+  if (growth_rate > 1.0 + tolerance) return Regime::exploding;
+  return Regime::critical;
+}
+
+GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction) {
+  using Eigen::Index;
+  constexpr double kLn10 = 2.302585092994045684;
+  const Index horizon = trace.horizon;
+  GrowthFit fit;
+  if (horizon < 1 || trace.log10_norm_mean.size() != static_cast<std::size_t>(horizon + 1)) return fit;
+
+  // Last usable lag: before the first t (going backwards from the horizon) with a zero gradient.
+  Index last = horizon;
+  bool hit_zero = false;
+  for (Index k = 0; k <= horizon; ++k) {
+    if (trace.zero_count[horizon - k] > 0) {
+      last = k - 1;
+      hit_zero = true;
+      break;
+    }
+  }
+  Index first = static_cast<Index>(std::floor(skip_fraction * static_cast<double>(last)));
+  if (last - first < 1) first = std::max<Index>(0, last - 1);
+  if (last - first < 1) {
+    if (hit_zero) fit.growth_rate = 0.0;  // annihilated before two points: nothing survives
+    return fit;
+  }
+  // Ordinary least squares of y_k = ln ||g_{horizon-k}|| on k, centred for accuracy.
+  const double count = static_cast<double>(last - first + 1);
+  double k_mean = 0.0, y_mean = 0.0;
+  for (Index k = first; k <= last; ++k) {
+    k_mean += static_cast<double>(k);
+    y_mean += trace.log10_norm_mean[horizon - k] * kLn10;
+  }
+  k_mean /= count;
+  y_mean /= count;
+  double sxy = 0.0, sxx = 0.0;
+  for (Index k = first; k <= last; ++k) {
+    const double dk = static_cast<double>(k) - k_mean;
+    sxy += dk * (trace.log10_norm_mean[horizon - k] * kLn10 - y_mean);
+    sxx += dk * dk;
+  }
+  fit.log_slope = sxy / sxx;
+  fit.first_lag = first;
+  fit.last_lag = last;
+  const double rate = std::exp(fit.log_slope);
+  if (std::isfinite(rate)) fit.growth_rate = rate;
+  return fit;
+}
+
+void transient_growth(const GradientTrace& trace, std::optional<double>* peak, std::optional<Eigen::Index>* lag) {
+  peak->reset();
+  lag->reset();
+  const Eigen::Index h = trace.horizon;
+  if (trace.log10_norm_mean.size() != static_cast<std::size_t>(h + 1) || trace.zero_count.empty() ||
+      trace.zero_count[static_cast<std::size_t>(h)] >= trace.batch)
+    return;
+  const double seed = trace.log10_norm_mean[static_cast<std::size_t>(h)];
+  double best = 0.0;
+  Eigen::Index best_lag = 0;
+  for (Eigen::Index k = 1; k <= h; ++k) {
+    const auto t = static_cast<std::size_t>(h - k);
+    if (trace.zero_count[t] >= trace.batch) break;  // every trajectory annihilated: nothing left to grow
+    const double rel = trace.log10_norm_mean[t] - seed;
+    if (rel > best) best = rel, best_lag = k;
+  }
+  *peak = best;
+  *lag = best_lag;
+}
+
+CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& activation,
+                            const GradientTrace& trace, const AnalysisConfig& analysis) {
+  CellMetrics m;
+  m.rho = spectrum.rho;
+  m.spectral_norm = spectrum.spectral_norm;
+  m.mean_abs_dact = trace.mean_abs_dact;
+  m.mean_sq_dact = trace.mean_sq_dact;
+  m.sup_dact = activation.sup_abs_derivative();
+  // The cell's Jacobian J_t = c I + s D_t W: the heuristics with D_t replaced by its mean (predictor), its
+  // mean-field second moment with the cross term 2 c s <g, D W g> averaging out for random W (predictor_rms),
+  // and the triangle inequality (bound). Vanilla (c = 0, s = 1) gives the contract formulas exactly.
+  const double c = trace.carry, s = trace.drive_scale;
+  m.predictor = c + s * m.rho * m.mean_abs_dact;
+  m.predictor_rms = std::sqrt(c * c + s * s * m.rho * m.rho * m.mean_sq_dact);
+  m.bound = c + s * m.spectral_norm * m.sup_dact;
+  m.fit = fit_growth_rate(trace, analysis.fit_skip);
+  m.forward_diverged_at = trace.forward_diverged_at;
+  m.dead_fraction = trace.dead_fraction;
+  m.saturated_fraction = trace.saturated_fraction;
+
+  const auto h = static_cast<std::size_t>(trace.horizon);
+  if (!trace.zero_count.empty() && trace.zero_count[0] < trace.batch && trace.zero_count[h] < trace.batch)
+    m.log10_grad_ratio = trace.log10_norm_mean[0] - trace.log10_norm_mean[h];
+  for (std::size_t t = h + 1; t-- > 0;) {
+    if (trace.zero_count[t] > 0) {
+      m.grad_zero_at = static_cast<Eigen::Index>(t);
+      break;
+    }
+  }
+
+  transient_growth(trace, &m.transient_peak, &m.transient_peak_lag);
+
+  if (m.fit.growth_rate) {
+    m.regime = classify_regime(*m.fit.growth_rate, analysis.regime_tolerance);
+  } else if (m.grad_zero_at) {
+    m.regime = Regime::vanishing;
+  } else {
+    m.regime = Regime::exploding;  // no window at all: only a forward divergence during burn-in does this
+  }
+  return m;
+}
+
+std::vector<double> cumulative_log10_prediction(const std::vector<double>& factor) {
+  if (factor.empty()) return {};
+  const std::size_t horizon = factor.size() - 1;
+  std::vector<double> c(horizon + 1, 0.0);
+  for (std::size_t t = horizon; t-- > 0;) {
+    const double f = factor[t + 1];
+    c[t] = f > 0 ? c[t + 1] + std::log10(f) : -std::numeric_limits<double>::infinity();
+  }
+  return c;
+}
+
+}  // namespace gradflow

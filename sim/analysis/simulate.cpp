@@ -1,0 +1,88 @@
+#include "gradflow/analysis/simulate.hpp"
+
+#include <chrono>
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <stdexcept>
+#include <string>
+
+#include "gradflow/numerics/random.hpp"
+
+namespace gradflow {
+
+MeanField cell_mean_field(const Config& config, double gain) {
+  if (config.network.cell != CellKind::vanilla) {
+    MeanField mf;
+    mf.status = MeanFieldStatus::not_applicable;
+    mf.message = "mean-field theory of h = f(a) only: not defined for the " + to_string(config.network.cell) +
+                 " cell";
+    return mf;
+  }
+  MeanFieldParams p;
+  p.activation = config.network.make_activation();
+  p.gain = gain;
+  p.input_std = config.input.kind == InputKind::gaussian ? config.input.std : 0.0;
+  p.bias_mean = config.bias.mean;
+  p.bias_std = config.bias.std;
+  p.h0_sq = config.init.state == InitState::gaussian ? config.init.std * config.init.std : 0.0;
+  return mean_field(p);
+}
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+/// Forward pass, then BPTT and the Lyapunov spectrum over the one tape, at one precision, each timed; the
+/// tape is freed before returning.
+template <class Scalar>
+void run_passes(const Config& config, const Model& model, const Drive& drive, std::uint64_t tangent_seed,
+                CellResult& result) {
+  auto t0 = Clock::now();
+  const Tape<Scalar> tape = forward_pass<Scalar>(model, drive);
+  result.seconds_forward = since(t0);
+  t0 = Clock::now();
+  result.trace = backward_pass<Scalar>(model, drive, tape);
+  const auto& a = config.analysis;
+  if (a.lyapunov > 0) {
+    LyapunovOptions opt;
+    opt.count = a.lyapunov;
+    opt.burn_in = a.lyapunov_burn_in_for(config.network.steps);
+    opt.interval = a.lyapunov_interval;
+    opt.seed = tangent_seed;
+    result.lyapunov = lyapunov_spectrum<Scalar>(model, tape, opt);
+  }
+  result.seconds_backward = since(t0);
+}
+
+}  // namespace
+
+CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate) {
+  return simulate_cell(config, cell, replicate, cell, nullptr);
+}
+
+CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t replicate, std::uint64_t family,
+                         RecurrentCache* cache) {
+  const auto start = Clock::now();
+  CellResult result;
+  const Model model = build_model(config, cell, replicate, &result.spectrum, family, cache);
+  result.seconds_spectrum = since(start);
+  result.storage = model.w_sparse ? Storage::sparse : Storage::dense;
+  result.nonzeros = model.w_sparse ? static_cast<double>(model.w_sparse->nonZeros())
+                                   : static_cast<double>((model.w.array() != 0.0).count());
+  const Drive drive = build_drive(config, cell, replicate);
+  const std::uint64_t tangent_seed = derive_seed(config.seed, cell, replicate, Stream::tangent);
+  if (config.network.precision == Precision::float32)
+    run_passes<float>(config, model, drive, tangent_seed, result);
+  else
+    run_passes<double>(config, model, drive, tangent_seed, result);
+  result.metrics = compute_metrics(result.spectrum, model.activation, result.trace, config.analysis);
+  result.gain_rms = model.w_sparse ? model.w_sparse->norm() / std::sqrt(double(model.w_sparse->rows()))
+                                  : gain_rms(model.w);
+  result.mean_field = cell_mean_field(config, result.gain_rms);
+  result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return result;
+}
+
+}  // namespace gradflow

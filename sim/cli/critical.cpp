@@ -1,0 +1,123 @@
+// gradflow critical: the mean-field critical gain of a random network (chi = 1).
+#include <cstdio>
+#include <cmath>
+#include <iostream>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "cli.hpp"
+#include "gradflow/analysis/meanfield.hpp"
+#include "gradflow/numerics/activation.hpp"
+#include "gradflow/run/scenario.hpp"
+
+namespace gradflow::cli {
+namespace {
+
+struct CriticalArgs {
+  std::string activation;
+  double input_std = 0.0, bias_mean = 0.0, bias_std = 0.0, alpha = 0.01, beta = 1.0;
+  double init_std = 1.0;
+  double lo = 1e-2, hi = 1e3;
+  bool alpha_given = false, json = false;
+};
+
+/// Mean-field critical gain: chi(gain) = 1.
+int cmd_critical(const CriticalArgs& a) {
+  ActivationKind kind;
+  try {
+    kind = parse_activation(a.activation);
+  } catch (const std::invalid_argument& e) {
+    throw InputError("--activation " + a.activation + ": " + e.what());
+  }
+  auto finite_non_negative = [](const char* flag, double x) {
+    if (!std::isfinite(x) || x < 0) throw InputError(std::string(flag) + " = " + std::to_string(x) + ": must be >= 0");
+  };
+  finite_non_negative("--input-std", a.input_std);
+  finite_non_negative("--bias-std", a.bias_std);
+  if (!std::isfinite(a.bias_mean)) throw InputError("--bias-mean: must be finite");
+  if (!(a.lo > 0 && a.hi > a.lo && std::isfinite(a.hi)))
+    throw InputError("--range: must satisfy 0 < LO < HI");
+  MeanFieldParams p;
+  p.activation = Activation(kind, a.alpha_given ? a.alpha : default_alpha(kind), a.beta);
+  try {
+    p.activation.validate();
+  } catch (const std::invalid_argument& e) {
+    throw InputError(std::string("--alpha/--beta: ") + e.what());
+  }
+  p.input_std = a.input_std;
+  p.bias_mean = a.bias_mean;
+  p.bias_std = a.bias_std;
+  finite_non_negative("--init-std", a.init_std);
+  p.h0_sq = a.init_std * a.init_std;
+  const CriticalGain c = critical_gain(p, a.lo, a.hi);
+  MeanField at;
+  if (c.gain) {
+    p.gain = *c.gain;
+    at = mean_field(p);
+  }
+  if (a.json) {
+    nlohmann::json j = {{"activation", to_string(kind)}, {"alpha", p.activation.alpha}, {"beta", p.activation.beta},
+                        {"input_std", a.input_std}, {"bias_mean", a.bias_mean}, {"bias_std", a.bias_std},
+                        {"critical_gain", c.gain ? nlohmann::json(*c.gain) : nlohmann::json(nullptr)},
+                        {"q_star", c.gain && at.status == MeanFieldStatus::ok ? nlohmann::json(at.q) : nlohmann::json(nullptr)},
+                        {"mf_status", c.gain ? nlohmann::json(to_string(at.status)) : nlohmann::json(nullptr)},
+                        {"gain_is_jump", c.gain_is_jump}, {"crossings", c.crossings}, {"jumps", c.jumps},
+                        {"range", {c.lo, c.hi}}, {"init_std", a.init_std}};
+    std::cout << j.dump(2) << "\n";
+  } else {
+    std::printf("activation      %s (alpha %g, beta %g)\n", to_string(kind).c_str(), p.activation.alpha,
+                p.activation.beta);
+    std::printf("input std       %g   bias ~ N(%g, %g^2)   init std %g\n", a.input_std, a.bias_mean, a.bias_std,
+                a.init_std);
+    if (!c.gain) {
+      std::printf("critical gain   none in [%g, %g]: chi = 1 is never reached\n", c.lo, c.hi);
+    } else {
+      std::printf("critical gain   %.10f   (chi = gain^2 E[f'(a)^2] = 1; gain = ||W||_F / sqrt(N) ~ rho(W) for "
+                  "Ginibre W)\n", *c.gain);
+      if (at.status == MeanFieldStatus::ok) std::printf("q* there        %.10g\n", at.q);
+      else std::printf("q* there        diverges\n");
+      if (c.gain_is_jump)
+        std::printf("note            chi jumps across 1 here: the fixed point reached from q0 = gain^2 init_std^2 "
+                    "+ input_std^2 + bias_std^2 switches branch\n");
+      auto list = [](const char* name, const std::vector<double>& v, double skip) {
+        std::string text;
+        for (double g : v)
+          if (g != skip) text += " " + std::to_string(g);
+        if (!text.empty()) std::printf("%-15s%s\n", name, text.c_str());
+      };
+      list("crossings", c.crossings, *c.gain);
+      list("jumps", c.jumps, *c.gain);
+    }
+  }
+  return kExitOk;
+}
+
+}  // namespace
+
+Command add_critical(CLI::App& app) {
+  auto a = std::make_shared<CriticalArgs>();
+  auto range = std::make_shared<std::vector<double>>();
+  auto* cmd = app.add_subcommand("critical", "Mean-field critical gain (radius) of a random network: where "
+                                             "chi = gain^2 E[f'(a)^2] = 1, to 1e-8");
+  cmd->add_option("--activation", a->activation, "Activation (as in scenario files: tanh, relu, ...)")->required();
+  cmd->add_option("--input-std", a->input_std, "Std of each unit's input current (default 0)");
+  cmd->add_option("--bias-mean", a->bias_mean, "Mean of the bias b_i (default 0)");
+  cmd->add_option("--bias-std", a->bias_std, "Std of the bias b_i (default 0)");
+  auto* alpha = cmd->add_option("--alpha", a->alpha, "alpha of leaky_relu / elu (default 0.01 / 1)");
+  cmd->add_option("--beta", a->beta, "beta of softplus / swish (default 1)");
+  cmd->add_option("--init-std", a->init_std,
+                  "Std of the initial state h_0 (default 1): where the variance iteration starts");
+  cmd->add_option("--range", *range, "Gain range searched: LO HI (default 0.01 1000)")->expected(2);
+  cmd->add_flag("--json", a->json, "Print JSON instead of text");
+  return {cmd, [a, range, alpha] {
+            a->alpha_given = alpha->count() > 0;
+            if (range->size() == 2) a->lo = (*range)[0], a->hi = (*range)[1];
+            return cmd_critical(*a);
+          }};
+}
+
+}  // namespace gradflow::cli

@@ -1,0 +1,93 @@
+#pragma once
+// The recurrent products of the engine's passes, y = W x or y = W^T x for N x B blocks, on the fastest kernel
+// for the shape and storage. Internal to the engine: not installed.
+
+#include <optional>
+
+#include <Eigen/Core>
+
+#include "gradflow/model/network.hpp"
+#include "gradflow/numerics/blas.hpp"
+#include "recurrent_weights.hpp"
+
+namespace gradflow::detail {
+
+/// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
+/// kernel choose_gemm() picks for the shape: Eigen's GEMV (B = 1), Eigen's GEMM kernel with W packed once
+/// per pass (PackedProduct), or OpenBLAS. Writes y without allocating.
+template <class Scalar>
+class RecurrentProduct {
+ public:
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  RecurrentProduct(const Mat& w, Eigen::Index batch, bool transpose)
+      : w_(w), batch_(batch), transpose_(transpose), backend_(choose_gemm(w.rows(), batch, sizeof(Scalar))) {
+    const bool small = double(w.size()) * sizeof(Scalar) <= kPreparedMaxBytes;
+    if (backend_ == GemmBackend::eigen && batch > 1 && gemm_threads() == 1 && small)
+      packed_.emplace(w.data(), w.rows(), batch, transpose);
+    // B = 1 backward: Eigen's GEMV runs W^T x as dot products, slower in the engine than its column-major
+    // kernel; a column-major copy of W^T is worth its N^2 scalars while it is small.
+    if (backend_ == GemmBackend::eigen && batch == 1 && transpose && small) w_transposed_ = w.transpose();
+  }
+
+  /// y = op(W) x, or y += op(W) x when `accumulate` (how the forward pass starts a from the bias for free).
+  void apply(const Scalar* x, Scalar* y, bool accumulate = false) const {
+    const Eigen::Index n = w_.rows();
+    if (packed_) {
+      packed_->apply(x, y, accumulate);
+      return;
+    }
+    if (backend_ == GemmBackend::openblas) {
+      blas_product(transpose_, n, batch_, w_.data(), x, y, accumulate);
+      return;
+    }
+    if (batch_ == 1) {  // Eigen's GEMV
+      using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+      const Eigen::Map<const Vec> xv(x, n);
+      Eigen::Map<Vec> yv(y, n);
+      if (!accumulate) yv.setZero();
+      if (w_transposed_.size() != 0) yv.noalias() += w_transposed_ * xv;
+      else if (transpose_) yv.noalias() += w_.transpose() * xv;
+      else yv.noalias() += w_ * xv;
+      return;
+    }
+    // Eigen's GEMM on several threads, or above the size of the packed copy without OpenBLAS.
+    const Eigen::Map<const Mat> xm(x, n, batch_);
+    Eigen::Map<Mat> ym(y, n, batch_);
+    if (!accumulate) ym.setZero();
+    if (transpose_) ym.noalias() += w_.transpose() * xm;
+    else ym.noalias() += w_ * xm;
+  }
+
+ private:
+  const Mat& w_;
+  Eigen::Index batch_;
+  bool transpose_;
+  GemmBackend backend_;
+  std::optional<PackedProduct<Scalar>> packed_;
+  Mat w_transposed_;
+};
+
+/// The recurrent product of one pass, whatever stores W: RecurrentProduct's kernels for dense W, the
+/// compressed-row product (RecurrentWeights) for sparse W.
+template <class Scalar>
+class PassProduct {
+ public:
+  using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
+  PassProduct(const Model& model, Eigen::Index batch, bool transposed) : weights_(model, transposed) {
+    if (!weights_.is_sparse()) dense_.emplace(weights_.dense(), batch, transposed);
+  }
+  // dense_ refers to the W that weights_ holds (its float copy): a copy would refer to the original's.
+  PassProduct(const PassProduct&) = delete;
+  PassProduct& operator=(const PassProduct&) = delete;
+  /// y = op(W) x, or y += op(W) x when `accumulate`; x and y are N x B.
+  void apply(const Mat& x, Mat& y, bool accumulate = false) {
+    if (dense_) dense_->apply(x.data(), y.data(), accumulate);
+    else weights_.apply(x, y, accumulate);
+  }
+
+ private:
+  RecurrentWeights<Scalar> weights_;
+  std::optional<RecurrentProduct<Scalar>> dense_;
+};
+
+}  // namespace gradflow::detail

@@ -1,0 +1,207 @@
+#include "gradflow/numerics/blas.hpp"
+
+#include <algorithm>
+#include <cstdlib>
+#include <stdexcept>
+#include <string>
+
+#include <Eigen/Core>
+
+#ifdef GRADFLOW_HAVE_OPENBLAS
+// The Fortran BLAS entry points and OpenBLAS's own extensions, declared here so that no cblas.h of a
+// particular OpenBLAS variant has to be on the include path.
+extern "C" {
+void dgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const double* alpha,
+            const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
+            const int* ldc);
+void sgemm_(const char* ta, const char* tb, const int* m, const int* n, const int* k, const float* alpha,
+            const float* a, const int* lda, const float* b, const int* ldb, const float* beta, float* c,
+            const int* ldc);
+void dgemv_(const char* t, const int* m, const int* n, const double* alpha, const double* a, const int* lda,
+            const double* x, const int* incx, const double* beta, double* y, const int* incy);
+void sgemv_(const char* t, const int* m, const int* n, const float* alpha, const float* a, const int* lda,
+            const float* x, const int* incx, const float* beta, float* y, const int* incy);
+void openblas_set_num_threads(int num_threads);
+char* openblas_get_config(void);
+char* openblas_get_corename(void);
+int openblas_get_parallel(void);
+}
+#endif
+
+namespace gradflow {
+
+namespace {
+
+// Measured with tools/bench/gemm_limit on one core (AVX-512, Eigen 3.4.0, OpenBLAS 0.3.21), 2 x 1000 products.
+// Eigen's GEMM as such packs W on every call; the engine packs it once per pass (detail::PackedProduct,
+// "prepared"), which changes the picture. N = 256: B = 2: Eigen 103 ms, prepared 33, OpenBLAS 22; B = 4: 118 /
+// 39 / 39; B = 8: 109 / 47 / 93; B = 16: 142 / 83 / 161; B = 32: 210 / 172 / 224. N = 512: B = 4: 436 / 236 /
+// 430; B = 8: 669 / 441 / 644; B = 16: 1040 / 609 / 1202. N = 1024 (300 steps): B = 8: 1627 / 678 / 1092;
+// B = 16: 2305 / 1089 / 1627. N = 64, B = 8: 10.5 / 4.3 / 1.9; N = 128, B = 8: 17 / 6.3 / 2.2 (small W: the
+// narrow GEMM is OpenBLAS's). (The machine was shared while these ran; the ratios held over repeats.) So on
+// one thread: Eigen's GEMV for B = 1; the prepared Eigen GEMM for B >= 16, and for B >= 4 once N >= 256,
+// while the packed copy of W stays small (N^2 * scalar_bytes <= 8 MiB, inside the README's memory slack);
+// OpenBLAS otherwise, and whenever the GEMM has several threads.
+constexpr Eigen::Index kEigenMinBatch = 16;
+constexpr Eigen::Index kEigenMinBatchLargeN = 4;
+constexpr Eigen::Index kLargeN = 256;
+
+enum class Override { automatic, eigen, openblas };
+
+Override read_override() {
+  const char* v = std::getenv("GRADFLOW_GEMM");
+  if (v == nullptr) return Override::automatic;
+  const std::string s(v);
+  if (s == "eigen") return Override::eigen;
+  if (s == "openblas") return Override::openblas;
+  return Override::automatic;
+}
+
+}  // namespace
+
+std::string to_string(GemmBackend b) { return b == GemmBackend::openblas ? "openblas" : "eigen"; }
+
+bool have_openblas() {
+#ifdef GRADFLOW_HAVE_OPENBLAS
+  return true;
+#else
+  return false;
+#endif
+}
+
+GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_bytes) {
+  if (!have_openblas()) return GemmBackend::eigen;
+  static const Override forced = read_override();
+  if (forced == Override::eigen) return GemmBackend::eigen;
+  if (forced == Override::openblas) return GemmBackend::openblas;
+  if (gemm_threads() > 1) return GemmBackend::openblas;
+  if (batch == 1) return GemmBackend::eigen;
+  const double w_bytes = double(n) * double(n) * double(scalar_bytes);
+  if (w_bytes > detail::kPreparedMaxBytes) return GemmBackend::openblas;
+  if (batch >= kEigenMinBatch || (n >= kLargeN && batch >= kEigenMinBatchLargeN)) return GemmBackend::eigen;
+  return GemmBackend::openblas;
+}
+
+int set_gemm_threads(int threads) {
+  const int previous = gemm_threads();
+  if (threads < 1) threads = 1;
+  Eigen::setNbThreads(threads);
+#ifdef GRADFLOW_HAVE_OPENBLAS
+  openblas_set_num_threads(threads);
+#endif
+  return previous;
+}
+
+int gemm_threads() { return Eigen::nbThreads(); }
+
+std::string gemm_backend() {
+  std::string eigen = "Eigen " + std::to_string(EIGEN_WORLD_VERSION) + "." + std::to_string(EIGEN_MAJOR_VERSION) +
+                      "." + std::to_string(EIGEN_MINOR_VERSION);
+#ifdef GRADFLOW_HAVE_OPENBLAS
+  const int parallel = openblas_get_parallel();
+  const char* mode = parallel == 0 ? "sequential" : parallel == 1 ? "pthread" : "openmp";
+  return std::string(openblas_get_config()) + " (" + mode + ", " + openblas_get_corename() + ") + " + eigen;
+#else
+  return eigen;
+#endif
+}
+
+namespace detail {
+
+#ifdef GRADFLOW_HAVE_OPENBLAS
+void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* w, const double* x, double* y,
+                  bool accumulate) {
+  const int in = static_cast<int>(n), ib = static_cast<int>(b), inc = 1;
+  const double one = 1.0, beta = accumulate ? one : 0.0;
+  const char t = transpose ? 'T' : 'N';
+  if (b == 1) dgemv_(&t, &in, &in, &one, w, &in, x, &inc, &beta, y, &inc);
+  else dgemm_(&t, "N", &in, &ib, &in, &one, w, &in, x, &in, &beta, y, &in);
+}
+void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y,
+                  bool accumulate) {
+  const int in = static_cast<int>(n), ib = static_cast<int>(b), inc = 1;
+  const float one = 1.0f, beta = accumulate ? one : 0.0f;
+  const char t = transpose ? 'T' : 'N';
+  if (b == 1) sgemv_(&t, &in, &in, &one, w, &in, x, &inc, &beta, y, &inc);
+  else sgemm_(&t, "N", &in, &ib, &in, &one, w, &in, x, &in, &beta, y, &in);
+}
+#else
+void blas_product(bool, Eigen::Index, Eigen::Index, const double*, const double*, double*, bool) {
+  throw std::logic_error("blas_product: gradflow was built without OpenBLAS");
+}
+void blas_product(bool, Eigen::Index, Eigen::Index, const float*, const float*, float*, bool) {
+  throw std::logic_error("blas_product: gradflow was built without OpenBLAS");
+}
+#endif
+
+// Eigen 3.4's sequential GEMM (Eigen/src/Core/products/GeneralMatrixMatrix.h) with the packing of the left
+// operand hoisted out: the same gebp_traits, blocking sizes, pack routines and kernel. The result is
+// accumulated over the k2 panels in the same order, so it is the number Eigen's own product gives.
+namespace {
+using Eigen::internal::const_blas_data_mapper;
+template <class Scalar>
+using GebpTraits = Eigen::internal::gebp_traits<Scalar, Scalar>;
+template <class Scalar, int Order>
+using PackLhs = Eigen::internal::gemm_pack_lhs<Scalar, Eigen::Index, const_blas_data_mapper<Scalar, Eigen::Index, Order>,
+                                               GebpTraits<Scalar>::mr, GebpTraits<Scalar>::LhsProgress,
+                                               typename GebpTraits<Scalar>::LhsPacket4Packing, Order>;
+template <class Scalar>
+using ResMapper = Eigen::internal::blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor, Eigen::Unaligned, 1>;
+}  // namespace
+
+template <class Scalar>
+PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose)
+    : n_(n), b_(b), kc_(n), mc_(n), nc_(b) {
+  Eigen::internal::computeProductBlockingSizes<Scalar, Scalar>(kc_, mc_, nc_, Eigen::Index(1));
+  packed_w_.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(n));
+  packed_x_.resize(static_cast<std::size_t>(kc_) * static_cast<std::size_t>(nc_));
+  Scalar* out = packed_w_.data();
+  for (Eigen::Index i2 = 0; i2 < n; i2 += mc_) {
+    const Eigen::Index mc = std::min(i2 + mc_, n) - i2;
+    for (Eigen::Index k2 = 0; k2 < n; k2 += kc_) {
+      const Eigen::Index kc = std::min(k2 + kc_, n) - k2;
+      // op(W)(i, k) = W(k, i) for the transpose: W read row-major is W^T column-major.
+      if (transpose) {
+        PackLhs<Scalar, Eigen::RowMajor>()(out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::RowMajor>(w, n)
+                                                    .getSubMapper(i2, k2), kc, mc);
+      } else {
+        PackLhs<Scalar, Eigen::ColMajor>()(out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>(w, n)
+                                                    .getSubMapper(i2, k2), kc, mc);
+      }
+      out += kc * mc;
+    }
+  }
+}
+
+template <class Scalar>
+void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y, bool accumulate) const {
+  using Traits = GebpTraits<Scalar>;
+  using RhsMapper = const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>;
+  Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+  Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false, false> gebp;
+  if (!accumulate) std::fill(y, y + n_ * b_, Scalar(0));
+  const RhsMapper rhs(x, n_);
+  const ResMapper<Scalar> res(y, n_, 1);
+  for (Eigen::Index j2 = 0; j2 < b_; j2 += nc_) {
+    const Eigen::Index nc = std::min(j2 + nc_, b_) - j2;
+    const Scalar* panel = packed_w_.data();
+    for (Eigen::Index i2 = 0; i2 < n_; i2 += mc_) {
+      const Eigen::Index mc = std::min(i2 + mc_, n_) - i2;
+      for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_) {
+        const Eigen::Index kc = std::min(k2 + kc_, n_) - k2;
+        // The rhs block (k2, j2) is packed once when the whole depth fits in one block (the usual case
+        // for recurrent shapes), and again per (i2, k2) otherwise.
+        if (i2 == 0 || kc_ < n_) pack_rhs(packed_x_.data(), rhs.getSubMapper(k2, j2), kc, nc);
+        gebp(res.getSubMapper(i2, j2), panel, packed_x_.data(), mc, kc, nc, Scalar(1));
+        panel += kc * mc;
+      }
+    }
+  }
+}
+
+template class PackedProduct<float>;
+template class PackedProduct<double>;
+
+}  // namespace detail
+
+}  // namespace gradflow

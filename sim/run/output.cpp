@@ -1,0 +1,573 @@
+#include "gradflow/run/output.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <ctime>
+#include <fstream>
+#include <optional>
+
+#include "gradflow/run/verdict.hpp"
+#include "gradflow/numerics/blas.hpp"
+#include "csv_util.hpp"
+#include "durable_file.hpp"
+
+namespace gradflow {
+
+namespace fs = std::filesystem;
+using detail::join_fields;
+using detail::read_complete_lines;
+using detail::row_key;
+using detail::split_fields;
+using detail::value_json;
+using detail::write_atomically;
+
+namespace {
+
+/// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers round-trip.
+std::string csv_field(const Value& v) {
+  if (auto s = std::get_if<std::string>(&v)) return *s;
+  if (auto d = std::get_if<double>(&v)) return csv_number(*d);
+  if (std::holds_alternative<std::monostate>(v)) return "";
+  return format_value(v);
+}
+
+std::string csv_optional(const std::optional<double>& x) { return x ? csv_number(*x) : ""; }
+std::string csv_optional(const std::optional<Eigen::Index>& x) { return x ? std::to_string(*x) : ""; }
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+/// Errors of opening a file that the user fixes by choosing another place: not a failing disk.
+bool user_fixable(int error) { return error == EACCES || error == EPERM || error == EROFS; }
+
+}  // namespace
+
+std::string csv_number(double x) {
+  if (!std::isfinite(x)) return "";
+  char buf[64];
+  auto res = std::to_chars(buf, buf + sizeof buf, x);
+  return std::string(buf, res.ptr);
+}
+
+nlohmann::json scenario_json(const Scenario& sc) {
+  nlohmann::json resolved = nlohmann::json::object();
+  for (const auto& key : scenario_keys()) {
+    Value v = key.get(sc.base);
+    if (std::holds_alternative<std::monostate>(v)) {
+      // Show the default actually used by the base cell.
+      if (key.name == "network.alpha") v = sc.base.network.make_activation().alpha;
+      if (key.name == "spectrum.radius" && sc.base.spectrum.kind != SpectrumKind::file &&
+          sc.base.spectrum.kind != SpectrumKind::chain)  // a chain has rho = 0 and no radius
+        v = 1.0;
+      if (key.name == "analysis.lyapunov_burn_in")
+        v = static_cast<std::int64_t>(sc.base.analysis.lyapunov_burn_in_for(sc.base.network.steps));
+    }
+    resolved[key.name] = value_json(v);
+  }
+  nlohmann::json axes = nlohmann::json::array();
+  for (const auto& a : sc.axes) {
+    nlohmann::json values = nlohmann::json::array();
+    for (const auto& v : a.values) values.push_back(value_json(v));
+    axes.push_back({{"key", a.key}, {"values", values}});
+  }
+  return {{"resolved", resolved}, {"sweep", {{"axes", axes}, {"replicates", sc.replicates}}}};
+}
+
+std::string scenario_hash(const Scenario& sc) {
+  const std::string text = scenario_json(sc).dump();
+  std::uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
+  return buf;
+}
+
+std::int64_t max_lyapunov_count(const Scenario& sc) {
+  std::int64_t k = sc.base.analysis.lyapunov;
+  for (const auto& a : sc.axes) {
+    if (a.key != "analysis.lyapunov") continue;
+    k = 0;
+    for (const auto& v : a.values)
+      if (auto* i = std::get_if<std::int64_t>(&v)) k = std::max(k, *i);
+  }
+  return k;
+}
+
+std::vector<std::string> cell_columns(const Scenario& sc) {
+  std::vector<std::string> cols{"cell", "replicate"};
+  for (const auto& a : sc.axes) cols.push_back(a.key);
+  for (const char* c : {"rho", "spectral_norm", "mean_abs_dact", "mean_sq_dact", "sup_dact", "predictor",
+                        "predictor_rms", "bound", "growth_rate", "log10_grad_ratio", "regime",
+                        "forward_diverged_at", "dead_fraction", "saturated_fraction", "seconds", "horizon",
+                        "fit_first_lag", "fit_last_lag", "grad_zero_at", "max_abs_dact", "spectrum_status",
+                        "seconds_spectrum", "seconds_forward", "seconds_backward"})
+    cols.push_back(c);
+  // Ground truth: mean-field theory always, Lyapunov exponents when some cell computes them.
+  for (const char* c : {"gain_rms", "mf_q", "mf_growth", "mf_lyapunov", "mf_status"}) cols.push_back(c);
+  if (const std::int64_t k = max_lyapunov_count(sc); k > 0) {
+    for (const char* c : {"lyapunov_max", "lyapunov_max_std", "lyapunov_status"}) cols.push_back(c);
+    for (std::int64_t i = 1; i <= k; ++i) cols.push_back("lyapunov_" + std::to_string(i));
+  }
+  // Model space (issue 5): transient growth, E/I spectrum parts, storage of W.
+  for (const char* c : {"transient_peak", "transient_peak_lag", "bulk_radius", "outlier", "storage", "nonzeros"})
+    cols.push_back(c);
+  return cols;
+}
+
+std::vector<std::string> series_columns() {
+  return {"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max",
+          "mean_abs_dact_t", "zero_trajectories", "cum_log10_predictor", "cum_log10_predictor_rms"};
+}
+
+RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions options, int threads)
+    : scenario_(scenario), dir_(std::move(outdir)), options_(options), threads_(threads) {
+  total_ = options_.shard.size(scenario_.cell_count(), scenario_.replicates);
+  hash_ = scenario_hash(scenario_);
+  status_.assign(static_cast<std::size_t>(scenario_.cell_count() * scenario_.replicates), CellStatus::pending);
+  failures_.assign(status_.size(), "");
+  cells_path_ = dir_ / "cells.csv";
+  series_path_ = dir_ / "series.csv";
+  json_path_ = dir_ / "run.json";
+  start_time_ = utc_now();
+  start_seconds_ = wall_seconds();
+
+  std::error_code ec;
+  const std::string d = dir_.string();
+  if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec))
+    throw InputError(d + ": output directory is a file, expected a directory");
+
+  bool resuming = false;
+  if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
+    std::string old_hash;
+    Shard old_shard;
+    try {
+      std::ifstream in(json_path_);
+      const auto old = nlohmann::json::parse(in);
+      old_hash = old.value("scenario_hash", "");
+      if (old.contains("shard") && old["shard"].is_object())
+        old_shard = Shard{old["shard"].value("index", std::int64_t{0}), old["shard"].value("count", std::int64_t{1})};
+    } catch (const std::exception&) {
+      old_hash = "";  // unreadable run.json: treated as another run
+    }
+    if (options_.force) {
+      for (const auto& f : {cells_path_, series_path_, json_path_}) fs::remove(f, ec);
+    } else if (old_hash != hash_) {
+      throw InputError(d + ": holds the results of a different run (scenario hash " +
+                       (old_hash.empty() ? std::string("unknown") : old_hash) + ", this run " + hash_ +
+                       "); choose another -o, or --force to replace them");
+    } else if (old_shard != options_.shard) {
+      throw InputError(d + ": holds shard " + old_shard.str() + " of this run, not shard " + options_.shard.str() +
+                       "; choose the -o of that shard, or --force to replace it");
+    } else if (!options_.resume) {
+      throw InputError(d + ": already holds this run; use --resume to complete it or --force to redo it");
+    } else {
+      resuming = true;
+    }
+  }
+  fs::create_directories(dir_, ec);
+  std::error_code is_dir_ec;
+  if (!fs::is_directory(dir_, is_dir_ec)) {
+    if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT || ec.value() == EIO))
+      throw WriteError(dir_, ec.value());
+    throw InputError(d + ": cannot create the output directory" +
+                     (ec ? " (" + ec.message() + ")" : std::string()));
+  }
+  try {
+    prepare(resuming);
+  } catch (const WriteError& e) {
+    // The user's choice of OUTDIR (permissions, a read-only file system) is bad input, not a write failure.
+    if (user_fixable(e.error()))
+      throw InputError(e.file().string() + ": cannot be written (" + e.reason() + "); choose another -o");
+    throw;
+  }
+}
+
+void RunWriter::prepare(bool resuming) {
+  std::error_code ec;
+  // run.json (status "running") is written before any row, so a run killed at any moment leaves a
+  // directory that --resume recognises; a cells.csv without a complete header holds no finished cell.
+  const auto lines = resuming && fs::exists(cells_path_) ? read_complete_lines(cells_path_)
+                                                         : std::vector<std::string>{};
+  if (!lines.empty()) {
+    if (lines[0] != join_fields(cell_columns(scenario_)))
+      throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
+    std::string kept = lines[0] + "\n";
+    for (std::size_t i = 1; i < lines.size(); ++i) {
+      std::int64_t cell, rep;
+      if (!row_key(lines[i], &cell, &rep) || !scenario_.contains(cell, rep) || !in_shard(cell, rep) ||
+          status_[slot(cell, rep)] == CellStatus::done)
+        continue;
+      status_[slot(cell, rep)] = CellStatus::done;
+      ++done_;
+      kept += lines[i] + "\n";
+    }
+    // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
+    if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
+    // Series rows are written before their cells row: drop those of cells that did not finish.
+    std::string series_kept = join_fields(series_columns()) + "\n";
+    if (fs::exists(series_path_)) {
+      const auto slines = read_complete_lines(series_path_);
+      for (std::size_t i = 1; i < slines.size(); ++i) {
+        std::int64_t cell, rep;
+        if (row_key(slines[i], &cell, &rep) && scenario_.contains(cell, rep) &&
+            status_[slot(cell, rep)] == CellStatus::done)
+          series_kept += slines[i] + "\n";
+      }
+    }
+    if (scenario_.base.analysis.series && series_kept.size() != fs::file_size(series_path_, ec))
+      write_atomically(series_path_, series_kept);
+    finish("running");
+    open_streams(true);
+  } else {
+    finish("running");
+    open_streams(false);
+  }
+}
+
+RunWriter::~RunWriter() = default;
+
+void RunWriter::open_streams(bool append) {
+  cells_ = std::make_unique<detail::AppendFile>(cells_path_, !append);
+  if (!append) cells_->append(join_fields(cell_columns(scenario_)) + "\n");
+  if (scenario_.base.analysis.series) {
+    series_ = std::make_unique<detail::AppendFile>(series_path_, !append);
+    if (!append) series_->append(join_fields(series_columns()) + "\n");
+  }
+}
+
+bool RunWriter::is_done(std::int64_t cell, std::int64_t replicate) const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return status_[slot(cell, replicate)] == CellStatus::done;
+}
+
+std::int64_t RunWriter::done_count() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return done_;
+}
+
+// The parameter keeps RunWriter's member name: this body was RunWriter::record's and reads the same.
+CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int64_t replicate,
+                          const CellResult& r) {
+  const CellMetrics& m = r.metrics;
+  const std::string prefix = std::to_string(cell) + "," + std::to_string(replicate);
+  std::vector<std::string> f{prefix};
+  for (const auto& v : scenario_.cell_values(cell)) f.push_back(csv_field(v));
+  for (double x : {m.rho, m.spectral_norm, m.mean_abs_dact, m.mean_sq_dact, m.sup_dact, m.predictor,
+                   m.predictor_rms, m.bound})
+    f.push_back(csv_number(x));
+  f.push_back(csv_optional(m.fit.growth_rate));
+  f.push_back(csv_optional(m.log10_grad_ratio));
+  f.push_back(to_string(m.regime));
+  f.push_back(csv_optional(m.forward_diverged_at));
+  f.push_back(csv_number(m.dead_fraction));
+  f.push_back(csv_number(m.saturated_fraction));
+  f.push_back(csv_number(r.seconds));
+  f.push_back(std::to_string(r.trace.horizon));
+  f.push_back(m.fit.growth_rate ? std::to_string(m.fit.first_lag) : "");
+  f.push_back(m.fit.growth_rate ? std::to_string(m.fit.last_lag) : "");
+  f.push_back(csv_optional(m.grad_zero_at));
+  f.push_back(csv_number(r.trace.max_abs_dact));
+  // converged < fallback < not_converged: "converged" and "fallback" as before, not_converged for a large
+  // sparse solve that ran out of budget.
+  const auto worst = std::max(r.spectrum.rho_status, r.spectrum.norm_status);
+  f.push_back(to_string(worst));
+  f.push_back(csv_number(r.seconds_spectrum));
+  f.push_back(csv_number(r.seconds_forward));
+  f.push_back(csv_number(r.seconds_backward));
+  // Ground-truth block (same order as cell_columns).
+  const MeanField& mf = r.mean_field;
+  f.push_back(csv_number(r.gain_rms));
+  const bool mf_ok = mf.status != MeanFieldStatus::not_applicable;
+  f.push_back(mf.status == MeanFieldStatus::ok ? csv_number(mf.q) : "");
+  f.push_back(mf_ok ? csv_number(mf.growth) : "");
+  f.push_back(mf_ok ? csv_number(mf.lyapunov) : "");  // empty also when growth = 0 (ln 0)
+  f.push_back(to_string(mf.status));
+  if (const std::int64_t k = max_lyapunov_count(scenario_); k > 0) {
+    const LyapunovResult& ly = r.lyapunov;
+    const bool have = !ly.exponents.empty();
+    f.push_back(have ? csv_number(ly.exponents.front()) : "");
+    f.push_back(have && std::isfinite(ly.exponents.front()) ? csv_number(ly.exponents_std.front()) : "");
+    const bool computed = ly.per_trajectory.rows() > 0;  // false for a cell with analysis.lyapunov = 0
+    f.push_back(computed ? to_string(ly.status) : "");
+    for (std::int64_t i = 0; i < k; ++i)
+      f.push_back(static_cast<std::size_t>(i) < ly.exponents.size() ? csv_number(ly.exponents[i]) : "");
+  }
+  // Model space block (see cell_columns).
+  f.push_back(csv_optional(m.transient_peak));
+  f.push_back(csv_optional(m.transient_peak_lag));
+  f.push_back(csv_optional(r.spectrum.bulk_radius));
+  f.push_back(csv_optional(r.spectrum.outlier));
+  f.push_back(to_string(r.storage));
+  f.push_back(csv_number(r.nonzeros));
+  const std::string cells_row = join_fields(f) + "\n";
+
+  std::string series_rows;
+  if (scenario_.base.analysis.series) {
+    const auto& tr = r.trace;
+    // Predicted log10 ||g_t|| - log10 ||g_T|| from the per-step factors rho mean|f'(a_s)| and its RMS form.
+    std::vector<double> abs_factor(tr.horizon + 1, 0.0), rms_factor(tr.horizon + 1, 0.0);
+    for (Eigen::Index s = 1; s <= tr.horizon; ++s) {
+      abs_factor[s] = m.rho * tr.mean_abs_dact_t[s];
+      rms_factor[s] = m.rho * std::sqrt(tr.mean_sq_dact_t[s]);
+    }
+    const std::vector<double> cum_abs = cumulative_log10_prediction(abs_factor);
+    const std::vector<double> cum_rms = cumulative_log10_prediction(rms_factor);
+    for (Eigen::Index t = 0; t <= tr.horizon; ++t) {
+      const bool any = tr.zero_count[t] < tr.batch;
+      series_rows += prefix + "," + std::to_string(t) + "," +
+                     (any ? csv_number(tr.log10_norm_mean[t]) + "," + csv_number(tr.log10_norm_min[t]) + "," +
+                                csv_number(tr.log10_norm_max[t])
+                          : std::string(",,")) +
+                     "," + (t >= 1 ? csv_number(tr.mean_abs_dact_t[t]) : std::string()) + "," +
+                     std::to_string(tr.zero_count[t]) + "," + csv_number(cum_abs[t]) + "," +
+                     csv_number(cum_rms[t]) + "\n";
+    }
+  }
+
+  return CellRows{cells_row, series_rows};
+}
+
+void RunWriter::record(std::int64_t cell, std::int64_t replicate, const CellResult& r) {
+  write_rows(cell, replicate, format_cell_rows(scenario_, cell, replicate, r));
+}
+
+void RunWriter::write_rows(std::int64_t cell, std::int64_t replicate, const CellRows& rows) {
+  const std::string& cells_row = rows.cells;
+  const std::string& series_rows = rows.series;
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (write_error_) throw *write_error_;  // stopped: nothing more is written, the cell stays pending
+  if (!cells_ || (scenario_.base.analysis.series && !series_))
+    throw std::logic_error("RunWriter::write_rows after the run's files were closed");
+  try {
+    const bool series = !series_rows.empty() && scenario_.base.analysis.series;
+    const off_t series_before = series ? series_->size() : 0;
+    if (series) series_->append(series_rows);
+    try {
+      cells_->append(cells_row);
+    } catch (const WriteError&) {
+      if (series) series_->rollback(series_before);  // the cell did not finish: no series rows of it either
+      throw;
+    }
+  } catch (const WriteError& e) {
+    write_error_ = e;
+    throw;
+  }
+  auto& s = status_[slot(cell, replicate)];
+  if (s != CellStatus::done) ++done_;
+  s = CellStatus::done;
+}
+
+std::optional<WriteError> RunWriter::write_error() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return write_error_;
+}
+
+void RunWriter::record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  status_[slot(cell, replicate)] = CellStatus::failed;
+  failures_[slot(cell, replicate)] = message;
+}
+
+void RunWriter::sort_file(const fs::path& file) const {
+  auto lines = read_complete_lines(file);
+  if (lines.size() < 2) return;
+  std::stable_sort(lines.begin() + 1, lines.end(), [](const std::string& a, const std::string& b) {
+    std::int64_t ca = 0, ra = 0, cb = 0, rb = 0;
+    row_key(a, &ca, &ra);
+    row_key(b, &cb, &rb);
+    return std::tie(ca, ra) < std::tie(cb, rb);
+  });
+  std::string text;
+  for (const auto& l : lines) text += l + "\n";
+  write_atomically(file, text);
+}
+
+nlohmann::json RunWriter::write_heatmaps() const {
+  nlohmann::json written = nlohmann::json::array();
+  // x: the first numeric axis; y: the second numeric axis, else the first string axis; facets: the rest.
+  auto numeric = [](const SweepAxis& a) {
+    return !a.values.empty() && (std::holds_alternative<double>(a.values[0]) ||
+                                 std::holds_alternative<std::int64_t>(a.values[0]));
+  };
+  const auto& axes = scenario_.axes;
+  std::optional<std::size_t> x, y;
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    if (numeric(axes[i])) {
+      if (!x) x = i;
+      else if (!y) y = i;
+    }
+  for (std::size_t i = 0; i < axes.size() && x && !y; ++i)
+    if (!numeric(axes[i])) y = i;
+  if (!x || !y) return written;
+
+  const auto lines = read_complete_lines(cells_path_);
+  if (lines.size() < 2) return written;
+  const auto header = split_fields(lines[0]);
+  auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
+    return detail::column_index(header, name).value_or(std::string::npos);
+  };
+  const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
+
+  // Sum and count per (facet, y, x, metric) over replicates.
+  std::vector<std::size_t> facet_axes;
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    if (i != *x && i != *y) facet_axes.push_back(i);
+  std::size_t facets = 1;
+  for (auto i : facet_axes) facets *= axes[i].values.size();
+  const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
+  std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0);
+  for (std::size_t l = 1; l < lines.size(); ++l) {
+    const auto f = split_fields(lines[l]);
+    std::int64_t cell = 0, rep = 0;
+    if (!row_key(lines[l], &cell, &rep)) continue;
+    const auto idx = scenario_.axis_indices(cell);
+    std::size_t facet = 0;
+    for (auto i : facet_axes) facet = facet * axes[i].values.size() + idx[i];
+    for (std::size_t m = 0; m < metrics.size(); ++m) {
+      const std::size_t c = column(metrics[m]);
+      if (c >= f.size() || f[c].empty()) continue;
+      const std::size_t at = ((facet * ny + idx[*y]) * nx + idx[*x]) * metrics.size() + m;
+      sum[at] += std::stod(f[c]);
+      count[at] += 1.0;
+    }
+  }
+  const fs::path dir = dir_ / "heatmaps";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  // Reported as itself: ignored, a full disk would surface as ENOENT from the first heatmap's write.
+  if (ec) throw WriteError(dir, ec.value());
+  for (std::size_t facet = 0; facet < facets; ++facet) {
+    // Facet name from its axis values, e.g. "network.activation=tanh".
+    std::string facet_name, facet_label;
+    std::size_t rest = facet;
+    std::vector<std::string> parts(facet_axes.size());
+    for (std::size_t k = facet_axes.size(); k-- > 0;) {
+      const auto& a = axes[facet_axes[k]];
+      parts[k] = a.key + "=" + csv_field(a.values[rest % a.values.size()]);
+      rest /= a.values.size();
+    }
+    for (const auto& p : parts) {
+      facet_label += (facet_label.empty() ? "" : ", ") + p;
+      facet_name += "_" + p;
+    }
+    for (std::size_t m = 0; m < metrics.size(); ++m) {
+      const std::string name = "heatmaps/" + metrics[m] + facet_name + ".csv";
+      std::string text = "# " + metrics[m] + " (mean over replicates)" +
+                         (facet_label.empty() ? "" : " for " + facet_label) + "\n# rows: " + axes[*y].key + " =";
+      for (const auto& v : axes[*y].values) text += " " + csv_field(v);
+      text += "\n# columns: " + axes[*x].key + " =";
+      for (const auto& v : axes[*x].values) text += " " + csv_field(v);
+      text += "\n";
+      for (std::size_t iy = 0; iy < ny; ++iy) {
+        for (std::size_t ix = 0; ix < nx; ++ix) {
+          const std::size_t at = ((facet * ny + iy) * nx + ix) * metrics.size() + m;
+          if (ix) text += ',';
+          text += count[at] > 0 ? csv_number(sum[at] / count[at]) : std::string("nan");
+        }
+        text += '\n';
+      }
+      write_atomically(dir_ / name, text);
+      written.push_back({{"file", name}, {"metric", metrics[m]}, {"x", axes[*x].key}, {"y", axes[*y].key},
+                         {"facet", facet_label}});
+    }
+  }
+  return written;
+}
+
+void RunWriter::annotate(const std::string& key, nlohmann::json value) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  extra_[key] = std::move(value);
+}
+
+void RunWriter::finish(const std::string& status) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  try {
+    finish_locked(status);
+  } catch (const WriteError& e) {
+    if (!write_error_) write_error_ = e;  // run.json, when it can be written later, names the first failure
+    throw;
+  }
+}
+
+void RunWriter::finish_locked(const std::string& status) {
+  const bool complete = done_ == total_;
+  if (status == "complete" && complete && !sorted_) {
+    cells_.reset();
+    sort_file(cells_path_);
+    if (scenario_.base.analysis.series) {
+      series_.reset();
+      sort_file(series_path_);
+    }
+    // A shard's heatmaps and verdicts would be mostly holes: `gradflow merge` writes them for the whole run.
+    if (options_.shard.whole()) {
+      heatmaps_ = write_heatmaps();
+      verdicts_ = compute_verdicts(scenario_, cells_path_);
+    }
+    sorted_ = true;
+  }
+  nlohmann::json cells = nlohmann::json::array();
+  std::int64_t failed = 0;
+  for (std::int64_t c = 0; c < scenario_.cell_count(); ++c)
+    for (std::int64_t r = 0; r < scenario_.replicates; ++r) {
+      if (!in_shard(c, r)) continue;
+      const auto s = status_[slot(c, r)];
+      nlohmann::json e = {{"cell", c},
+                          {"replicate", r},
+                          {"status", s == CellStatus::done ? "done" : s == CellStatus::failed ? "failed" : "pending"}};
+      if (s == CellStatus::failed) {
+        e["error"] = failures_[slot(c, r)];
+        ++failed;
+      }
+      cells.push_back(e);
+    }
+  nlohmann::json j;
+  j["gradflow_version"] = GRADFLOW_VERSION;
+  j["scenario_file"] = scenario_.path.string();
+  j["scenario_name"] = scenario_.name;
+  j["title"] = scenario_.base.title;
+  j["seed"] = scenario_.base.seed;
+  j["scenario_hash"] = hash_;
+  j["scenario"] = scenario_json(scenario_);
+  j["overrides"] = scenario_.overrides;
+  if (!options_.shard.whole())
+    j["shard"] = {{"index", options_.shard.index}, {"count", options_.shard.count},
+                  {"rule", "(cell * replicates + replicate) % count == index"}};
+  j["threads"] = threads_;
+  j["gemm"] = gemm_backend();
+  j["status"] = status == "complete" && !complete ? "incomplete" : status;
+  if (write_error_) j["write_error"] = write_error_->what();
+  j["start_time"] = start_time_;
+  j["end_time"] = status == "running" ? nlohmann::json(nullptr) : nlohmann::json(utc_now());
+  j["wall_seconds"] = wall_seconds() - start_seconds_;
+  j["cells_total"] = total_;
+  j["cells_done"] = done_;
+  j["cells_failed"] = failed;
+  j["files"] = {{"cells", "cells.csv"}};
+  if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
+  if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
+  if (!verdicts_.is_null()) j["verdicts"] = verdicts_;
+  for (const auto& [key, value] : extra_.items())
+    if (!j.contains(key)) j[key] = value;
+  j["cells"] = cells;
+  write_atomically(json_path_, j.dump(2) + "\n");
+}
+
+}  // namespace gradflow

@@ -1,0 +1,382 @@
+#include "gradflow/run/scenario.hpp"
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <limits>
+#include <sstream>
+#include <unistd.h>
+
+#include <toml++/toml.h>
+
+#include "gradflow/model/matrix_io.hpp"
+
+
+namespace gradflow {
+
+// ---------------------------------------------------------------------------------------------------
+// Scenario
+
+std::int64_t Scenario::cell_count() const {
+  std::int64_t n = 1;
+  for (const auto& a : axes) n *= static_cast<std::int64_t>(a.values.size());
+  return n;
+}
+
+bool Scenario::contains(std::int64_t cell, std::int64_t replicate) const {
+  return cell >= 0 && cell < cell_count() && replicate >= 0 && replicate < replicates;
+}
+
+std::vector<std::size_t> Scenario::axis_indices(std::int64_t cell) const {
+  std::vector<std::size_t> idx(axes.size());
+  for (std::size_t i = axes.size(); i-- > 0;) {
+    const auto n = static_cast<std::int64_t>(axes[i].values.size());
+    idx[i] = static_cast<std::size_t>(cell % n);
+    cell /= n;
+  }
+  return idx;
+}
+
+std::vector<Value> Scenario::cell_values(std::int64_t cell) const {
+  const auto idx = axis_indices(cell);
+  std::vector<Value> v;
+  for (std::size_t i = 0; i < axes.size(); ++i) v.push_back(axes[i].values[idx[i]]);
+  return v;
+}
+
+std::int64_t Scenario::recurrent_family(std::int64_t cell) const {
+  const auto idx = axis_indices(cell);
+  std::int64_t family = 0;
+  for (std::size_t i = 0; i < axes.size(); ++i) {
+    if (axes[i].key == "spectrum.radius") continue;
+    family = family * static_cast<std::int64_t>(axes[i].values.size()) + static_cast<std::int64_t>(idx[i]);
+  }
+  return family;
+}
+
+Config Scenario::cell_config(std::int64_t cell) const {
+  Config c = base;
+  const auto values = cell_values(cell);
+  for (std::size_t i = 0; i < axes.size(); ++i) find_key(axes[i].key)->set(c, values[i]);
+  return c;
+}
+
+namespace {
+
+SourceLocation location_of(const toml::source_region& r, const std::string& file) {
+  return SourceLocation{file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
+}
+
+[[noreturn]] void fail(const SourceLocation& where, const std::string& what) {
+  throw InputError(where.str() + ": " + what);
+}
+
+/// A TOML scalar as a Value; arrays and tables are not scalars.
+bool scalar_value(const toml::node& node, Value* out) {
+  if (auto v = node.as_boolean()) *out = v->get();
+  else if (auto i = node.as_integer()) *out = i->get();
+  else if (auto d = node.as_floating_point()) *out = d->get();
+  else if (auto s = node.as_string()) *out = s->get();
+  else return false;
+  return true;
+}
+
+/// Sets `key` on `config`, turning a constraint violation into "where: key = value: constraint".
+void apply_value(Config& config, const KeySpec& key, const Value& value, const SourceLocation& where) {
+  try {
+    key.set(config, value);
+  } catch (const std::invalid_argument& e) {
+    fail(where, key.name + " = " + format_value(value) + ": " + e.what());
+  }
+}
+
+std::string unknown_key_message(const std::string& name) {
+  std::string msg = "unknown key " + name;
+  const std::string hint = suggest_key(name);
+  if (!hint.empty()) msg += " (did you mean " + hint + "?)";
+  return msg;
+}
+
+/// The values of one sweep axis: a list, or a range table {start, stop, num[, scale]}.
+std::vector<Value> axis_values(const KeySpec& key, const toml::node& node, const SourceLocation& where) {
+  std::vector<Value> values;
+  if (auto arr = node.as_array()) {
+    for (const auto& item : *arr) {
+      Value v;
+      if (!scalar_value(item, &v)) fail(where, "sweep axis " + key.name + ": list items must be scalars");
+      values.push_back(v);
+    }
+  } else if (auto tbl = node.as_table()) {
+    for (auto&& [k, v] : *tbl) {
+      const std::string name(k.str());
+      if (name != "start" && name != "stop" && name != "num" && name != "scale")
+        fail(location_of(k.source(), where.file),
+             "sweep axis " + key.name + ": unknown range key " + name + " (expected start, stop, num, scale)");
+    }
+    const auto start = (*tbl)["start"].value<double>();
+    const auto stop = (*tbl)["stop"].value<double>();
+    const auto num = (*tbl)["num"].value<std::int64_t>();
+    const std::string scale = (*tbl)["scale"].value_or(std::string("linear"));
+    if (!start || !stop || !num)
+      fail(where, "sweep axis " + key.name + ": a range needs start, stop (numbers) and num (an integer)");
+    if (*num < 1 || *num > 1000000)
+      fail(where, "sweep axis " + key.name + ": num = " + std::to_string(*num) + ": must satisfy 1 <= num <= 1e6");
+    if (scale != "linear" && scale != "log")
+      fail(where, "sweep axis " + key.name + ": scale = \"" + scale + "\": expected \"linear\" or \"log\"");
+    if (scale == "log" && (*start <= 0 || *stop <= 0))
+      fail(where, "sweep axis " + key.name + ": scale = \"log\" needs start > 0 and stop > 0");
+    if (key.type != ValueType::number && key.type != ValueType::integer)
+      fail(where, "sweep axis " + key.name + ": a range needs a numeric key (" + key.name + " is " +
+                      to_string(key.type) + ")");
+    for (std::int64_t i = 0; i < *num; ++i) {
+      const double u = *num == 1 ? 0.0 : double(i) / double(*num - 1);
+      // Linear points as a weighted mean: exact whenever the grid value is representable (1.75, not
+      // 1.7499999999999998).
+      double x = scale == "log" ? std::exp(std::log(*start) + u * (std::log(*stop) - std::log(*start)))
+                                : (*start * double(*num - 1 - i) + *stop * double(i)) / double(*num - 1);
+      if (*num == 1) x = *start;
+      if (i == *num - 1 && *num > 1) x = *stop;  // exact end point
+      if (key.type == ValueType::integer) values.push_back(static_cast<std::int64_t>(std::llround(x)));
+      else values.push_back(x);
+    }
+  } else {
+    Value single;
+    if (!scalar_value(node, &single))
+      fail(where, "sweep axis " + key.name + ": expected a list of values or {start, stop, num}");
+    values.push_back(single);
+  }
+  if (values.empty()) fail(where, "sweep axis " + key.name + ": has no values");
+  return values;
+}
+
+struct AxisNode {
+  std::string key;
+  const toml::node* node;
+  SourceLocation where;
+};
+
+/// Flattens [sweep]: quoted dotted keys ("spectrum.radius" = ...) and nested tables (spectrum.radius = ...)
+/// both name the key; a table holding start/stop/num is a range, not a nesting level.
+void collect_axes(const toml::table& tbl, const std::string& prefix, const std::string& file,
+                  std::vector<AxisNode>& out) {
+  for (auto&& [k, v] : tbl) {
+    const std::string name = prefix + std::string(k.str());
+    const auto where = location_of(k.source(), file);
+    if (auto sub = v.as_table(); sub && !sub->contains("start") && !sub->contains("stop") && !sub->contains("num")) {
+      collect_axes(*sub, name + ".", file, out);
+    } else {
+      out.push_back(AxisNode{name, &v, where});
+    }
+  }
+}
+
+Value parse_override_value(const std::string& text) {
+  try {
+    const toml::table t = toml::parse("v = " + text);
+    Value v;
+    if (scalar_value(*t.get("v"), &v)) return v;
+  } catch (const toml::parse_error&) {
+  }
+  return text;  // bare words: --set network.activation=relu
+}
+
+/// Reads one file key's matrix, turning a file problem into "where: key = "path": problem".
+MatrixFile read_keyed_file(const std::string& key, const std::string& path, const std::filesystem::path& base_dir,
+                           const SourceLocation& where, bool keep_sparse) {
+  std::filesystem::path p = path;
+  if (p.is_relative()) p = base_dir / p;
+  try {
+    if (keep_sparse) return read_matrix_file(p);
+    MatrixFile f;
+    f.dense = read_matrix(p);
+    return f;
+  } catch (const MatrixFileError& e) {
+    fail(where, key + " = \"" + path + "\": " + e.what());
+  }
+}
+
+/// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet. Coordinate .mtx files for W
+/// stay sparse; everything else is read dense.
+void load_files(Config& c, const std::filesystem::path& base_dir,
+                const std::function<SourceLocation(const std::string&)>& origin_of) {
+  auto& sc = c.spectrum;
+  if (sc.kind == SpectrumKind::file && !sc.file.empty() && !sc.matrix && !sc.sparse_matrix) {
+    const SourceLocation where = origin_of("spectrum.file");
+    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true);
+    if (f.rows() != f.cols() || f.rows() == 0)
+      fail(where, "spectrum.file = \"" + sc.file + "\": W must be a non-empty square matrix, got " +
+                      std::to_string(f.rows()) + " x " + std::to_string(f.cols()));
+    if (f.is_sparse()) sc.sparse_matrix = f.sparse;
+    else sc.matrix = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
+  }
+  auto load_dense = [&](const std::string& key, const std::string& path,
+                        std::shared_ptr<const Eigen::MatrixXd>& slot) {
+    if (path.empty() || slot) return;
+    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false);
+    slot = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
+  };
+  if (c.input.kind == InputKind::file) load_dense("input.file", c.input.file, c.input.sequence);
+  if (c.input.kind != InputKind::none) load_dense("input.weights", c.input.weights, c.input.matrix);
+  if (c.init.state == InitState::file) load_dense("init.file", c.init.file, c.init.matrix);
+  load_dense("bias.file", c.bias.file, c.bias.vector);
+}
+
+/// Keys naming files: loaded once with the base config, so they cannot be sweep axes.
+bool is_file_key(const std::string& key) {
+  return key == "spectrum.file" || key == "input.file" || key == "input.weights" || key == "init.file" ||
+         key == "bias.file";
+}
+
+}  // namespace
+
+Scenario parse_scenario(const std::string& text, const std::string& source_name,
+                        const std::vector<std::string>& overrides, const std::filesystem::path& base_dir) {
+  toml::table root;
+  try {
+    root = toml::parse(text, source_name);
+  } catch (const toml::parse_error& e) {
+    fail(location_of(e.source(), source_name), "TOML syntax error: " + std::string(e.description()));
+  }
+
+  Scenario sc;
+  sc.path = source_name;
+  sc.name = std::filesystem::path(source_name).stem().string();
+  sc.overrides = overrides;
+
+  const toml::table* sweep = nullptr;
+  SourceLocation sweep_where{source_name, 1, 1};
+  for (auto&& [k, v] : root) {
+    const std::string section(k.str());
+    const auto where = location_of(k.source(), source_name);
+    if (section == "sweep") {
+      sweep = v.as_table();
+      if (!sweep) fail(where, "sweep must be a table ([sweep])");
+      sweep_where = where;
+      continue;
+    }
+    auto set_leaf = [&](const std::string& name, const toml::node& node, const SourceLocation& at) {
+      const KeySpec* key = find_key(name);
+      if (!key) fail(at, unknown_key_message(name));
+      Value value;
+      if (!scalar_value(node, &value)) {
+        if (node.is_table()) fail(at, name + ": is a table here, expected " + to_string(key->type));
+        fail(at, name + ": is an array here, expected " + to_string(key->type) + " (lists belong in [sweep])");
+      }
+      apply_value(sc.base, *key, value, location_of(node.source(), source_name));
+      sc.origins[name] = at;
+    };
+    if (auto tbl = v.as_table()) {
+      bool known_section = false;
+      for (const auto& key : scenario_keys()) known_section |= key.name.rfind(section + ".", 0) == 0;
+      if (!known_section) fail(where, "unknown section [" + section + "]" + [&] {
+        const std::string hint = suggest_key(section + ".x");
+        return hint.empty() ? std::string() : " (did you mean [" + hint.substr(0, hint.find('.')) + "]?)";
+      }());
+      for (auto&& [k2, v2] : *tbl)
+        set_leaf(section + "." + std::string(k2.str()), v2, location_of(k2.source(), source_name));
+    } else {
+      set_leaf(section, v, where);
+    }
+  }
+
+  for (const auto& o : overrides) {
+    const auto eq = o.find('=');
+    const SourceLocation where{"--set " + o, 0, 0};
+    if (eq == std::string::npos || eq == 0) fail(where, "expected key=value");
+    const std::string name = o.substr(0, eq);
+    const KeySpec* key = find_key(name);
+    if (!key) fail(where, unknown_key_message(name));
+    apply_value(sc.base, *key, parse_override_value(o.substr(eq + 1)), where);
+    sc.origins[name] = where;
+  }
+
+  if (sweep) {
+    std::vector<AxisNode> nodes;
+    collect_axes(*sweep, "", source_name, nodes);
+    // toml++ keeps tables sorted by key; axes follow the order in which they are written.
+    std::stable_sort(nodes.begin(), nodes.end(), [](const AxisNode& a, const AxisNode& b) {
+      return std::tie(a.where.line, a.where.column) < std::tie(b.where.line, b.where.column);
+    });
+    for (const auto& an : nodes) {
+      if (an.key == "replicates") {
+        const auto r = an.node->value<std::int64_t>();
+        if (!an.node->is_integer() || !r || *r < 1)
+          fail(an.where, "sweep.replicates: expected an integer >= 1");
+        sc.replicates = *r;
+        continue;
+      }
+      const KeySpec* key = find_key(an.key);
+      if (!key) fail(an.where, "sweep axis " + unknown_key_message(an.key));
+      if (an.key == "title" || an.key == "seed")
+        fail(an.where, "sweep axis " + an.key + ": cannot be swept (use replicates for independent draws)");
+      if (is_file_key(an.key))
+        fail(an.where, "sweep axis " + an.key + ": files cannot be swept (run one scenario per file)");
+      for (const auto& axis : sc.axes)
+        if (axis.key == an.key) fail(an.where, "sweep axis " + an.key + ": appears twice");
+      if (sc.origins.count(an.key) && sc.origins[an.key].line == 0)
+        fail(an.where, "sweep axis " + an.key + ": also fixed by " + sc.origins[an.key].file +
+                           " (drop the --set or the axis)");
+      sc.axes.push_back(SweepAxis{an.key, axis_values(*key, *an.node, an.where), an.where});
+    }
+  }
+  const std::int64_t max_cells = 100000000;
+  double cells = double(sc.replicates);
+  for (const auto& a : sc.axes) cells *= double(a.values.size());
+  if (cells > double(max_cells))
+    fail(sweep_where, "sweep: " + std::to_string(static_cast<long long>(cells)) +
+                          " cells x replicates: must be <= 1e8");
+
+  // Every axis value and every cell, validated before any work starts.
+  for (const auto& axis : sc.axes) {
+    const KeySpec& key = *find_key(axis.key);
+    for (const auto& v : axis.values) {
+      Config probe = sc.base;
+      apply_value(probe, key, v, axis.where);
+    }
+  }
+  const std::filesystem::path dir = base_dir;
+  const std::function<SourceLocation(const std::string&)> origin_of = [&](const std::string& key) {
+    for (const auto& axis : sc.axes)
+      if (axis.key == key) return axis.where;
+    auto it = sc.origins.find(key);
+    return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
+  };
+  load_files(sc.base, dir, origin_of);
+  for (std::int64_t cell = 0; cell < sc.cell_count(); ++cell) {
+    Config c = sc.cell_config(cell);
+    try {
+      validate_config(c);
+    } catch (const std::invalid_argument& e) {
+      const std::string what = e.what();
+      const std::string key = what.substr(0, what.find_first_of(" :"));
+      std::string where_cell;
+      if (!sc.axes.empty()) {
+        where_cell = " (sweep cell " + std::to_string(cell) + ":";
+        const auto values = sc.cell_values(cell);
+        for (std::size_t i = 0; i < sc.axes.size(); ++i)
+          where_cell += " " + sc.axes[i].key + " = " + format_value(values[i]);
+        where_cell += ")";
+      }
+      fail(origin_of(key), what + where_cell);
+    }
+    if (sc.axes.empty()) break;
+  }
+  return sc;
+}
+
+Scenario load_scenario(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
+  std::error_code ec;
+  if (!std::filesystem::exists(file, ec)) throw InputError(file.string() + ": no such scenario file");
+  if (std::filesystem::is_directory(file, ec))
+    throw InputError(file.string() + ": is a directory, expected a scenario file (.toml)");
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file.string() + ": cannot be read (permission?)");
+  std::ostringstream text;
+  text << in.rdbuf();
+  Scenario sc = parse_scenario(text.str(), file.string(), overrides, file.parent_path().empty() ? "." : file.parent_path());
+  sc.path = file;
+  return sc;
+}
+
+}  // namespace gradflow

@@ -1,0 +1,162 @@
+// Sparse W (sparse.hpp): spectral analysis against dense references, and the engine's sparse products
+// against its dense ones.
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <type_traits>
+#include <unistd.h>
+
+#include <Eigen/Eigenvalues>
+#include <Eigen/SVD>
+#include <catch2/catch.hpp>
+
+#include "gradflow/analysis/simulate.hpp"
+#include "gradflow/engine/engine.hpp"
+#include "gradflow/model/ensembles.hpp"
+#include "gradflow/model/matrix_io.hpp"
+#include "gradflow/model/sparse.hpp"
+#include "tolerances.hpp"
+
+using namespace gradflow;
+using namespace gradflow::test;
+
+namespace {
+
+double dense_rho(const Eigen::MatrixXd& w) {
+  Eigen::EigenSolver<Eigen::MatrixXd> es(w, false);
+  REQUIRE(es.info() == Eigen::Success);
+  return es.eigenvalues().cwiseAbs().maxCoeff();
+}
+double dense_norm(const Eigen::MatrixXd& w) { return Eigen::BDCSVD<Eigen::MatrixXd>(w).singularValues()(0); }
+double rel_err(double x, double ref) { return std::abs(x - ref) / std::abs(ref); }
+
+SparseMatrix random_sparse(Eigen::Index n, Eigen::Index k, std::uint64_t seed) {
+  Rng rng(seed);
+  SparseOptions o;
+  o.in_degree = k;
+  return sparse_gaussian(n, o, rng);
+}
+
+}  // namespace
+
+TEST_CASE("sparse Arnoldi rho and Lanczos ||W||_2 agree with dense solves to 1e-10 (N = 300, 700)",
+          "[sparse][spectrum]") {
+  for (const auto& [n, k] : {std::pair<Eigen::Index, Eigen::Index>{300, 12}, {700, 25}}) {
+    const SparseMatrix w = random_sparse(n, k, 100 + n);
+    const Eigen::MatrixXd d(w);
+    SolveStatus rs{}, ns{};
+    const double rho = spectral_radius(w, &rs);
+    const double norm = spectral_norm(w, &ns);
+    INFO("N = " << n);
+    CHECK(rs == SolveStatus::converged);
+    CHECK(ns == SolveStatus::converged);
+    CHECK(rel_err(rho, dense_rho(d)) <= kSpectralAgreeTol);
+    CHECK(rel_err(norm, dense_norm(d)) <= kSpectralAgreeTol);
+    const SpectralInfo info = analyse_spectrum(w);
+    CHECK(info.rho == rho);
+    CHECK(info.spectral_norm == norm);
+    CHECK(info.message.empty());
+  }
+}
+
+TEST_CASE("sparse rescale_to_radius gives rho = radius to 1e-8 by a dense solve (N = 500)", "[sparse][spectrum]") {
+  const SparseMatrix w = random_sparse(500, 16, 3);
+  SolveStatus st{};
+  const SparseMatrix r = rescale_to_radius(w, 0.75, &st);
+  CHECK(st == SolveStatus::converged);
+  CHECK(rel_err(dense_rho(Eigen::MatrixXd(r)), 0.75) <= kRadiusTol);
+  CHECK(rescale_to_radius(w, 0.0).nonZeros() == 0);
+  CHECK_THROWS_AS(rescale_to_radius(delay_chain(50), 1.0), std::invalid_argument);  // nilpotent
+}
+
+TEST_CASE("triangular sparse W: rho is the largest diagonal modulus, exactly, without Arnoldi", "[sparse][spectrum]") {
+  SparseMatrix w = random_sparse(200, 10, 8);
+  SparseMatrix lower = Eigen::MatrixXd(Eigen::MatrixXd(w).triangularView<Eigen::StrictlyLower>()).sparseView();
+  SolveStatus st{};
+  CHECK(spectral_radius(lower, &st) == 0.0);
+  CHECK(st == SolveStatus::converged);
+  Eigen::MatrixXd upper = Eigen::MatrixXd(w).triangularView<Eigen::Upper>();
+  upper(17, 17) = -3.5;
+  CHECK(spectral_radius(SparseMatrix(upper.sparseView()), &st) == 3.5);
+  CHECK(st == SolveStatus::converged);
+}
+
+TEST_CASE("a sparse permutation (every |lambda| = 1) is recognised as scaled orthogonal", "[sparse][spectrum]") {
+  const Eigen::Index n = 500;
+  SparseMatrix p(n, n);
+  for (Eigen::Index i = 0; i < n; ++i) p.insert(i, (7 * i + 3) % n) = 2.0;  // gcd(7, 500) = 1: a permutation
+  SolveStatus st{};
+  CHECK(spectral_radius(p, &st) == Approx(2.0).epsilon(1e-14));
+  CHECK(st == SolveStatus::converged);
+}
+
+TEMPLATE_TEST_CASE("sparse and dense storage give the same BPTT trace for every cell (N = 300, B = 3)",
+                   "[sparse][engine]", float, double) {
+  const SparseMatrix ws = rescale_to_radius(random_sparse(300, 15, 12), 1.4);
+  Rng rng(3);
+  Model dense;
+  dense.w = Eigen::MatrixXd(ws);
+  dense.u = gaussian_matrix(300, 5, 0.2, rng);
+  dense.b = gaussian_matrix(300, 1, 0.1, rng).col(0);
+  dense.activation = Activation(ActivationKind::tanh);
+  Model sparse = dense;
+  sparse.w.resize(0, 0);
+  sparse.w_sparse = std::make_shared<const SparseMatrix>(ws);
+  REQUIRE(sparse.units() == 300);
+  Drive d;
+  d.steps = 120;
+  d.burn_in = 10;
+  d.h0 = gaussian_matrix(300, 3, 0.5, rng);
+  d.input_seed = 5;
+  d.loss_seed = 6;
+  // float products sum in another order: a few ulps per step, compounding over 120 steps.
+  const double tol = std::is_same_v<TestType, float> ? 1e-3 : 1e-10;
+  for (const CellKind cell : {CellKind::vanilla, CellKind::residual, CellKind::leaky}) {
+    dense.cell = sparse.cell = cell;
+    dense.leak = sparse.leak = 0.3;
+    const GradientTrace a = run_bptt<TestType>(dense, d), b = run_bptt<TestType>(sparse, d);
+    INFO(to_string(cell));
+    REQUIRE(a.horizon == b.horizon);
+    for (Eigen::Index t = 0; t <= a.horizon; ++t) {
+      INFO("t = " << t);
+      CHECK(std::abs(a.log10_norm_mean[t] - b.log10_norm_mean[t]) <= tol);
+    }
+    CHECK(std::abs(a.mean_abs_dact - b.mean_abs_dact) <= tol);
+  }
+}
+
+TEST_CASE("kind sparse at N = 3000, K = 20 runs in sparse storage and reports its nonzeros", "[sparse][cell]") {
+  Config c;
+  c.network.units = 3000;
+  c.network.steps = 30;
+  c.network.batch = 2;
+  c.analysis.burn_in = 5;
+  c.spectrum.kind = SpectrumKind::sparse;
+  c.spectrum.sparse.in_degree = 20;
+  c.spectrum.radius = 1.1;
+  const CellResult r = simulate_cell(c, 0, 0);
+  CHECK(r.storage == Storage::sparse);
+  CHECK(r.nonzeros == 60000.0);
+  CHECK(r.spectrum.rho == 1.1);
+  CHECK(r.spectrum.rho_status == SolveStatus::converged);
+  CHECK(r.trace.horizon == 30);
+  CHECK(cell_memory_bytes(c) < 3000.0 * 3000.0);  // far below one dense W
+}
+
+TEST_CASE("a coordinate .mtx file is read sparse and equals the dense reading", "[sparse][matrix_io]") {
+  const auto dir = std::filesystem::temp_directory_path() / ("gradflow_sparse_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const auto file = dir / "w.mtx";
+  std::ofstream(file) << "%%MatrixMarket matrix coordinate real symmetric\n% comment\n4 4 4\n1 1 2.5\n3 1 -1\n"
+                         "4 2 0.5\n4 2 0.25\n";
+  const MatrixFile f = read_matrix_file(file);
+  REQUIRE(f.is_sparse());
+  const Eigen::MatrixXd dense = read_matrix(file);
+  CHECK(Eigen::MatrixXd(*f.sparse) == dense);
+  CHECK(dense(0, 2) == -1.0);      // mirrored
+  CHECK(dense(1, 3) == 0.75);      // duplicates summed, then mirrored
+  CHECK(f.sparse->nonZeros() == 5);
+  std::ofstream(dir / "a.mtx") << "%%MatrixMarket matrix array real general\n2 2\n1\n2\n3\n4\n";
+  CHECK_FALSE(read_matrix_file(dir / "a.mtx").is_sparse());
+  std::filesystem::remove_all(dir);
+}

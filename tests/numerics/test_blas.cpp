@@ -1,0 +1,100 @@
+#include <cmath>
+#include <cstdlib>
+#include <limits>
+
+#include <catch2/catch.hpp>
+
+#include "gradflow/numerics/blas.hpp"
+#include "tolerances.hpp"
+
+using namespace gradflow;
+using gradflow::test::kProductOrderFactor;
+
+TEMPLATE_TEST_CASE("OpenBLAS and Eigen give the recurrent products W x and W^T x to rounding (N = 48, B = 1, 5)",
+                   "[blas]", float, double) {
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  if (!have_openblas()) {
+    WARN("built without OpenBLAS: nothing to compare");
+    return;
+  }
+  std::srand(11);
+  const Eigen::Index n = 48;
+  const Mat w = Mat::Random(n, n);
+  for (Eigen::Index b : {1, 5}) {
+    const Mat x = Mat::Random(n, b);
+    for (bool transpose : {false, true}) {
+      Mat y(n, b);
+      detail::blas_product(transpose, n, b, w.data(), x.data(), y.data());
+      const Mat ref = transpose ? Mat(w.transpose() * x) : Mat(w * x);
+      const double bound = kProductOrderFactor * double(n) * std::numeric_limits<TestType>::epsilon() *
+                           double(w.norm()) * double(x.norm());
+      INFO("B = " << b << ", transpose = " << transpose);
+      CHECK(double((y - ref).norm()) <= bound);
+      // accumulate: y += op(W) x (beta = 1)
+      const Mat start = Mat::Random(n, b);
+      Mat acc = start;
+      detail::blas_product(transpose, n, b, w.data(), x.data(), acc.data(), /*accumulate=*/true);
+      CHECK(double((acc - start - ref).norm()) <=
+            bound + 2 * std::numeric_limits<TestType>::epsilon() * double(start.norm()));
+    }
+  }
+}
+
+TEST_CASE("choose_gemm: on one thread Eigen for B = 1 and, W packed once, for B >= 16 or N >= 256 and B >= 4, OpenBLAS otherwise",
+          "[blas]") {
+  if (!have_openblas() || std::getenv("GRADFLOW_GEMM") != nullptr) {
+    CHECK(choose_gemm(64, 1, 8) == (have_openblas() && std::getenv("GRADFLOW_GEMM") &&
+                                    std::string(std::getenv("GRADFLOW_GEMM")) == "openblas"
+                                        ? GemmBackend::openblas
+                                        : GemmBackend::eigen));
+    return;
+  }
+  const int saved = set_gemm_threads(1);
+  CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);    // 512 KiB
+  CHECK(choose_gemm(256, 32, 4) == GemmBackend::eigen);
+  CHECK(choose_gemm(1024, 1, 8) == GemmBackend::eigen);     // GEMV
+  CHECK(choose_gemm(256, 8, 8) == GemmBackend::eigen);      // W packed once beats OpenBLAS from N = 256, B = 4
+  CHECK(choose_gemm(256, 4, 8) == GemmBackend::eigen);
+  CHECK(choose_gemm(256, 2, 8) == GemmBackend::openblas);   // narrowest B
+  CHECK(choose_gemm(128, 8, 8) == GemmBackend::openblas);   // narrow B on a small W
+  CHECK(choose_gemm(64, 2, 8) == GemmBackend::openblas);
+  CHECK(choose_gemm(64, 16, 8) == GemmBackend::eigen);
+  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);    // 8 MiB: the largest packed copy
+  CHECK(choose_gemm(1025, 16, 8) == GemmBackend::openblas);
+  CHECK(choose_gemm(1448, 16, 4) == GemmBackend::eigen);    // 8 MiB in float
+  set_gemm_threads(2);
+  CHECK(gemm_threads() == 2);
+  CHECK(choose_gemm(256, 32, 8) == GemmBackend::openblas);
+  set_gemm_threads(saved);
+}
+
+TEMPLATE_TEST_CASE("PackedProduct (W packed once) equals Eigen's own product, across the cache blocking",
+                   "[blas]", float, double) {
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  std::srand(5);
+  // n = 1100 is beyond one kc x mc block for both precisions, so several panels (i2, k2) are packed and
+  // the accumulation over k2 is exercised; b = 70 exceeds nr and is not a multiple of it.
+  for (Eigen::Index n : {1, 7, 64, 300, 1100}) {
+    const Mat w = Mat::Random(n, n);
+    for (Eigen::Index b : {2, 5, 70}) {
+      const Mat x = Mat::Random(n, b);
+      for (bool transpose : {false, true}) {
+        const detail::PackedProduct<TestType> product(w.data(), n, b, transpose);
+        Mat y = Mat::Constant(n, b, TestType(7));  // apply() overwrites y
+        product.apply(x.data(), y.data());
+        product.apply(x.data(), y.data());  // reusable: the packed W is not consumed
+        const Mat ref = transpose ? Mat(w.transpose() * x) : Mat(w * x);
+        const double bound = kProductOrderFactor * double(n) * std::numeric_limits<TestType>::epsilon() *
+                             double(w.norm()) * double(x.norm());
+        INFO("N = " << n << ", B = " << b << ", transpose = " << transpose);
+        CHECK(double((y - ref).norm()) <= bound);
+        // accumulate: the kernel adds into y as it stands (how the engine starts from the bias)
+        const Mat start = Mat::Random(n, b);
+        Mat acc = start;
+        product.apply(x.data(), acc.data(), /*accumulate=*/true);
+        CHECK(double((acc - start - ref).norm()) <=
+              bound + 2 * std::numeric_limits<TestType>::epsilon() * double(start.norm()));
+      }
+    }
+  }
+}
