@@ -105,10 +105,17 @@ CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& acti
   // The cell's Jacobian J_t = c I + s D_t W: the heuristics with D_t replaced by its mean (predictor), its
   // mean-field second moment with the cross term 2 c s <g, D W g> averaging out for random W (predictor_rms),
   // and the triangle inequality (bound). Vanilla (c = 0, s = 1) gives the contract formulas exactly.
-  const double c = trace.carry, s = trace.drive_scale;
-  m.predictor = c + s * m.rho * m.mean_abs_dact;
-  m.predictor_rms = std::sqrt(c * c + s * s * m.rho * m.rho * m.mean_sq_dact);
-  m.bound = c + s * m.spectral_norm * m.sup_dact;
+  // A cell with its own predictors (gated cells) brings them in the trace.
+  if (trace.cell_predictors) {
+    m.predictor = trace.cell_predictors->predictor;
+    m.predictor_rms = trace.cell_predictors->predictor_rms;
+    m.bound = trace.cell_predictors->bound;
+  } else {
+    const double c = trace.carry, s = trace.drive_scale;
+    m.predictor = c + s * m.rho * m.mean_abs_dact;
+    m.predictor_rms = std::sqrt(c * c + s * s * m.rho * m.rho * m.mean_sq_dact);
+    m.bound = c + s * m.spectral_norm * m.sup_dact;
+  }
   m.fit = fit_growth_rate(trace, analysis.fit_skip);
   m.forward_diverged_at = trace.forward_diverged_at;
   m.dead_fraction = trace.dead_fraction;

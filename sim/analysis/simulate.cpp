@@ -7,6 +7,7 @@
 #include <stdexcept>
 #include <string>
 
+#include "gradflow/engine/cell.hpp"
 #include "gradflow/numerics/random.hpp"
 
 namespace gradflow {
@@ -77,9 +78,14 @@ CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t
     run_passes<float>(config, model, drive, tangent_seed, result);
   else
     run_passes<double>(config, model, drive, tangent_seed, result);
+  if (is_gated(model.cell) && !result.trace.coef_mean.empty())
+    result.trace.cell_predictors =
+        gated_predictors(model, result.trace.coef_mean, result.trace.coef_rms, result.trace.coef_max);
   result.metrics = compute_metrics(result.spectrum, model.activation, result.trace, config.analysis);
+  const Eigen::Index n = model.units();
   result.gain_rms = model.w_sparse ? model.w_sparse->norm() / std::sqrt(double(model.w_sparse->rows()))
-                                  : gain_rms(model.w);
+                  : is_gated(model.cell) ? gain_rms(Eigen::MatrixXd(model.w.middleRows(candidate_block(model.cell) * n, n)))
+                                         : gain_rms(model.w);
   result.mean_field = cell_mean_field(config, result.gain_rms);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -14,6 +14,12 @@ std::unique_ptr<Cell<Scalar>> make_cell(const Model& model, Pass pass, Eigen::In
     case CellKind::residual:
     case CellKind::leaky:
       return detail::make_carry_cell<Scalar>(model, pass, columns);
+    case CellKind::gru:
+      return detail::make_gru_cell<Scalar>(model, pass, columns);
+    case CellKind::lstm:
+      return detail::make_lstm_cell<Scalar>(model, pass, columns);
+    case CellKind::minimalrnn:
+      return detail::make_minimalrnn_cell<Scalar>(model, pass, columns);
   }
   throw std::invalid_argument("make_cell: unknown cell kind");
 }

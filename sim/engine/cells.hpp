@@ -13,4 +13,16 @@ namespace gradflow::detail {
 template <class Scalar>
 std::unique_ptr<Cell<Scalar>> make_carry_cell(const Model& model, Pass pass, Eigen::Index columns);
 
+/// torch.nn.GRU's cell (gru_cell.cpp).
+template <class Scalar>
+std::unique_ptr<Cell<Scalar>> make_gru_cell(const Model& model, Pass pass, Eigen::Index columns);
+
+/// torch.nn.LSTM's cell, state (h, c) (lstm_cell.cpp).
+template <class Scalar>
+std::unique_ptr<Cell<Scalar>> make_lstm_cell(const Model& model, Pass pass, Eigen::Index columns);
+
+/// Chen, Pennington & Schoenholz's minimalRNN (minimalrnn_cell.cpp).
+template <class Scalar>
+std::unique_ptr<Cell<Scalar>> make_minimalrnn_cell(const Model& model, Pass pass, Eigen::Index columns);
+
 }  // namespace gradflow::detail

@@ -62,11 +62,22 @@ namespace {
 
 void check_shapes(const Model& model, const Drive& drive) {
   const Eigen::Index n = model.units();
+  const Eigen::Index blocks = gate_blocks(model.cell);
+  const Eigen::Index input_rows = model.cell == CellKind::minimalrnn ? n : blocks * n;
+  const Eigen::Index w_rows = model.w_sparse ? model.w_sparse->rows() : model.w.rows();
   const Eigen::Index w_cols = model.w_sparse ? model.w_sparse->cols() : model.w.cols();
-  if (w_cols != n || drive.h0.rows() != n || (model.u.cols() > 0 && model.u.rows() != n) ||
-      (model.b.size() != 0 && model.b.size() != n) || drive.h0.cols() < 1 || drive.steps < 1 || drive.burn_in < 0)
-    throw std::invalid_argument("run_bptt: shapes must satisfy W: N x N, U: N x dim, b: N, h0: N x B, "
-                                "B >= 1, T >= 1, burn_in >= 0");
+  if (w_cols != n || w_rows != blocks * n || drive.h0.rows() != n ||
+      (model.u.cols() > 0 && model.u.rows() != input_rows) || (model.b.size() != 0 && model.b.size() != input_rows) ||
+      (model.b_recurrent.size() != 0 && model.b_recurrent.size() != blocks * n) || drive.h0.cols() < 1 ||
+      drive.steps < 1 || drive.burn_in < 0)
+    throw std::invalid_argument("run_bptt: shapes must satisfy W: G N x N, U: G N x dim, b: G N, h0: N x B (G = 3 "
+                                "for gru, 4 for lstm, 1 otherwise), B >= 1, T >= 1, burn_in >= 0");
+  if (drive.c0.size() != 0 && (model.cell != CellKind::lstm || drive.c0.rows() != n || drive.c0.cols() != drive.h0.cols()))
+    throw std::invalid_argument("run_bptt: c0 is the lstm cell state, N x B like h0");
+  if (is_gated(model.cell) && model.w_sparse)
+    throw std::invalid_argument("run_bptt: gated cells need dense W");
+  if (model.cell == CellKind::minimalrnn && (model.w_gate_input.rows() != n || model.w_gate_input.cols() != n))
+    throw std::invalid_argument("run_bptt: minimalrnn needs U_z (w_gate_input), N x N");
   if (drive.inputs && (drive.inputs->rows() < drive.burn_in + drive.steps || drive.inputs->cols() != model.u.cols()))
     throw std::invalid_argument("run_bptt: fixed inputs must be (burn_in + steps) x dim with dim = U's columns");
   if (model.cell == CellKind::leaky && !(model.leak > 0.0 && model.leak <= 1.0))
@@ -97,6 +108,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   // nothing inside the time loop allocates.
   Mat s_prev = Mat::Zero(cell->state_size(), batch);
   s_prev.topRows(cell->units()) = drive.h0.cast<Scalar>();
+  if (drive.c0.size() != 0) s_prev.bottomRows(cell->units()) = drive.c0.cast<Scalar>();
   Mat s_next(cell->state_size(), batch);
   Mat x(dim, batch);
   Vec x_shared(dim);
@@ -111,6 +123,9 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   tape.mean_sq_dact_t.assign(steps + 1, 0.0);
   double sum_abs = 0.0, sum_sq = 0.0, max_abs = 0.0;
   std::int64_t dead = 0, saturated = 0, count = 0;
+  tape.coefficient_names = cell->coefficient_names();
+  const std::size_t coefficients = tape.coefficient_names.size();
+  std::vector<double> coef_sum(coefficients, 0.0), coef_sq(coefficients, 0.0), coef_max(coefficients, 0.0);
 
   Index horizon = steps;
   const Index total = drive.burn_in + steps;
@@ -138,6 +153,11 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
       dead += step.dead;
       saturated += step.saturated;
       count += step.count;
+      for (std::size_t k = 0; k < coefficients; ++k) {
+        coef_sum[k] += step.coef_sum[k];
+        coef_sq[k] += step.coef_sq[k];
+        coef_max[k] = std::max(coef_max[k], step.coef_max[k]);
+      }
       tape.mean_abs_dact_t[t] = step.sum_abs / static_cast<double>(step.count);
       tape.mean_sq_dact_t[t] = step.sum_sq / static_cast<double>(step.count);
     }
@@ -153,6 +173,11 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
     tape.max_abs_dact = max_abs;
     tape.dead_fraction = static_cast<double>(dead) / n_values;
     tape.saturated_fraction = static_cast<double>(saturated) / n_values;
+    for (std::size_t k = 0; k < coefficients; ++k) {
+      tape.coef_mean.push_back(coef_sum[k] / n_values);
+      tape.coef_rms.push_back(std::sqrt(coef_sq[k] / n_values));
+      tape.coef_max.push_back(coef_max[k]);
+    }
   }
   return tape;
 }
@@ -181,6 +206,11 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   trace.max_abs_dact = tape.max_abs_dact;
   trace.dead_fraction = tape.dead_fraction;
   trace.saturated_fraction = tape.saturated_fraction;
+  trace.coefficient_names = tape.coefficient_names;
+  trace.coef_mean = tape.coef_mean;
+  trace.coef_rms = tape.coef_rms;
+  trace.coef_max = tape.coef_max;
+  const bool split = size > n;  // a second state vector: the h part's norm is recorded too
 
   // Loss seed g_T = dL/dS_T at the horizon, zero outside h: h_T (final_state) or a random unit vector of h
   // per trajectory.
@@ -207,14 +237,24 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   trace.log10_norm_min.assign(horizon + 1, 0.0);
   trace.log10_norm_max.assign(horizon + 1, 0.0);
   trace.zero_count.assign(horizon + 1, 0);
+  if (split) trace.log10_norm_h_mean.assign(horizon + 1, std::numeric_limits<double>::quiet_NaN());
 
   // Norms of the columns of g (g_t up to the known scale): updates log_norm, inv and zero, records step t.
   auto measure_and_record = [&](Index t) {
     double sum = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
-    int zeros = 0;
+    double sum_h = 0.0;
+    int zeros = 0, h_count = 0;
     for (Index j = 0; j < batch; ++j) {
       if (!zero[j]) {
         const double c = column_norm(g.col(j));
+        if (split && c > 0.0 && std::isfinite(c)) {
+          // ||g_h|| = ||raw g_h|| / ||raw g|| * ||g_t||, in the log domain (-inf when the h part is 0: skipped)
+          const double ch = column_norm(g.col(j).head(n));
+          if (ch > 0.0) {
+            sum_h += (log_norm[j] + std::log(ch)) / kLn10;
+            ++h_count;
+          }
+        }
         if (c == 0.0 || !std::isfinite(c)) {
           // Exactly annihilated (dead units): zero from here on, reported as data. (A non-finite norm
           // would need a one-step growth beyond the largest Scalar; it is treated the same way, never
@@ -237,6 +277,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
       hi = std::max(hi, l10);
     }
     trace.zero_count[t] = zeros;
+    if (split && h_count > 0) trace.log10_norm_h_mean[t] = sum_h / h_count;
     if (zeros < batch) {
       trace.log10_norm_mean[t] = sum / static_cast<double>(batch - zeros);
       trace.log10_norm_min[t] = lo;

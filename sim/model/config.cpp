@@ -75,12 +75,19 @@ double cell_memory_bytes(const Config& c) {
     const double nnz = expected_nonzeros(c);
     w_bytes = nnz * (12.0 + 12.0) + 8.0 * n + 8.0 * n * 64.0;  // + Arnoldi's Krylov basis (ncv = 60)
   } else {
-    w_bytes = n * n * (8.0 + scalar);
+    // gated cells: G stacked blocks (minimalrnn: U_h and U_z)
+    const double blocks = c.network.cell == CellKind::minimalrnn ? 2.0 : double(gate_blocks(c.network.cell));
+    w_bytes = blocks * n * n * (8.0 + scalar);
   }
   double inputs = 0.0;
   if (c.input.kind == InputKind::file) inputs = 8.0 * double(c.analysis.burn_in + c.network.steps) * dim;
   const double lyapunov = 2.0 * n * b * double(c.analysis.lyapunov) * scalar;  // Lyapunov tangent frames
-  return n * b * t * scalar + w_bytes + 8.0 * n * b * scalar + n * dim * (8.0 + scalar) + inputs + lyapunov;
+  // The tape holds per trajectory and step N scalars (f'), 5 N (gru), 6 N (lstm) or 2 N (minimalrnn).
+  const double tape_rows = c.network.cell == CellKind::gru    ? 5.0
+                           : c.network.cell == CellKind::lstm ? 6.0
+                           : c.network.cell == CellKind::minimalrnn ? 2.0
+                                                                    : 1.0;
+  return tape_rows * n * b * t * scalar + w_bytes + 8.0 * n * b * scalar + n * dim * (8.0 + scalar) + inputs + lyapunov;
 }
 
 std::string to_string(CellKind k) {
@@ -88,6 +95,9 @@ std::string to_string(CellKind k) {
     case CellKind::vanilla: return "vanilla";
     case CellKind::residual: return "residual";
     case CellKind::leaky: return "leaky";
+    case CellKind::gru: return "gru";
+    case CellKind::lstm: return "lstm";
+    case CellKind::minimalrnn: return "minimalrnn";
   }
   return "unknown";
 }
@@ -96,7 +106,18 @@ CellKind parse_cell_kind(const std::string& name) {
   if (name == "vanilla") return CellKind::vanilla;
   if (name == "residual") return CellKind::residual;
   if (name == "leaky") return CellKind::leaky;
-  throw std::invalid_argument("unknown cell \"" + name + "\": expected vanilla, residual or leaky");
+  if (name == "gru") return CellKind::gru;
+  if (name == "lstm") return CellKind::lstm;
+  if (name == "minimalrnn") return CellKind::minimalrnn;
+  throw std::invalid_argument("unknown cell \"" + name + "\": expected vanilla, residual, leaky, gru, lstm or minimalrnn");
 }
+
+bool is_gated(CellKind k) { return k == CellKind::gru || k == CellKind::lstm || k == CellKind::minimalrnn; }
+int gate_blocks(CellKind k) { return k == CellKind::gru ? 3 : k == CellKind::lstm ? 4 : 1; }
+int candidate_block(CellKind k) { return k == CellKind::gru || k == CellKind::lstm ? 2 : 0; }
+int memory_block(CellKind k) {
+  return k == CellKind::gru || k == CellKind::lstm ? 1 : k == CellKind::minimalrnn ? 0 : -1;
+}
+int state_vectors(CellKind k) { return k == CellKind::lstm ? 2 : 1; }
 
 }  // namespace gradflow

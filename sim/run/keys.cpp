@@ -129,7 +129,8 @@ std::vector<KeySpec> make_keys() {
       [](Config& c, const Value& v) { c.network.precision = parse_precision(as_string(v)); });
 
   add("network.cell", ValueType::string,
-      "vanilla: h_t = f(a_t); residual: h_t = h_{t-1} + f(a_t); leaky: h_t = (1 - leak) h_{t-1} + leak f(a_t)",
+      "vanilla: h_t = f(a_t); residual: h_t = h_{t-1} + f(a_t); leaky: h_t = (1 - leak) h_{t-1} + leak f(a_t); "
+      "gru, lstm: as torch.nn.GRU / LSTM (f the candidate nonlinearity); minimalrnn: Chen et al. 2018",
       [](const Config& c) { return Value(to_string(c.network.cell)); },
       [](Config& c, const Value& v) { c.network.cell = parse_cell_kind(as_string(v)); });
   add("network.leak", ValueType::number, "leak rate of the leaky cell (0 < leak <= 1)",
@@ -138,6 +139,27 @@ std::vector<KeySpec> make_keys() {
         const double x = as_number(v);
         if (!(x > 0.0 && x <= 1.0)) throw std::invalid_argument("must satisfy 0 < leak <= 1");
         c.network.leak = x;
+      });
+  add("gates.radius", ValueType::number,
+      "gru, lstm, minimalrnn: exact spectral radius of each gate block's recurrent W (>= 0); default spectrum.radius",
+      [](const Config& c) { return c.gates.radius ? Value(*c.gates.radius) : Value(); },
+      [](Config& c, const Value& v) { c.gates.radius = non_negative(as_number(v)); });
+  add("gates.bias", ValueType::number,
+      "gru, lstm, minimalrnn: bias of the gate that carries memory (gru z, lstm f, minimalrnn u); the other "
+      "gates' biases are 0",
+      [](const Config& c) { return Value(c.gates.bias); },
+      [](Config& c, const Value& v) {
+        const double x = as_number(v);
+        if (!std::isfinite(x)) throw std::invalid_argument("must be finite");
+        c.gates.bias = x;
+      });
+  add("import.torch", ValueType::string,
+      "folder of a single-layer torch nn.RNN / GRU / LSTM state_dict saved with numpy.save (weight_ih_l0.npy, "
+      "weight_hh_l0.npy, bias_ih_l0.npy, bias_hh_l0.npy): W, U and b of every block",
+      [](const Config& c) { return Value(c.import.torch); },
+      [](Config& c, const Value& v) {
+        c.import.torch = as_string(v);
+        c.import.weights.reset();
       });
   add("spectrum.kind", ValueType::string,
       "W: ginibre (iid N(0, 1/N)), orthogonal (Haar), symmetric (GOE), file, sparse (Gaussian, density or "
@@ -252,6 +274,14 @@ std::vector<KeySpec> make_keys() {
         c.init.matrix.reset();
       });
 
+  add("init.cell_file", ValueType::string, "lstm: c_0 as .npy or .mtx, units (shared) or units x batch (zero "
+      "when empty)",
+      [](const Config& c) { return Value(c.init.cell_file); },
+      [](Config& c, const Value& v) {
+        c.init.cell_file = as_string(v);
+        c.init.cell_matrix.reset();
+      });
+
   add("loss.kind", ValueType::string,
       "seed g_T = dL/dh_T: random (unit vector per trajectory) or final_state (g_T = h_T)",
       [](const Config& c) { return Value(to_string(c.loss.kind)); },
@@ -349,6 +379,55 @@ void require_unused_empty(const std::string& value, const std::string& key, bool
   if (!used && !value.empty()) throw std::invalid_argument(key + ": only used with " + when);
 }
 
+/// The gated cells' and the torch import's constraints.
+void validate_gated(const Config& c) {
+  const CellKind kind = c.network.cell;
+  const Eigen::Index n = c.network.units;
+  // gates.* and init.cell_file are ignored by the cells without gates or without c (so that one sweep can put
+  // vanilla, gru and lstm side by side over gates.bias).
+  if (const auto& c0 = c.init.cell_matrix; c0 && (c0->rows() != n || (c0->cols() != 1 && c0->cols() != c.network.batch)))
+    throw std::invalid_argument("init.cell_file = \"" + c.init.cell_file + "\": holds " + shape(c0->rows(), c0->cols()) +
+                                ", expected network.units = " + std::to_string(n) + " values or units x network.batch = " +
+                                shape(n, c.network.batch));
+  if (is_gated(kind) && (c.spectrum.kind == SpectrumKind::sparse || c.spectrum.kind == SpectrumKind::chain ||
+                         c.spectrum.storage == StoragePolicy::sparse || c.spectrum.sparse_matrix))
+    throw std::invalid_argument("spectrum.kind = \"" + to_string(c.spectrum.kind) + "\": the gated cells need dense "
+                                "W (ginibre, orthogonal, symmetric, nonnormal, dale or a dense file)");
+  if (is_gated(kind) && (c.input.matrix || !c.input.weights.empty()) && !c.import.weights)
+    throw std::invalid_argument("input.weights: not used by the gated cells (U is drawn, or comes from [import] torch)");
+  if (!c.import.torch.empty()) {
+    if (kind == CellKind::residual || kind == CellKind::leaky || kind == CellKind::minimalrnn)
+      throw std::invalid_argument("import.torch: torch has no " + to_string(kind) + " cell (use vanilla for nn.RNN, "
+                                  "gru or lstm)");
+    if (c.spectrum.radius || c.spectrum.kind != SpectrumKind::ginibre || c.gates.radius || c.gates.bias != 0.0 ||
+        c.bias.mean != 0.0 || c.bias.std != 0.0 || !c.bias.file.empty() || !c.input.weights.empty())
+      throw std::invalid_argument("import.torch: W, U and b come from the torch folder; spectrum.*, gates.*, bias.* "
+                                  "and input.weights must stay unset");
+  }
+  if (const auto& t = c.import.weights) {
+    const Eigen::Index g = gate_blocks(kind);
+    const std::string where = "import.torch = \"" + c.import.torch + "\": ";
+    if (t->weight_hh.rows() != g * n || t->weight_hh.cols() != n)
+      throw std::invalid_argument(where + "weight_hh_l0.npy holds " + shape(t->weight_hh.rows(), t->weight_hh.cols()) +
+                                  ", expected " + shape(g * n, n) + " for network.cell = \"" + to_string(kind) +
+                                  "\" and network.units = " + std::to_string(n) +
+                                  (t->weight_hh.cols() > 0 && t->weight_hh.rows() % t->weight_hh.cols() == 0
+                                       ? " (the file holds " + std::to_string(t->weight_hh.rows() / t->weight_hh.cols()) +
+                                             " blocks of " + std::to_string(t->weight_hh.cols()) + " units)"
+                                       : std::string()));
+    if (t->weight_ih.rows() != g * n)
+      throw std::invalid_argument(where + "weight_ih_l0.npy holds " + shape(t->weight_ih.rows(), t->weight_ih.cols()) +
+                                  ", expected " + std::to_string(g * n) + " rows");
+    if (c.input.kind != InputKind::none && t->weight_ih.cols() != c.input.dim)
+      throw std::invalid_argument(where + "weight_ih_l0.npy has " + std::to_string(t->weight_ih.cols()) +
+                                  " input columns but input.dim = " + std::to_string(c.input.dim));
+    if (t->bias_ih.size() != g * n || t->bias_hh.size() != g * n)
+      throw std::invalid_argument(where + "bias_ih_l0.npy and bias_hh_l0.npy must hold " + std::to_string(g * n) +
+                                  " values each, got " + std::to_string(t->bias_ih.size()) + " and " +
+                                  std::to_string(t->bias_hh.size()));
+  }
+}
+
 }  // namespace
 
 void validate_config(const Config& c) {
@@ -409,7 +488,9 @@ void validate_config(const Config& c) {
     throw std::invalid_argument("bias.file = \"" + c.bias.file + "\": holds " + shape(b->rows(), b->cols()) +
                                 ", expected network.units = " + std::to_string(n) + " values");
 
-  if (c.analysis.lyapunov > c.network.units)
+  validate_gated(c);
+
+  if (c.analysis.lyapunov > state_vectors(c.network.cell) * c.network.units)
     throw std::invalid_argument("analysis.lyapunov = " + std::to_string(c.analysis.lyapunov) +
                                 ": must be <= network.units = " + std::to_string(c.network.units));
   if (c.analysis.lyapunov > 0 && c.analysis.lyapunov_burn_in && *c.analysis.lyapunov_burn_in >= c.network.steps)

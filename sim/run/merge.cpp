@@ -177,7 +177,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
 
   const Scenario sc = scenario_from_run_json(first.run, (first.dir / "run.json").string());
   const std::string header = join_fields(cell_columns(sc));
-  const std::string series_header = join_fields(series_columns());
+  const std::string series_header = join_fields(series_columns(sc));
   const std::int64_t replicates = sc.replicates;
   const std::int64_t total = sc.cell_count() * replicates;
 

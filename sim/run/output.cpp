@@ -12,6 +12,7 @@
 #include <cstring>
 #include <ctime>
 #include <fstream>
+#include <map>
 #include <optional>
 
 #include "gradflow/run/verdict.hpp"
@@ -111,6 +112,34 @@ std::int64_t max_lyapunov_count(const Scenario& sc) {
   return k;
 }
 
+namespace {
+
+/// Whether some cell of the scenario runs a cell kind satisfying `pred`.
+template <class Pred>
+bool some_cell(const Scenario& sc, Pred pred) {
+  if (pred(sc.base.network.cell)) return true;
+  for (const auto& a : sc.axes) {
+    if (a.key != "network.cell") continue;
+    for (const auto& v : a.values)
+      if (auto* name = std::get_if<std::string>(&v); name && pred(parse_cell_kind(*name))) return true;
+  }
+  return false;
+}
+
+bool has_gated_cell(const Scenario& sc) { return some_cell(sc, [](CellKind k) { return is_gated(k); }); }
+bool has_second_state(const Scenario& sc) { return some_cell(sc, [](CellKind k) { return state_vectors(k) > 1; }); }
+
+/// The gates reported for each gated cell, as (column stem, coefficient name): the memory gate first.
+std::vector<std::pair<std::string, std::string>> reported_gates(const std::vector<std::string>& names) {
+  auto has = [&](const char* n) { return std::find(names.begin(), names.end(), n) != names.end(); };
+  if (has("cn_rg")) return {{"memory", "z"}, {"reset", "r"}};                   // gru
+  if (has("ig")) return {{"memory", "f"}, {"input", "i"}, {"output", "o"}};     // lstm
+  if (has("hu")) return {{"memory", "u"}};                                       // minimalrnn
+  return {};
+}
+
+}  // namespace
+
 std::vector<std::string> cell_columns(const Scenario& sc) {
   std::vector<std::string> cols{"cell", "replicate"};
   for (const auto& a : sc.axes) cols.push_back(a.key);
@@ -129,12 +158,20 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
   // Model space (issue 5): transient growth, E/I spectrum parts, storage of W.
   for (const char* c : {"transient_peak", "transient_peak_lag", "bulk_radius", "outlier", "storage", "nonzeros"})
     cols.push_back(c);
+  // Gated cells: gate statistics and the memory time 1 / (1 - E[memory gate]).
+  if (has_gated_cell(sc))
+    for (const char* c : {"gate_memory_mean", "gate_memory_std", "memory_time", "gate_reset_mean", "gate_reset_std",
+                          "gate_input_mean", "gate_input_std", "gate_output_mean", "gate_output_std"})
+      cols.push_back(c);
   return cols;
 }
 
-std::vector<std::string> series_columns() {
-  return {"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max",
-          "mean_abs_dact_t", "zero_trajectories", "cum_log10_predictor", "cum_log10_predictor_rms"};
+std::vector<std::string> series_columns(const Scenario& sc) {
+  std::vector<std::string> cols{"cell", "replicate", "t", "log10_grad_norm", "log10_grad_norm_min",
+                                "log10_grad_norm_max", "mean_abs_dact_t", "zero_trajectories",
+                                "cum_log10_predictor", "cum_log10_predictor_rms"};
+  if (has_second_state(sc)) cols.push_back("log10_grad_norm_h");
+  return cols;
 }
 
 RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions options, int threads)
@@ -222,7 +259,7 @@ void RunWriter::prepare(bool resuming) {
     // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
     if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
     // Series rows are written before their cells row: drop those of cells that did not finish.
-    std::string series_kept = join_fields(series_columns()) + "\n";
+    std::string series_kept = join_fields(series_columns(scenario_)) + "\n";
     if (fs::exists(series_path_)) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
@@ -249,7 +286,7 @@ void RunWriter::open_streams(bool append) {
   if (!append) cells_->append(join_fields(cell_columns(scenario_)) + "\n");
   if (scenario_.base.analysis.series) {
     series_ = std::make_unique<detail::AppendFile>(series_path_, !append);
-    if (!append) series_->append(join_fields(series_columns()) + "\n");
+    if (!append) series_->append(join_fields(series_columns(scenario_)) + "\n");
   }
 }
 
@@ -317,6 +354,25 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(csv_optional(r.spectrum.outlier));
   f.push_back(to_string(r.storage));
   f.push_back(csv_number(r.nonzeros));
+  if (has_gated_cell(scenario_)) {
+    const auto& tr = r.trace;
+    std::map<std::string, std::pair<double, double>> gate;  // stem -> (mean, std)
+    for (const auto& [stem, name] : reported_gates(tr.coefficient_names)) {
+      const auto k = static_cast<std::size_t>(
+          std::find(tr.coefficient_names.begin(), tr.coefficient_names.end(), name) - tr.coefficient_names.begin());
+      if (k >= tr.coef_mean.size()) continue;
+      const double mean = tr.coef_mean[k];
+      gate[stem] = {mean, std::sqrt(std::max(0.0, tr.coef_rms[k] * tr.coef_rms[k] - mean * mean))};
+    }
+    auto put = [&](const char* stem) {
+      const auto it = gate.find(stem);
+      f.push_back(it == gate.end() ? "" : csv_number(it->second.first));
+      f.push_back(it == gate.end() ? "" : csv_number(it->second.second));
+      if (std::string(stem) == "memory")
+        f.push_back(it == gate.end() || !(it->second.first < 1.0) ? "" : csv_number(1.0 / (1.0 - it->second.first)));
+    };
+    for (const char* stem : {"memory", "reset", "input", "output"}) put(stem);
+  }
   const std::string cells_row = join_fields(f) + "\n";
 
   std::string series_rows;
@@ -330,6 +386,7 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
     }
     const std::vector<double> cum_abs = cumulative_log10_prediction(abs_factor);
     const std::vector<double> cum_rms = cumulative_log10_prediction(rms_factor);
+    const bool second_state = has_second_state(scenario_);  // log10_grad_norm_h (= the whole norm without c)
     for (Eigen::Index t = 0; t <= tr.horizon; ++t) {
       const bool any = tr.zero_count[t] < tr.batch;
       series_rows += prefix + "," + std::to_string(t) + "," +
@@ -338,7 +395,12 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
                           : std::string(",,")) +
                      "," + (t >= 1 ? csv_number(tr.mean_abs_dact_t[t]) : std::string()) + "," +
                      std::to_string(tr.zero_count[t]) + "," + csv_number(cum_abs[t]) + "," +
-                     csv_number(cum_rms[t]) + "\n";
+                     csv_number(cum_rms[t]) +
+                     (second_state ? "," + (static_cast<std::size_t>(t) < tr.log10_norm_h_mean.size()
+                                                ? csv_number(tr.log10_norm_h_mean[t])
+                                                : csv_number(any ? tr.log10_norm_mean[t] : NAN))
+                                   : std::string()) +
+                     "\n";
     }
   }
 

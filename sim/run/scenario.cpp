@@ -196,6 +196,38 @@ MatrixFile read_keyed_file(const std::string& key, const std::string& path, cons
   }
 }
 
+/// The four tensors of [import] torch = DIR, each named in the message when it is missing or malformed.
+std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std::filesystem::path& base_dir,
+                                               const std::function<SourceLocation(const std::string&)>& origin_of) {
+  const SourceLocation where = origin_of("import.torch");
+  std::filesystem::path folder = dir;
+  if (folder.is_relative()) folder = base_dir / folder;
+  std::error_code ec;
+  if (!std::filesystem::is_directory(folder, ec))
+    fail(where, "import.torch = \"" + dir + "\": not a folder (expected the folder holding weight_ih_l0.npy, "
+                "weight_hh_l0.npy, bias_ih_l0.npy and bias_hh_l0.npy)");
+  auto read = [&](const char* name) {
+    const std::string path = (std::filesystem::path(dir) / name).string();
+    if (!std::filesystem::exists(folder / name, ec))
+      fail(where, "import.torch = \"" + dir + "\": " + path + " is missing (numpy.save of the module's state_dict "
+                  "entry " + std::string(name).substr(0, std::string(name).size() - 4) + ")");
+    return read_keyed_file("import.torch", path, base_dir, where, /*keep_sparse=*/false).dense;
+  };
+  auto vector = [&](const char* name) -> Eigen::VectorXd {
+    Eigen::MatrixXd m = read(name);
+    if (m.cols() != 1 && m.rows() != 1)
+      fail(where, "import.torch = \"" + dir + "\": " + name + " holds a " + std::to_string(m.rows()) + " x " +
+                      std::to_string(m.cols()) + " matrix, expected a vector");
+    return Eigen::Map<const Eigen::VectorXd>(m.data(), m.size());
+  };
+  auto t = std::make_shared<TorchWeights>();
+  t->weight_ih = read("weight_ih_l0.npy");
+  t->weight_hh = read("weight_hh_l0.npy");
+  t->bias_ih = vector("bias_ih_l0.npy");
+  t->bias_hh = vector("bias_hh_l0.npy");
+  return t;
+}
+
 /// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet. Coordinate .mtx files for W
 /// stay sparse; everything else is read dense.
 void load_files(Config& c, const std::filesystem::path& base_dir,
@@ -220,12 +252,14 @@ void load_files(Config& c, const std::filesystem::path& base_dir,
   if (c.input.kind != InputKind::none) load_dense("input.weights", c.input.weights, c.input.matrix);
   if (c.init.state == InitState::file) load_dense("init.file", c.init.file, c.init.matrix);
   load_dense("bias.file", c.bias.file, c.bias.vector);
+  load_dense("init.cell_file", c.init.cell_file, c.init.cell_matrix);
+  if (!c.import.torch.empty() && !c.import.weights) c.import.weights = load_torch(c.import.torch, base_dir, origin_of);
 }
 
 /// Keys naming files: loaded once with the base config, so they cannot be sweep axes.
 bool is_file_key(const std::string& key) {
   return key == "spectrum.file" || key == "input.file" || key == "input.weights" || key == "init.file" ||
-         key == "bias.file";
+         key == "bias.file" || key == "init.cell_file" || key == "import.torch";
 }
 
 }  // namespace

@@ -4,8 +4,11 @@
 // Jacobian to tangent vectors (Lyapunov). The passes in engine.hpp and the Lyapunov estimate run any cell
 // through it; nothing above the engine knows which cell runs.
 
+#include <array>
 #include <cstdint>
 #include <memory>
+#include <string>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -17,8 +20,13 @@ namespace gradflow {
 /// and one column count (W packed for W x in the forward pass, for W^T x in BPTT).
 enum class Pass { forward, backward, tangent };
 
+/// The most coefficients a cell reports (Cell::coefficient_names()).
+inline constexpr int kMaxCoefficients = 10;
+
 /// Statistics of the derivatives of one forward step, summed over units and trajectories: the slope
-/// f'(a_t) of the cell's nonlinearity, what E|f'| and E[f'^2] of the predictors average.
+/// f'(a_t) of the cell's (candidate) nonlinearity, what E|f'| and E[f'^2] of the predictors average; and for
+/// gated cells the coefficients of the step Jacobian (gates and the diagonal factors in front of each
+/// recurrent block), N B values each.
 struct StepStats {
   double sum_abs = 0.0;    // sum |f'|
   double sum_sq = 0.0;     // sum f'^2
@@ -26,6 +34,9 @@ struct StepStats {
   std::int64_t dead = 0;       // f' == 0
   std::int64_t saturated = 0;  // |f'| < 1e-3 sup|f'|
   std::int64_t count = 0;      // derivatives summed (N B for one step of B trajectories)
+  std::array<double, kMaxCoefficients> coef_sum{};  // sum of coefficient k
+  std::array<double, kMaxCoefficients> coef_sq{};   // sum of its squares
+  std::array<double, kMaxCoefficients> coef_max{};  // max of its absolute value
 };
 
 /// The input of one forward step: x_t for each trajectory (dim x B, drawn per step) or one x_t shared by the
@@ -63,6 +74,8 @@ class Cell {
   virtual Eigen::Index state_size() const = 0;
   /// Scalars per trajectory and step that the forward step writes to the tape for the backward step.
   virtual Eigen::Index tape_rows() const = 0;
+  /// Names of the Jacobian coefficients StepStats reports (gated cells, e.g. "z", "r", ...); none by default.
+  virtual std::vector<std::string> coefficient_names() const { return {}; }
 
   /// One forward step of B trajectories: s_next = F(s_prev, x_t), and tape (tape_rows() x B, column-major)
   /// receives what backward() and tangent() need at this step. `stats` (null in the burn-in) receives the
@@ -78,6 +91,21 @@ class Cell {
   /// trajectory b's in columns [b k, (b + 1) k)).
   virtual void tangent(const Scalar* tape, Mat& q, Eigen::Index k) = 0;
 };
+
+/// The rules of thumb of a gated cell's per-step factor, from the statistics of its Jacobian coefficients over
+/// the forward pass (`mean`, `rms`, `max_abs`, in the order of coefficient_names()):
+///   predictor      rho of the mean Jacobian (every gate and slope replaced by its mean; the analogue of
+///                  rho(W) E|f'|);
+///   predictor_rms  its mean-field RMS version: sqrt of the growth of E||J q||^2 for random W blocks
+///                  (coefficients by their RMS, W blocks by their spectral radii, cross terms averaged out);
+///   bound          the triangle-inequality bound on ||J_t||_2 with every coefficient at its largest |value|.
+struct CellPredictors {
+  double predictor = 0.0;
+  double predictor_rms = 0.0;
+  double bound = 0.0;
+};
+CellPredictors gated_predictors(const Model& model, const std::vector<double>& mean, const std::vector<double>& rms,
+                                const std::vector<double>& max_abs);
 
 /// The cell of model.cell for one pass over `columns` state columns (B for the forward and backward passes,
 /// B k for the tangent pass). Throws std::invalid_argument when the model's shapes do not fit the cell.

@@ -10,6 +10,7 @@
 
 #include <Eigen/Core>
 
+#include "gradflow/engine/cell.hpp"
 #include "gradflow/model/config.hpp"
 #include "gradflow/model/network.hpp"
 #include "gradflow/numerics/activation.hpp"
@@ -40,6 +41,17 @@ struct GradientTrace {
   double max_abs_dact = 0.0;        // largest |f'(a)| seen
   double dead_fraction = 0.0;       // fraction of f'(a) == 0
   double saturated_fraction = 0.0;  // fraction of |f'(a)| < 1e-3 sup|f'|
+
+  // Cells with a second state vector (lstm): mean over trajectories of log10 ||dL/dh_t|| (the h part of g_t);
+  // empty otherwise, NaN where no trajectory has a non-zero h part.
+  std::vector<double> log10_norm_h_mean;
+  // Gated cells: the coefficients of the step Jacobian (Cell::coefficient_names()) over units, steps and
+  // trajectories: mean, root mean square and largest |value|; empty for the other cells.
+  std::vector<std::string> coefficient_names;
+  std::vector<double> coef_mean, coef_rms, coef_max;
+  /// The cell's own predictors (gated cells: gated_predictors()); unset: the vanilla-family formulas of
+  /// compute_metrics() with carry and drive_scale.
+  std::optional<CellPredictors> cell_predictors;
 };
 
 /// The forward pass of B trajectories: what the cell's backward step needs for t = 1..horizon (the tape;
@@ -57,6 +69,8 @@ struct Tape {
   std::vector<double> mean_sq_dact_t;   // [t], mean f'(a_t)^2, t = 1..horizon ([0] unused)
   double mean_abs_dact = 0.0, mean_sq_dact = 0.0, max_abs_dact = 0.0;
   double dead_fraction = 0.0, saturated_fraction = 0.0;
+  std::vector<std::string> coefficient_names;  // gated cells (GradientTrace)
+  std::vector<double> coef_mean, coef_rms, coef_max;
 
   /// The tape of step t, tape_rows x B (f'(a_t) for the vanilla, residual and leaky cells).
   auto step(Eigen::Index t) const { return data.middleCols((t - 1) * batch, batch); }

@@ -14,15 +14,32 @@
 
 namespace gradflow {
 
-/// The recurrent cell: h_t = c h_{t-1} + s f(a_t) with a_t = W h_{t-1} + U x_t + b, so the step Jacobian is
-/// J_t = dh_t/dh_{t-1} = c I + s diag(f'(a_t)) W and BPTT is g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t).
+/// The recurrent cell. vanilla, residual and leaky: h_t = c h_{t-1} + s f(a_t) with a_t = W h_{t-1} + U x_t + b,
+/// so the step Jacobian is J_t = dh_t/dh_{t-1} = c I + s diag(f'(a_t)) W and BPTT is
+/// g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t). gru and lstm follow torch.nn.GRU / torch.nn.LSTM exactly (gate order
+/// r, z, n and i, f, g, o; f is the candidate nonlinearity, gates are sigmoids); minimalrnn is Chen, Pennington &
+/// Schoenholz 2018 (README, "Gated cells").
 enum class CellKind {
-  vanilla,   // c = 0, s = 1:        h_t = f(a_t)
-  residual,  // c = 1, s = 1:        h_t = h_{t-1} + f(a_t)
-  leaky      // c = 1 - leak, s = leak: h_t = (1 - leak) h_{t-1} + leak f(a_t)
+  vanilla,    // c = 0, s = 1:        h_t = f(a_t)
+  residual,   // c = 1, s = 1:        h_t = h_{t-1} + f(a_t)
+  leaky,      // c = 1 - leak, s = leak: h_t = (1 - leak) h_{t-1} + leak f(a_t)
+  gru,        // r, z, n; n = f(W_in x + b_in + r (W_hn h + b_hn)); h' = (1 - z) n + z h
+  lstm,       // i, f, g, o; c' = f c + i g; h' = o f(c'); state (h, c)
+  minimalrnn  // z = f(W_x x + b_z); u = sigmoid(U_h h + U_z z + b_u); h' = u h + (1 - u) z
 };
 std::string to_string(CellKind k);
 CellKind parse_cell_kind(const std::string& name);
+/// Whether the cell has gates (gru, lstm, minimalrnn).
+bool is_gated(CellKind k);
+/// G, the blocks stacked in the cell's recurrent and input weights (rows G N): 3 for gru, 4 for lstm, 1 otherwise.
+int gate_blocks(CellKind k);
+/// The block of the stacked weights that spectrum.radius sets (gru n = 2, lstm g = 2, 0 otherwise); the other
+/// blocks are gate blocks (gates.radius).
+int candidate_block(CellKind k);
+/// The block of the gate that carries memory (gru z = 1, lstm f = 1, minimalrnn u = 0); -1 without gates.
+int memory_block(CellKind k);
+/// S / N: 2 for lstm (h, c), 1 otherwise.
+int state_vectors(CellKind k);
 
 enum class Precision { float32, float64 };  // "float" | "double"
 enum class InputKind { none, gaussian, file };
@@ -92,6 +109,27 @@ struct InitConfig {
   double std = 1.0;  // h_0 ~ N(0, std^2) per unit and trajectory (state = "gaussian")
   std::string file;  // state = "file": h_0, N (shared by the B trajectories) or N x B
   std::shared_ptr<const Eigen::MatrixXd> matrix;  // h_0 read from `file`
+  std::string cell_file;  // lstm: c_0, N or N x B (zero when empty)
+  std::shared_ptr<const Eigen::MatrixXd> cell_matrix;  // c_0 read from `cell_file`
+};
+
+/// The gate blocks of gru, lstm and minimalrnn.
+struct GatesConfig {
+  std::optional<double> radius;  // exact spectral radius of every gate block's W; unset: spectrum.radius
+  double bias = 0.0;             // bias of the gate that carries memory (gru z, lstm f, minimalrnn u)
+};
+
+/// A single-layer torch.nn.RNN / GRU / LSTM's state_dict tensors as numpy.save wrote them.
+struct TorchWeights {
+  Eigen::MatrixXd weight_ih;  // G N x dim
+  Eigen::MatrixXd weight_hh;  // G N x N
+  Eigen::VectorXd bias_ih;    // G N
+  Eigen::VectorXd bias_hh;    // G N
+};
+
+struct ImportConfig {
+  std::string torch;  // folder holding weight_ih_l0.npy, weight_hh_l0.npy, bias_ih_l0.npy, bias_hh_l0.npy
+  std::shared_ptr<const TorchWeights> weights;  // read from `torch` by the scenario layer
 };
 
 struct LossConfig {
@@ -126,6 +164,8 @@ struct Config {
   InitConfig init;
   LossConfig loss;
   AnalysisConfig analysis;
+  GatesConfig gates;
+  ImportConfig import;
 };
 
 /// Nonzeros W will have, known before building it: N^2 for the dense kinds, p N^2 or K N for sparse, N - 1

@@ -13,7 +13,9 @@ using Rng = std::mt19937_64;
 /// Independent random streams of one cell: each part of the model draws from its own.
 enum class Stream : std::uint64_t {
   recurrent = 1, input_weights = 2, input = 3, bias = 4, init = 5, loss = 6,
-  tangent = 101  // starting frames of the Lyapunov estimate
+  gate_inputs = 7,    // minimalrnn: U_z, the gate's weights on the input map z
+  tangent = 101,      // starting frames of the Lyapunov estimate
+  gate_recurrent = 200  // + block: the gate blocks' recurrent weights (the candidate block uses `recurrent`)
 };
 
 /// SplitMix64 finaliser (Steele, Lea & Flood 2014): a bijective 64-bit mix with full avalanche.

@@ -45,7 +45,7 @@ std::string scenario_hash(const Scenario& scenario);
 
 /// Column names of cells.csv and series.csv for a scenario (axes named by their keys).
 std::vector<std::string> cell_columns(const Scenario& scenario);
-std::vector<std::string> series_columns();
+std::vector<std::string> series_columns(const Scenario& scenario);
 /// The number of lyapunov_i columns: the largest analysis.lyapunov of any cell (0: no Lyapunov columns).
 std::int64_t max_lyapunov_count(const Scenario& scenario);
 

@@ -1,0 +1,89 @@
+#pragma once
+// What the gated cells (gru_cell.cpp, lstm_cell.cpp, minimalrnn_cell.cpp) share: weights at the pass's
+// precision, scratch, and the statistics of their Jacobian coefficients. Internal to the engine.
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+
+#include <Eigen/Core>
+
+#include "gradflow/engine/cell.hpp"
+
+namespace gradflow::detail {
+
+template <class Scalar>
+class GatedCell : public Cell<Scalar> {
+ public:
+  using Mat = typename Cell<Scalar>::Mat;
+  using Vec = Eigen::Matrix<Scalar, Eigen::Dynamic, 1>;
+  using Arr = Eigen::Array<Scalar, Eigen::Dynamic, 1>;
+  using Index = Eigen::Index;
+
+  Index units() const override { return n_; }
+
+ protected:
+  /// `rows`: the rows of the stacked input-side weights (G N; N for minimalrnn).
+  GatedCell(const Model& model, Index blocks)
+      : n_(model.units()),
+        blocks_(blocks),
+        f_(model.activation),
+        sigmoid_(ActivationKind::sigmoid),
+        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())),
+        w_(model.w.cast<Scalar>()) {}
+
+  /// Input-side operands of the forward pass: U and the bias vectors at this precision.
+  void prepare_forward(const Model& model) {
+    u_ = model.u.cast<Scalar>();
+    b_ = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(model.u.rows());
+    b_recurrent_ = model.b_recurrent.size() ? Vec(model.b_recurrent.cast<Scalar>()) : Vec::Zero(w_.rows());
+  }
+
+  /// Adds the candidate slope f'(a) of one trajectory (n values) to the step's statistics.
+  void record_slope(StepStats& st, const Scalar* d) const {
+    double sum_abs = 0.0, sum_sq = 0.0;
+    Scalar max = 0;
+    std::int64_t dead = 0, saturated = 0;
+    const Scalar level = saturation_level_;
+    for (Index i = 0; i < n_; ++i) {
+      const Scalar v = std::abs(d[i]);
+      sum_abs += static_cast<double>(v);
+      sum_sq += static_cast<double>(v) * static_cast<double>(v);
+      max = v > max ? v : max;
+      dead += v == Scalar(0) ? 1 : 0;
+      saturated += v < level ? 1 : 0;
+    }
+    st.sum_abs += sum_abs;
+    st.sum_sq += sum_sq;
+    st.max_abs = std::max(st.max_abs, static_cast<double>(max));
+    st.dead += dead;
+    st.saturated += saturated;
+    st.count += n_;
+  }
+
+  /// Adds coefficient k of one trajectory (n values) to the step's statistics.
+  void record_coefficient(StepStats& st, int k, const Scalar* c) const {
+    double sum = 0.0, sq = 0.0, max = 0.0;
+    for (Index i = 0; i < n_; ++i) {
+      const double v = static_cast<double>(c[i]);
+      sum += v;
+      sq += v * v;
+      max = std::max(max, std::abs(v));
+    }
+    st.coef_sum[k] += sum;
+    st.coef_sq[k] += sq;
+    st.coef_max[k] = std::max(st.coef_max[k], max);
+  }
+
+  /// Whether the n values at x are all finite.
+  bool finite(const Scalar* x, Index count) const { return Eigen::Map<const Arr>(x, count).allFinite(); }
+
+  Index n_, blocks_;
+  Activation f_, sigmoid_;
+  Scalar saturation_level_;
+  Mat w_;              // stacked recurrent weights, G N x N
+  Mat u_;              // input weights, rows x dim
+  Vec b_, b_recurrent_;
+};
+
+}  // namespace gradflow::detail
