@@ -28,6 +28,7 @@
 #include "gradflow/numerics/version.hpp"
 #include "gradflow/run/memory_sink.hpp"
 #include "gradflow/run/output.hpp"
+#include "gradflow/run/report.hpp"
 #include "gradflow/run/scenario.hpp"
 #include "gradflow/run/sweep.hpp"
 
@@ -167,10 +168,10 @@ Scenario load(const py::object& scenario, const std::vector<std::string>& overri
   return load_scenario(py::str(scenario).cast<std::string>(), overrides);
 }
 
-/// run(scenario, overrides, threads, out, force): the sweep into memory (out None) or into OUTDIR as
+/// run(scenario, overrides, threads, out, force, resume, report): the sweep into memory (out None) or into OUTDIR as
 /// `gradflow run` writes it. Returns {"cells_csv", "series_csv", "run_json"} (memory) or {"out"} (OUTDIR).
 py::dict run(const py::object& scenario, const std::vector<std::string>& overrides, int threads,
-             const std::optional<std::string>& out, bool force, bool resume) {
+             const std::optional<std::string>& out, bool force, bool resume, bool report) {
   const Scenario sc = load(scenario, overrides);
   const int nthreads = threads > 0 ? threads : omp_get_num_procs();
   std::atomic<bool> stop{false};
@@ -201,10 +202,20 @@ py::dict run(const py::object& scenario, const std::vector<std::string>& overrid
     try { writer.finish("write_error"); } catch (const WriteError&) {}
     throw *e;
   }
+  const bool complete = writer.done_count() == writer.total();
+  std::string report_error;
   {
     py::gil_scoped_release release;
-    writer.finish(writer.done_count() == writer.total() ? "complete" : "interrupted");
+    writer.finish(complete ? "complete" : "interrupted");
+    if (complete && report) {
+      try {
+        write_report(writer.dir());
+      } catch (const std::exception& e) {  // as the CLI: the run succeeded, the page is a view of it
+        report_error = std::string("report.html not written: ") + e.what();
+      }
+    }
   }
+  if (!report_error.empty()) PyErr_WarnEx(PyExc_RuntimeWarning, report_error.c_str(), 1);
   result["out"] = writer.dir().string();
   return result;
 }
@@ -397,7 +408,11 @@ PYBIND11_MODULE(_gradflow, m) {
   py::register_exception<InputError>(m, "InputError", PyExc_ValueError);
   py::register_exception<WriteError>(m, "WriteError", PyExc_OSError);
   m.def("run", &run, py::arg("scenario"), py::arg("overrides"), py::arg("threads"), py::arg("out"),
-        py::arg("force"), py::arg("resume"));
+        py::arg("force"), py::arg("resume"), py::arg("report"));
+  m.def("report", [](const std::string& outdir) {
+          py::gil_scoped_release release;
+          return write_report(outdir).string();
+        }, py::arg("outdir"));
   m.def("bptt", &bptt, py::arg("W"), py::arg("activation"), py::arg("steps"), py::arg("batch"), py::arg("cell"),
         py::arg("U").none(true), py::arg("b").none(true), py::arg("h0").none(true), py::arg("inputs").none(true),
         py::arg("loss"), py::arg("precision"), py::arg("seed"), py::arg("lyapunov"), py::arg("burn_in"),

@@ -22,7 +22,7 @@ from ._torch import from_torch
 __version__ = _core.__version__
 __commit__ = _core.__commit__
 
-__all__ = ["run", "bptt", "activations", "critical", "spectrum", "from_torch", "Result", "InputError",
+__all__ = ["run", "report", "bptt", "activations", "critical", "spectrum", "from_torch", "Result", "InputError",
            "WriteError", "read_csv", "__version__", "__commit__"]
 
 
@@ -48,22 +48,27 @@ def _overrides(overrides):
     return list(overrides)
 
 
-def run(scenario, overrides=None, threads=None, out=None, *, force=False, resume=False):
+def run(scenario, overrides=None, threads=None, out=None, *, force=False, resume=False, report=True):
     """Runs every cell of a scenario and returns a Result.
 
     scenario: a scenario file's path, or a dict of its tables ({"network": {"units": 64}, "sweep":
     {"spectrum.radius": {"start": 0.5, "stop": 2, "num": 7}}}). overrides: {"key": value} or ["key=value"], as
     --set. threads: None for all cores. out: None keeps everything in memory (no file is written); a directory
     gets cells.csv, series.csv, run.json and heatmaps/ exactly as `gradflow run -o OUT` writes them (force /
-    resume as --force / --resume).
+    resume as --force / --resume; report=False as --no-report).
     """
     if not isinstance(scenario, dict):
         scenario = os.fspath(scenario)
     raw = _core.run(scenario, _overrides(overrides), int(threads or 0), None if out is None else os.fspath(out),
-                    bool(force), bool(resume))
+                    bool(force), bool(resume), bool(report))
     if out is None:
         return Result.from_memory(raw)
     return Result.from_dir(raw["out"])
+
+
+def report(out):
+    """Writes OUT/report.html (as `gradflow report OUT`) and returns its path."""
+    return _core.report(os.fspath(out))
 
 
 def _matrix(name, a, ndim_ok=(2,)):

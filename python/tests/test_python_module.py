@@ -95,6 +95,10 @@ def test_run_into_out_equals_cli_files(small_scenario, tmp_path):
     assert r.out == str(tmp_path / "py")
     assert_columns_equal(r.cells, gradflow.read_csv(tmp_path / "cli" / "cells.csv"))
     assert sorted(os.listdir(tmp_path / "py")) == sorted(os.listdir(tmp_path / "cli"))
+    assert "report.html" in os.listdir(tmp_path / "py")
+    os.remove(tmp_path / "py" / "report.html")
+    assert gradflow.report(tmp_path / "py") == str(tmp_path / "py" / "report.html")
+    assert "<h2>Verdicts</h2>" in (tmp_path / "py" / "report.html").read_text()
     # existing results are never clobbered
     with pytest.raises(gradflow.InputError):
         gradflow.run(small_scenario, out=tmp_path / "py")
