@@ -271,8 +271,15 @@ def test_from_torch_rnn_gives_the_bptt_arguments():
     assert len(gradflow.bptt(**kw, steps=10)["log10_grad_norm"]) == 11
 
 
-def test_from_torch_with_real_torch():
+def test_from_torch_with_real_torch_matches_autograd():
     torch = pytest.importorskip("torch")
-    rnn = torch.nn.RNN(3, 8, nonlinearity="tanh")
-    r = gradflow.bptt(**gradflow.from_torch(rnn), steps=20)
-    assert len(r["log10_grad_norm"]) == 21
+    torch.manual_seed(0)
+    steps, dim, hidden = 30, 3, 12
+    rnn = torch.nn.RNN(dim, hidden, nonlinearity="tanh").double()
+    x = torch.randn(steps, 1, dim, dtype=torch.float64)
+    h0 = torch.zeros(1, 1, hidden, dtype=torch.float64, requires_grad=True)
+    _, hT = rnn(x, h0)
+    (0.5 * (hT ** 2).sum()).backward()  # L = ||h_T||^2 / 2: dL/dh_T = h_T (loss = "final_state")
+    g = gradflow.bptt(**gradflow.from_torch(rnn), steps=steps, inputs=x[:, 0, :].numpy(), loss="final_state")
+    assert len(g["log10_grad_norm"]) == steps + 1
+    assert g["log10_grad_norm"][0] == pytest.approx(np.log10(h0.grad.norm().item()), abs=1e-10)
