@@ -98,8 +98,7 @@ def bptt(W, *, activation="tanh", steps, batch=1, cell="vanilla", U=None, b=None
     """
     if b_hh is not None and cell not in ("gru", "lstm"):
         raise ValueError(f"b_hh: only for the gated cells (gru, lstm), not cell = {cell!r}")
-    if b_hh is not None:
-        b = np.asarray(b) + 0.0  # the gated cells' two biases: passed to the core once it has them
+    if b_hh is not None:  # the gated cells' second bias (from_torch): for the core once it has gated cells
         raise ValueError(f"cell = {cell!r}: this gradflow has no gated cells yet (network.cell = vanilla, "
                          "residual or leaky)")
     raw = _core.bptt(_matrix("W", W), activation, int(steps), int(batch), cell, _matrix("U", U),
