@@ -9,4 +9,4 @@ out=out/default
 build/gradflow run scenarios/default.toml -o "$out" --force
 py=/usr/bin/python3; [ -x "$py" ] || py=python3   # Debian's python has Debian's matplotlib
 "$py" tools/plot_heatmap.py "$out"
-echo "quickstart: results in $out (cells.csv, series.csv, run.json, heatmap.png)"
+echo "quickstart: results in $out (cells.csv, series.csv, run.json, report.html, heatmap.png)"

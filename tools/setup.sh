@@ -4,8 +4,11 @@
 set -euo pipefail
 
 # libopenmpi-dev + openmpi-bin: distributed sweeps (GRADFLOW_WITH_MPI) and their tests under mpirun.
+# pybind11-dev + python3-dev: the Python module gradflow; python3-pytest: its tests; chromium: the test that
+# renders report.html headless. git: the commit `gradflow --version` reports.
 packages=(build-essential cmake libeigen3-dev libspectra-dev libopenblas-openmp-dev catch2 libtomlplusplus-dev
-          libcli11-dev nlohmann-json3-dev python3 python3-numpy python3-matplotlib libopenmpi-dev openmpi-bin)
+          libcli11-dev nlohmann-json3-dev python3 python3-numpy python3-matplotlib libopenmpi-dev openmpi-bin
+          pybind11-dev python3-dev python3-pytest chromium git)
 for arg in "$@"; do
   case "$arg" in
     --with-bench) packages+=(python3-torch time libbenchmark-dev) ;;

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "cli.hpp"
+#include "gradflow/numerics/version.hpp"
 #include "gradflow/run/scenario.hpp"
 
 namespace gradflow::cli {
@@ -31,11 +32,12 @@ int main(int argc, char** argv) {
   // killing the process with SIGXFSZ halfway through a row.
   std::signal(SIGXFSZ, SIG_IGN);
   CLI::App app{"gradflow: gradient flow through time in vanilla RNNs with controlled recurrent spectra"};
-  app.set_version_flag("--version", std::string("gradflow ") + GRADFLOW_VERSION);
+  app.set_version_flag("--version", std::string("gradflow ") + version() + " (commit " + git_commit() + ")");
   app.require_subcommand(1);
 
   const std::vector<Command> commands = {add_run(app),         add_spectrum(app), add_activations(app),
-                                         add_critical(app),    add_keys(app),     add_merge(app)};
+                                         add_critical(app),    add_keys(app),     add_merge(app),
+                                         add_report(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

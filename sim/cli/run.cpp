@@ -14,6 +14,7 @@
 
 #include "cli.hpp"
 #include "gradflow/run/output.hpp"
+#include "gradflow/run/report.hpp"
 #include "gradflow/run/scenario.hpp"
 #include "gradflow/run/shard.hpp"
 #include "gradflow/run/sweep.hpp"
@@ -40,6 +41,7 @@ struct RunArgs {
   bool resume = false;
   bool force = false;
   bool quiet = false;
+  bool no_report = false;  // no OUTDIR/report.html at the end of a complete run
   std::string shard;  // "i/n", "" for the whole run
 };
 
@@ -76,7 +78,8 @@ int report_write_error(RunWriter& writer, const WriteError& error) {
 }
 
 /// The end of a run, on its only writer: summary line, run.json status, exit code.
-int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, bool quiet, const std::string& where) {
+int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, bool quiet, bool report,
+               const std::string& where) {
   if (const auto error = writer.write_error()) return report_write_error(writer, *error);
   const bool complete = writer.done_count() == writer.total();
   try {
@@ -90,6 +93,15 @@ int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, boo
                  (long long)writer.done_count(), (long long)writer.total(), (long long)s.ran, (long long)s.skipped,
                  s.seconds, where.c_str(), writer.dir().string().c_str());
     if (complete && writer.shard().whole()) std::fputs(format_verdicts(writer.verdicts()).c_str(), stderr);
+  }
+  if (complete && writer.shard().whole() && report) {
+    // The page is a view of the files just written: when it cannot be made, the run still succeeded.
+    try {
+      const auto page = write_report(writer.dir());
+      if (!quiet) std::fprintf(stderr, "report: %s\n", page.string().c_str());
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "gradflow: warning: report.html not written: %s\n", e.what());
+    }
   }
   if (s.failed > 0) {
     std::fprintf(stderr, "gradflow: %lld cells failed; see run.json\n", (long long)s.failed);
@@ -124,7 +136,7 @@ int cmd_run(const RunArgs& a) {
   opt.stop = &g_stop;
   opt.progress = !a.quiet && isatty(STDERR_FILENO);
   const SweepSummary s = run_sweep(sc, writer, opt);
-  return report_run(sc, writer, s, a.quiet, "");
+  return report_run(sc, writer, s, a.quiet, !a.no_report, "");
 }
 
 #ifdef GRADFLOW_WITH_MPI
@@ -173,7 +185,7 @@ int cmd_run_mpi(const RunArgs& a) {
     // clean (a non-zero exit would make mpirun abort the job). When every rank is told, rank 0 exits 130.
     if (!root) return kExitOk;
     const std::string where = " on " + std::to_string(mpi.size()) + (mpi.size() == 1 ? " MPI rank" : " MPI ranks");
-    return report_run(*sc, *writer, s, a.quiet, where);
+    return report_run(*sc, *writer, s, a.quiet, !a.no_report, where);
   } catch (const std::exception& e) {
     mpi.abort(std::string("internal error: ") + e.what());
   }
@@ -209,6 +221,7 @@ Command add_run(CLI::App& app) {
   auto* force = cmd->add_flag("--force", a->force, "Replace the results of a different run in OUTDIR");
   resume->excludes(force);
   cmd->add_flag("--quiet", a->quiet, "No progress or summary on stderr");
+  cmd->add_flag("--no-report", a->no_report, "Do not write OUTDIR/report.html when the run completes");
   cmd->add_option("--shard", a->shard,
                   "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
                   "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");

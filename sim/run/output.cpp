@@ -15,6 +15,7 @@
 #include <map>
 #include <optional>
 
+#include "gradflow/numerics/version.hpp"
 #include "gradflow/run/verdict.hpp"
 #include "gradflow/numerics/blas.hpp"
 #include "csv_util.hpp"
@@ -602,6 +603,7 @@ void RunWriter::finish_locked(const std::string& status) {
     }
   nlohmann::json j;
   j["gradflow_version"] = GRADFLOW_VERSION;
+  j["gradflow_commit"] = git_commit();
   j["scenario_file"] = scenario_.path.string();
   j["scenario_name"] = scenario_.name;
   j["title"] = scenario_.base.title;

@@ -57,7 +57,7 @@ class Progress {
 
 }  // namespace
 
-std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const RunWriter& writer,
+std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const CellSink& writer,
                                                                  std::int64_t* skipped) {
   std::vector<std::pair<std::int64_t, std::int64_t>> work;
   std::int64_t done = 0;
@@ -71,7 +71,7 @@ std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& 
   return work;
 }
 
-SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options) {
+SweepSummary run_sweep(const Scenario& scenario, CellSink& writer, const SweepOptions& options) {
   const auto start = std::chrono::steady_clock::now();
   const int threads = options.threads > 0 ? options.threads : omp_get_num_procs();
 

@@ -57,6 +57,12 @@ const std::vector<PredictorSpec>& verdict_predictors() {
 nlohmann::json compute_verdicts(const Scenario& sc, const std::filesystem::path& cells_csv, std::size_t max_listed) {
   std::ifstream in(cells_csv, std::ios::binary);
   if (!in) throw std::runtime_error(cells_csv.string() + ": cannot be read");
+  return compute_verdicts(sc, in, cells_csv.string(), max_listed);
+}
+
+nlohmann::json compute_verdicts(const Scenario& sc, std::istream& in, const std::string& source,
+                                std::size_t max_listed) {
+  const std::filesystem::path cells_csv = source;
   std::string line;
   if (!std::getline(in, line)) throw std::runtime_error(cells_csv.string() + ": empty (no header)");
   const auto header = split_fields(line);

@@ -77,9 +77,26 @@ struct OutputOptions {
 
 enum class CellStatus { pending, done, failed };
 
+/// Where run_sweep() puts finished cells: the output directory (RunWriter) or memory (MemorySink,
+/// memory_sink.hpp, for the Python module's run(out=None)). Implementations are thread-safe: workers call
+/// record() concurrently.
+class CellSink {
+ public:
+  virtual ~CellSink() = default;
+  /// Cells x replicates this sink holds (its shard).
+  virtual std::int64_t total() const = 0;
+  virtual bool in_shard(std::int64_t cell, std::int64_t replicate) const = 0;
+  virtual bool is_done(std::int64_t cell, std::int64_t replicate) const = 0;
+  virtual std::int64_t done_count() const = 0;
+  /// Keeps a finished cell's rows; may throw WriteError (the run must stop).
+  virtual void record(std::int64_t cell, std::int64_t replicate, const CellResult& result) = 0;
+  /// Marks a cell as failed with a message (internal error in that cell).
+  virtual void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message) = 0;
+};
+
 /// The output directory of one run: whole rows appended to cells.csv / series.csv with write(2) as cells
 /// finish, run.json with the status of every cell. Thread-safe: workers call record() concurrently.
-class RunWriter {
+class RunWriter : public CellSink {
  public:
   /// Prepares OUTDIR: creates it, or (resume) reads which cells are already done, or refuses (InputError)
   /// to touch a directory that holds results of another run or any run without --resume/--force, or that
@@ -89,26 +106,26 @@ class RunWriter {
   ~RunWriter();
 
   /// Cells x replicates of this directory's part of the run (its shard).
-  std::int64_t total() const { return total_; }
+  std::int64_t total() const override { return total_; }
   const Shard& shard() const { return options_.shard; }
   /// Whether (cell, replicate) belongs to this directory's shard.
-  bool in_shard(std::int64_t cell, std::int64_t replicate) const {
+  bool in_shard(std::int64_t cell, std::int64_t replicate) const override {
     return options_.shard.contains(cell, replicate, scenario_.replicates);
   }
-  bool is_done(std::int64_t cell, std::int64_t replicate) const;
-  std::int64_t done_count() const;
+  bool is_done(std::int64_t cell, std::int64_t replicate) const override;
+  std::int64_t done_count() const override;
 
   /// Appends the cell's rows (series first, then the cells row that marks it finished) with write(2).
   /// All or nothing: when a write fails (disk full, ...) the bytes of this cell already written are cut
   /// off again, so both files keep only whole rows of finished cells; the cell stays pending, the writer
   /// remembers the error (write_error()) and throws WriteError now and on every later call.
-  void record(std::int64_t cell, std::int64_t replicate, const CellResult& result);
+  void record(std::int64_t cell, std::int64_t replicate, const CellResult& result) override;
   /// The same for rows already formatted by format_cell_rows (e.g. on an MPI worker, or read from a shard).
   void write_rows(std::int64_t cell, std::int64_t replicate, const CellRows& rows);
   /// The first write failure of record()/write_rows(), if any: the run must stop.
   std::optional<WriteError> write_error() const;
   /// Marks a cell as failed with a message (internal error in that cell).
-  void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message);
+  void record_failure(std::int64_t cell, std::int64_t replicate, const std::string& message) override;
 
   /// Adds a top-level field to run.json (e.g. "mpi", "merged_from"); never one of the standard fields.
   void annotate(const std::string& key, nlohmann::json value);

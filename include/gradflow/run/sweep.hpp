@@ -26,15 +26,15 @@ struct SweepSummary {
 
 /// The (cell, replicate) pairs of the writer's shard not yet done, in (cell, replicate) order; `skipped`
 /// receives the number already done.
-std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const RunWriter& writer,
+std::vector<std::pair<std::int64_t, std::int64_t>> pending_work(const Scenario& scenario, const CellSink& writer,
                                                                  std::int64_t* skipped = nullptr);
 
-/// Runs every (cell, replicate) of the writer's shard not yet done in `writer`, in parallel across cells
+/// Runs every (cell, replicate) of the sink's shard not yet done in `writer`, in parallel across cells
 /// (OpenMP, dynamic schedule, Eigen single-threaded inside each cell); a one-cell run gives its threads to
 /// Eigen instead.
 /// Results do not depend on the thread count: every cell draws only from its own (seed, cell, replicate)
 /// streams. A write failure (WriteError) stops dispatching at once, like `stop`; the writer keeps it
 /// (RunWriter::write_error() says which file, why).
-SweepSummary run_sweep(const Scenario& scenario, RunWriter& writer, const SweepOptions& options);
+SweepSummary run_sweep(const Scenario& scenario, CellSink& writer, const SweepOptions& options);
 
 }  // namespace gradflow

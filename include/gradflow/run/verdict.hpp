@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -40,6 +41,10 @@ inline Regime predicted_regime(double factor, double tolerance) { return classif
 /// `max_listed` disagreements are listed per predictor. Throws std::runtime_error when the file cannot be
 /// read or lacks the cell, replicate or regime column.
 nlohmann::json compute_verdicts(const Scenario& scenario, const std::filesystem::path& cells_csv,
+                                std::size_t max_listed = 1000);
+
+/// The same over cells.csv text read from `in` (`source` names it in messages), e.g. a run held in memory.
+nlohmann::json compute_verdicts(const Scenario& scenario, std::istream& in, const std::string& source,
                                 std::size_t max_listed = 1000);
 
 /// A few lines for the terminal: agree/compared and % per predictor, and the commonest disagreement.
