@@ -334,12 +334,15 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
              "time.perf_counter() after one untimed warm-up run in the same process (interpreter start-up, "
              "imports and reading W are not timed).")
     L.append("- **GEMM limit**: tools/bench/gemm_limit, the 2T recurrent products alone for the same shapes "
-             "(W H and W^T G, GEMV for B = 1) with nothing else, the fastest of Eigen's kernel, OpenBLAS and (one "
-             "thread) Eigen's kernels with W prepared once per pass as gradflow's engine runs them (*prepared*: "
-             "B > 1 W packed once, B = 1 GEMV on a column-major copy of W^T); "
+             "(W H and W^T G, GEMV for B = 1) with nothing else, the fastest of Eigen's kernel, OpenBLAS and "
+             "Eigen's kernels with W prepared once per pass as gradflow's engine runs them (*prepared*: "
+             "B > 1 W packed once, its rows split between the threads; B = 1, one thread, GEMV on a column-major "
+             "copy of W^T); "
              "*fraction of limit* = limit time / gradflow engine time. GFLOP/s counts those 4 N^2 B T flops.")
     L.append("- **Peak RSS**: `/usr/bin/time -v` of each process (the largest over the rounds). *Bound* is the "
-             "README's memory formula, tape (N B T scalars) + W + 30 MB.")
+             "README's memory formula, tape (N B T scalars) + W + 30 MB, W's term counting every copy a cell "
+             "can hold: 32 N^2 bytes (the matrix as read, its cached base, the cell's scaled copy, the packed "
+             "copy of the GEMM kernel; in float the float W and a 4-byte packed copy).")
     L.append("")
     L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS / prepared) "
              "| NumPy / gradflow | PyTorch / gradflow | GFLOP/s | fraction of limit |")
@@ -439,12 +442,12 @@ def label(r):
 
 
 def memory_bound(r):
-    """README's memory formula for a row: (tape, W, bound) in MB. W's term counts every copy a cell holds:
-    the base matrix (double), the cell's scaled W (double), the float copy in float32 and the packed copy of
-    the engine's GEMM kernel (one pass at a time, s bytes per entry)."""
+    """README's memory formula for a row: (tape, W, bound) in MB. W's term, 32 N^2 bytes, counts every copy a
+    cell can hold: the matrix as read (kind = "file") or drawn, its cached base and the cell's scaled copy (8
+    bytes each), and the engine's packed copy (8 bytes in double; in float 4, plus the 4-byte float W)."""
     sb = 4 if r["dtype"] == "float32" else 8
     tape = r["n"] * r["b"] * r["t"] * sb / 2**20
-    w = (16 + (4 if sb == 4 else 0) + sb) * r["n"] ** 2 / 2**20
+    w = 32 * r["n"] ** 2 / 2**20
     return tape, w, tape + w + 30
 
 
