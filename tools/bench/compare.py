@@ -565,7 +565,8 @@ def main():
     picks = ROWS if args.rows == "all" else [ROWS[int(i) - 1] for i in args.rows.split(",")]
     rows = []
     for spec in picks:
-        print(f"compare: N={spec[0]} T={spec[1]} B={spec[2]} {spec[3]} threads={spec[4]}", file=sys.stderr)
+        print(f"compare: N={spec[0]} T={spec[1]} B={spec[2]} {spec[3]} threads={spec[4]} input_dim={spec[5]}",
+              file=sys.stderr)
         rows.append(bench.row(np, *spec))
     sweep = None if args.no_sweep else (print("compare: sweep", file=sys.stderr), bench.sweep(np))[1]
     spectra = None if args.no_spectra else (print("compare: spectra", file=sys.stderr), bench.spectra())[1]
