@@ -73,6 +73,9 @@ series = {series}
 """
 
 
+NO_INPUT = '[input]\nkind = "none"'  # SCENARIO's {input} for rows without an input drive
+
+
 def fmt_opt_ms(seconds):
     return "-" if seconds == float("inf") else fmt_ms(seconds)
 
@@ -187,7 +190,7 @@ class Bench:
         d.mkdir()
         make_w(np, n, d / "W.npy")
         precision = "float" if dtype == "float32" else "double"
-        drive = f'[input]\nkind = "gaussian"\ndim = {input_dim}\nstd = 0.5' if input_dim else '[input]\nkind = "none"'
+        drive = f'[input]\nkind = "gaussian"\ndim = {input_dim}\nstd = 0.5' if input_dim else NO_INPUT
         for name, series in (("time.toml", "false"), ("series.toml", "true")):
             (d / name).write_text(SCENARIO.format(n=n, t=t, b=b, precision=precision, series=series, input=drive))
         agree = self.agreement(np, d, n, t, b, dtype, threads, input_dim)
