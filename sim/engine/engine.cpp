@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <string>
 #include <limits>
 #include <memory>
 #include <optional>
@@ -23,21 +26,101 @@ namespace {
 
 constexpr double kLn10 = 2.302585092994045684;
 
-/// Prefaults a large buffer that is about to be written in full (the tape) with one madvise call, instead of
-/// one page fault per 4 KiB page on first touch. Advisory: kernels before Linux 5.14 refuse it (EINVAL) and
-/// the pages fault in as usual. (Transparent huge pages were measured too: direct compaction made the
-/// forward pass slower on this machine.)
-void prefault(void* data, std::size_t bytes) {
+// The tape's memory. A tape is N B T scalars written once forward and read once backward; fresh 4 KiB pages
+// from the kernel (zeroed and mapped one by one) cost as much as a third of the engine at B >= 16. So a tape
+// gets its own anonymous mapping, aligned to 2 MiB so that transparent huge pages can back it
+// (MADV_HUGEPAGE), populated for writing in one call (MADV_POPULATE_WRITE, Linux >= 5.14; older kernels
+// refuse it and the pages fault in as usual), and when the tape is released its mapping is kept by the
+// thread for its next tape (one idle mapping per thread, at most kKeepBytes), so a sweep maps its tapes once
+// per thread. GRADFLOW_TAPE = thp (default) | 4k (no huge pages: for machines where direct compaction
+// stalls) | heap (the heap, no reuse: the behaviour before) chooses, for benchmarks.
+enum class TapeMode { thp, small_pages, heap };
+
+TapeMode tape_mode() {
+  static const TapeMode mode = [] {
+    const char* v = std::getenv("GRADFLOW_TAPE");
+    const std::string s = v ? v : "";
+    return s == "4k" ? TapeMode::small_pages : s == "heap" ? TapeMode::heap : TapeMode::thp;
+  }();
+  return mode;
+}
+
+constexpr std::size_t kHugePage = std::size_t(2) << 20;
+constexpr std::size_t kKeepBytes = std::size_t(1) << 30;  // larger tapes are unmapped when released
+
+#ifdef __linux__
+void* map_tape(std::size_t bytes, bool huge) {
+  // Over-allocate by one huge page and trim, so that the mapping starts on a 2 MiB boundary.
+  void* raw = mmap(nullptr, bytes + kHugePage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (raw == MAP_FAILED) throw std::bad_alloc();
+  const auto first = reinterpret_cast<std::uintptr_t>(raw);
+  const std::uintptr_t begin = (first + kHugePage - 1) & ~(kHugePage - 1);
+  if (begin > first) munmap(raw, begin - first);
+  const std::uintptr_t end = first + bytes + kHugePage;
+  if (end > begin + bytes) munmap(reinterpret_cast<void*>(begin + bytes), end - (begin + bytes));
+  void* p = reinterpret_cast<void*>(begin);
+#ifdef MADV_HUGEPAGE
+  if (huge) madvise(p, bytes, MADV_HUGEPAGE);
+#else
+  (void)huge;
+#endif
+#ifdef MADV_POPULATE_WRITE
+  madvise(p, bytes, MADV_POPULATE_WRITE);
+#endif
+  return p;
+}
+
+/// The thread's idle tape mapping (unmapped when the thread ends).
+struct IdleTape {
+  void* data = nullptr;
+  std::size_t bytes = 0;
+  ~IdleTape() {
+    if (data) munmap(data, bytes);
+  }
+};
+thread_local IdleTape idle_tape;
+
+/// Returns a released tape mapping to the releasing thread's slot, or to the kernel.
+struct ReleaseTape {
+  std::size_t bytes;
+  void operator()(void* p) const {
+    if (bytes <= kKeepBytes && bytes > idle_tape.bytes) {
+      if (idle_tape.data) munmap(idle_tape.data, idle_tape.bytes);
+      idle_tape.data = p;
+      idle_tape.bytes = bytes;
+    } else {
+      munmap(p, bytes);
+    }
+  }
+};
+#endif
+
+/// Memory for a tape of `bytes` bytes, aligned for Eigen; its contents are undefined.
+std::shared_ptr<void> tape_storage(std::size_t bytes) {
+  if (bytes == 0) return nullptr;
+#ifdef __linux__
+  if (tape_mode() != TapeMode::heap) {
+    bytes = (bytes + kHugePage - 1) & ~(kHugePage - 1);
+    if (idle_tape.data && idle_tape.bytes >= bytes) {
+      void* p = idle_tape.data;
+      const std::size_t held = idle_tape.bytes;
+      idle_tape.data = nullptr;
+      idle_tape.bytes = 0;
+      return std::shared_ptr<void>(p, ReleaseTape{held});
+    }
+    return std::shared_ptr<void>(map_tape(bytes, tape_mode() == TapeMode::thp), ReleaseTape{bytes});
+  }
+#endif
+  void* p = Eigen::internal::aligned_malloc(bytes);
 #if defined(__linux__) && defined(MADV_POPULATE_WRITE)
+  // Prefault with one call instead of one fault per page (whole pages inside the block only).
   const auto page = static_cast<std::uintptr_t>(sysconf(_SC_PAGESIZE));
-  const auto first = reinterpret_cast<std::uintptr_t>(data);
+  const auto first = reinterpret_cast<std::uintptr_t>(p);
   const std::uintptr_t begin = (first + page - 1) & ~(page - 1);
   const std::uintptr_t end = (first + bytes) & ~(page - 1);
   if (end > begin) madvise(reinterpret_cast<void*>(begin), end - begin, MADV_POPULATE_WRITE);
-#else
-  (void)data;
-  (void)bytes;
 #endif
+  return std::shared_ptr<void>(p, [](void* q) { Eigen::internal::aligned_free(q); });
 }
 
 /// ||col||_2 in double without overflow or underflow of the squares.
@@ -101,8 +184,8 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
 
   Tape<Scalar> tape;
   tape.batch = batch;
-  tape.data.resize(rows, batch * steps);
-  prefault(tape.data.data(), static_cast<std::size_t>(tape.data.size()) * sizeof(Scalar));
+  tape.storage = tape_storage(static_cast<std::size_t>(rows * batch * steps) * sizeof(Scalar));
+  new (&tape.data) Eigen::Map<Mat>(static_cast<Scalar*>(tape.storage.get()), rows, batch * steps);
 
   // Two state buffers so that the last finite state survives a divergence. Everything is allocated here:
   // nothing inside the time loop allocates.

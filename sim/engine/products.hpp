@@ -22,8 +22,9 @@ class RecurrentProduct {
   RecurrentProduct(const Mat& w, Eigen::Index batch, bool transpose)
       : w_(w), batch_(batch), transpose_(transpose), backend_(choose_gemm(w.rows(), batch, sizeof(Scalar))) {
     const bool small = double(w.size()) * sizeof(Scalar) <= kPreparedMaxBytes;
-    if (backend_ == GemmBackend::eigen && batch > 1 && gemm_threads() == 1 && small)
-      packed_.emplace(w.data(), w.rows(), batch, transpose);
+    // W packed once per pass at any N (a copy of N^2 scalars, in the README's memory formula); the rows of
+    // each product are split between the GEMM threads, with the same result on any thread count.
+    if (backend_ == GemmBackend::eigen && batch > 1) packed_.emplace(w.data(), w.rows(), batch, transpose, gemm_threads());
     // B = 1 backward: Eigen's GEMV runs W^T x as dot products, slower in the engine than its column-major
     // kernel; a column-major copy of W^T is worth its N^2 scalars while it is small.
     if (backend_ == GemmBackend::eigen && batch == 1 && transpose && small) w_transposed_ = w.transpose();
@@ -50,7 +51,7 @@ class RecurrentProduct {
       else yv.noalias() += w_ * xv;
       return;
     }
-    // Eigen's GEMM on several threads, or above the size of the packed copy without OpenBLAS.
+    // Not reached for B > 1 on Eigen's backend (packed above); kept for completeness.
     const Eigen::Map<const Mat> xm(x, n, batch_);
     Eigen::Map<Mat> ym(y, n, batch_);
     if (!accumulate) ym.setZero();

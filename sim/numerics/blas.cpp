@@ -6,6 +6,7 @@
 #include <string>
 
 #include <Eigen/Core>
+#include <omp.h>
 
 #ifdef GRADFLOW_HAVE_OPENBLAS
 // The Fortran BLAS entry points and OpenBLAS's own extensions, declared here so that no cblas.h of a
@@ -39,9 +40,10 @@ namespace {
 // 430; B = 8: 669 / 441 / 644; B = 16: 1040 / 609 / 1202. N = 1024 (300 steps): B = 8: 1627 / 678 / 1092;
 // B = 16: 2305 / 1089 / 1627. N = 64, B = 8: 10.5 / 4.3 / 1.9; N = 128, B = 8: 17 / 6.3 / 2.2 (small W: the
 // narrow GEMM is OpenBLAS's). (The machine was shared while these ran; the ratios held over repeats.) So on
-// one thread: Eigen's GEMV for B = 1; the prepared Eigen GEMM for B >= 16, and for B >= 4 once N >= 256,
-// while the packed copy of W stays small (N^2 * scalar_bytes <= 8 MiB, inside the README's memory slack);
-// OpenBLAS otherwise, and whenever the GEMM has several threads.
+// one thread: Eigen's GEMV for B = 1; the prepared Eigen GEMM for B >= 16, and for B >= 4 once N >= 256;
+// OpenBLAS otherwise. Issue 18 lifted the 8 MiB limit on the packed copy (N = 2048, B = 32, double: packed
+// 0.68x OpenBLAS's engine time, docs/performance.md) and runs the packed product on several threads too
+// (rows split, same bits); B = 1 on several threads stays OpenBLAS's GEMV.
 constexpr Eigen::Index kEigenMinBatch = 16;
 constexpr Eigen::Index kEigenMinBatchLargeN = 4;
 constexpr Eigen::Index kLargeN = 256;
@@ -74,10 +76,8 @@ GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_b
   static const Override forced = read_override();
   if (forced == Override::eigen) return GemmBackend::eigen;
   if (forced == Override::openblas) return GemmBackend::openblas;
-  if (gemm_threads() > 1) return GemmBackend::openblas;
-  if (batch == 1) return GemmBackend::eigen;
-  const double w_bytes = double(n) * double(n) * double(scalar_bytes);
-  if (w_bytes > detail::kPreparedMaxBytes) return GemmBackend::openblas;
+  (void)scalar_bytes;  // the packed copy of W is N^2 scalars at any N (README's memory formula counts it)
+  if (batch == 1) return gemm_threads() > 1 ? GemmBackend::openblas : GemmBackend::eigen;
   if (batch >= kEigenMinBatch || (n >= kLargeN && batch >= kEigenMinBatchLargeN)) return GemmBackend::eigen;
   return GemmBackend::openblas;
 }
@@ -150,11 +150,13 @@ using ResMapper = Eigen::internal::blas_data_mapper<Scalar, Eigen::Index, Eigen:
 }  // namespace
 
 template <class Scalar>
-PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose)
-    : n_(n), b_(b), kc_(n), mc_(n), nc_(b) {
+PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose, int threads)
+    : n_(n), b_(b), kc_(n), mc_(n), nc_(b), threads_(std::max(1, threads)) {
+  // The blocking of Eigen's sequential GEMM whatever the thread count: the threads split the rows of each
+  // block (below), so that every entry of y is summed in the same order on any number of threads.
   Eigen::internal::computeProductBlockingSizes<Scalar, Scalar>(kc_, mc_, nc_, Eigen::Index(1));
   packed_w_.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(n));
-  packed_x_.resize(static_cast<std::size_t>(kc_) * static_cast<std::size_t>(nc_));
+  packed_x_.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(nc_));
   Scalar* out = packed_w_.data();
   for (Eigen::Index i2 = 0; i2 < n; i2 += mc_) {
     const Eigen::Index mc = std::min(i2 + mc_, n) - i2;
@@ -178,23 +180,40 @@ void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y, bool accumulate) c
   using Traits = GebpTraits<Scalar>;
   using RhsMapper = const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>;
   Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
-  Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false, false> gebp;
   if (!accumulate) std::fill(y, y + n_ * b_, Scalar(0));
   const RhsMapper rhs(x, n_);
   const ResMapper<Scalar> res(y, n_, 1);
   for (Eigen::Index j2 = 0; j2 < b_; j2 += nc_) {
     const Eigen::Index nc = std::min(j2 + nc_, b_) - j2;
-    const Scalar* panel = packed_w_.data();
-    for (Eigen::Index i2 = 0; i2 < n_; i2 += mc_) {
-      const Eigen::Index mc = std::min(i2 + mc_, n_) - i2;
-      for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_) {
-        const Eigen::Index kc = std::min(k2 + kc_, n_) - k2;
-        // The rhs block (k2, j2) is packed once when the whole depth fits in one block (the usual case
-        // for recurrent shapes), and again per (i2, k2) otherwise.
-        if (i2 == 0 || kc_ < n_) pack_rhs(packed_x_.data(), rhs.getSubMapper(k2, j2), kc, nc);
-        gebp(res.getSubMapper(i2, j2), panel, packed_x_.data(), mc, kc, nc, Scalar(1));
-        panel += kc * mc;
+    // Every depth block (k2, j2) of x packed once, at offset k2 * nc: shared by all row blocks and threads.
+    for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_)
+      pack_rhs(packed_x_.data() + k2 * nc, rhs.getSubMapper(k2, j2), std::min(k2 + kc_, n_) - k2, nc);
+    // Thread `part` of `parts` runs rows [lo, hi) of every row block, the block cut at multiples of the
+    // kernel's row panel (mr): the packed panels of a sub-range are a contiguous slice of the block's, and
+    // each row goes through the same micro-kernel, in the same order over k, as in one call on the block.
+    auto run = [&](int part, int parts) {
+      Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false,
+                                   false> gebp;
+      const Scalar* panel = packed_w_.data();
+      for (Eigen::Index i2 = 0; i2 < n_; i2 += mc_) {
+        const Eigen::Index mc = std::min(i2 + mc_, n_) - i2;
+        const Eigen::Index panels = (mc + Traits::mr - 1) / Traits::mr;
+        const Eigen::Index lo = std::min(mc, panels * part / parts * Traits::mr);
+        const Eigen::Index hi = std::min(mc, panels * (part + 1) / parts * Traits::mr);
+        for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_) {
+          const Eigen::Index kc = std::min(k2 + kc_, n_) - k2;
+          if (hi > lo)
+            gebp(res.getSubMapper(i2 + lo, j2), panel + lo * kc, packed_x_.data() + k2 * nc, hi - lo, kc, nc,
+                 Scalar(1));
+          panel += kc * mc;
+        }
       }
+    };
+    if (threads_ == 1) {
+      run(0, 1);
+    } else {
+#pragma omp parallel num_threads(threads_)
+      run(omp_get_thread_num(), omp_get_num_threads());
     }
   }
 }

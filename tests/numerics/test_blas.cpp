@@ -40,7 +40,7 @@ TEMPLATE_TEST_CASE("OpenBLAS and Eigen give the recurrent products W x and W^T x
   }
 }
 
-TEST_CASE("choose_gemm: on one thread Eigen for B = 1 and, W packed once, for B >= 16 or N >= 256 and B >= 4, OpenBLAS otherwise",
+TEST_CASE("choose_gemm: W packed once for B >= 16 or N >= 256 and B >= 4 at any N and thread count, GEMV for B = 1, OpenBLAS otherwise",
           "[blas]") {
   if (!have_openblas() || std::getenv("GRADFLOW_GEMM") != nullptr) {
     CHECK(choose_gemm(64, 1, 8) == (have_openblas() && std::getenv("GRADFLOW_GEMM") &&
@@ -59,12 +59,14 @@ TEST_CASE("choose_gemm: on one thread Eigen for B = 1 and, W packed once, for B 
   CHECK(choose_gemm(128, 8, 8) == GemmBackend::openblas);   // narrow B on a small W
   CHECK(choose_gemm(64, 2, 8) == GemmBackend::openblas);
   CHECK(choose_gemm(64, 16, 8) == GemmBackend::eigen);
-  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);    // 8 MiB: the largest packed copy
-  CHECK(choose_gemm(1025, 16, 8) == GemmBackend::openblas);
-  CHECK(choose_gemm(1448, 16, 4) == GemmBackend::eigen);    // 8 MiB in float
+  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);
+  CHECK(choose_gemm(2048, 16, 8) == GemmBackend::eigen);    // packed at any N (issue 18)
+  CHECK(choose_gemm(2048, 2, 8) == GemmBackend::openblas);
   set_gemm_threads(2);
   CHECK(gemm_threads() == 2);
-  CHECK(choose_gemm(256, 32, 8) == GemmBackend::openblas);
+  CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);     // the packed product, rows split between threads
+  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);
+  CHECK(choose_gemm(1024, 1, 8) == GemmBackend::openblas);  // GEMV on several threads
   set_gemm_threads(saved);
 }
 
@@ -94,6 +96,37 @@ TEMPLATE_TEST_CASE("PackedProduct (W packed once) equals Eigen's own product, ac
         product.apply(x.data(), acc.data(), /*accumulate=*/true);
         CHECK(double((acc - start - ref).norm()) <=
               bound + 2 * std::numeric_limits<TestType>::epsilon() * double(start.norm()));
+      }
+    }
+  }
+}
+
+TEMPLATE_TEST_CASE("PackedProduct on several threads gives the one-thread result to the bit", "[blas]", float, double) {
+  // The threads split each block's rows at multiples of the kernel's row panel; every entry must go through
+  // the same kernel calls in the same order. n = 1100 has several row and depth blocks; n = 37 has fewer
+  // row panels than some thread counts (empty shares); b = 70 is not a multiple of nr.
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  std::srand(11);
+  for (Eigen::Index n : {37, 300, 1100}) {
+    const Mat w = Mat::Random(n, n);
+    for (Eigen::Index b : {4, 70}) {
+      const Mat x = Mat::Random(n, b);
+      for (bool transpose : {false, true}) {
+        const detail::PackedProduct<TestType> one(w.data(), n, b, transpose, 1);
+        Mat y1(n, b);
+        one.apply(x.data(), y1.data());
+        for (int threads : {2, 3, 5}) {
+          const detail::PackedProduct<TestType> many(w.data(), n, b, transpose, threads);
+          Mat y(n, b);
+          many.apply(x.data(), y.data());
+          INFO("N = " << n << ", B = " << b << ", transpose = " << transpose << ", threads = " << threads);
+          CHECK((y.array() == y1.array()).all());
+          // and the product is right (not merely equal): against Eigen's own
+          const Mat ref = transpose ? Mat(w.transpose() * x) : Mat(w * x);
+          CHECK(double((y - ref).norm()) <= kProductOrderFactor * double(n) *
+                                                 std::numeric_limits<TestType>::epsilon() * double(w.norm()) *
+                                                 double(x.norm()));
+        }
       }
     }
   }

@@ -35,7 +35,7 @@ def main():
     d.mkdir(parents=True, exist_ok=True)
     compare.make_w(np, a.n, d / "W.npy")
     (d / "s.toml").write_text(compare.SCENARIO.format(n=a.n, t=a.steps, b=a.batch, precision="double",
-                                                      series="true"))
+                                                      series="true", input=compare.NO_INPUT))
     subprocess.run([a.gradflow, "run", str(d / "s.toml"), "-o", str(d / "out"), "--force", "--quiet",
                     "--threads", "1"], check=True)
     with open(d / "out" / "series.csv") as f:

@@ -2,13 +2,13 @@
 // gradflow's engine. Per step: A = W H (forward, N x N times N x B) and G = W^T D (backward), T steps each,
 // i.e. 4 N^2 B T flops. Times Eigen's own kernel and OpenBLAS (called directly, through the library's
 // detail::blas_product: dgemm_ / sgemm_, or dgemv_ / sgemv_ when B = 1, as Eigen does with EIGEN_USE_BLAS)
-// and, on one thread, Eigen's kernels with W prepared once as gradflow's engine runs them (B > 1: W packed
-// once, detail::PackedProduct; B = 1: GEMV on a column-major copy of W^T), so that "fraction of the GEMM
-// limit" is against the fastest of them. Eigen products here are Eigen's own (no EIGEN_USE_BLAS).
+// and Eigen's kernels with W prepared once as gradflow's engine runs them (B > 1: W packed once,
+// detail::PackedProduct, rows split between the threads; B = 1, one thread: GEMV on a column-major copy of
+// W^T), so that "fraction of the GEMM limit" is against the fastest of them. Eigen products here are Eigen's own (no EIGEN_USE_BLAS).
 //
 //   gemm_limit --n 256 --b 32 --t 1000 --dtype float64 --threads 1 --repeat 5
 // prints {"n", "b", "t", "dtype", "threads", "flops", "eigen": [seconds...], "openblas": [seconds...],
-// "eigen_prepared": [seconds...] (empty with several threads)}.
+// "eigen_prepared": [seconds...] (empty for B = 1 on several threads)}.
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -48,12 +48,14 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
       x *= Scalar(0.5);
     }
     const double o = std::chrono::duration<double>(Clock::now() - start).count();
-    if (threads == 1) {
-      // Eigen's kernels with W prepared once, as gradflow's engine runs them on one thread: B > 1, the GEMM
-      // with W packed once (detail::PackedProduct); B = 1, the column-major GEMV on a copy of W^T.
+    if (threads == 1 || b > 1) {
+      // Eigen's kernels with W prepared once, as gradflow's engine runs them: B > 1, the GEMM with W packed
+      // once (detail::PackedProduct, its rows split between the threads); B = 1 (one thread), the
+      // column-major GEMV on a copy of W^T.
       start = Clock::now();
       if (b > 1) {
-        const gradflow::detail::PackedProduct<Scalar> forward(w.data(), n, b, false), backward(w.data(), n, b, true);
+        const gradflow::detail::PackedProduct<Scalar> forward(w.data(), n, b, false, threads),
+            backward(w.data(), n, b, true, threads);
         for (int s = 0; s < t; ++s) {
           forward.apply(x.data(), y.data());
           backward.apply(y.data(), x.data());

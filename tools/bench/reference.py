@@ -39,17 +39,25 @@ def parse_args():
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--repeat", type=int, default=1, help="timed runs (each process also does one warm-up)")
     p.add_argument("--series", help="write t,log10_grad_norm here")
+    p.add_argument("--input-dim", type=int, default=0,
+                   help="input drive: h_t = tanh(W h + U x_t + b), x_t ~ N(0, I) of this dimension drawn inside "
+                        "the timed run for every step and trajectory, U ~ N(0, 0.25 / dim) (0: no input)")
     return p.parse_args()
 
 
-def numpy_bptt(np, w, b, steps, batch):
+def numpy_bptt(np, w, b, steps, batch, u=None, rng=None):
     """Returns norms[t, b] = ||g_t^(b)||, t = 0..T."""
     n = w.shape[0]
     wt = np.ascontiguousarray(w.T)
     hs = np.empty((steps + 1, n, batch), dtype=w.dtype)  # h_0..h_T
     hs[0] = 0
-    for t in range(1, steps + 1):
-        np.tanh(w @ hs[t - 1] + b, out=hs[t])
+    if u is not None:  # the whole input sequence in one vectorised draw, as a NumPy user would
+        xs = rng.standard_normal((steps, u.shape[1], batch)).astype(w.dtype)
+        for t in range(1, steps + 1):
+            np.tanh(w @ hs[t - 1] + u @ xs[t - 1] + b, out=hs[t])
+    else:
+        for t in range(1, steps + 1):
+            np.tanh(w @ hs[t - 1] + b, out=hs[t])
     norms = np.empty((steps + 1, batch), dtype=w.dtype)
     g = hs[steps].copy()
     norms[steps] = np.linalg.norm(g, axis=0)
@@ -60,12 +68,13 @@ def numpy_bptt(np, w, b, steps, batch):
     return norms
 
 
-def torch_bptt(torch, w, b, steps, batch):
+def torch_bptt(torch, w, b, steps, batch, u=None):
     n = w.shape[0]
     h = torch.zeros((n, batch), dtype=w.dtype, requires_grad=True)
     hs = [h]
-    for _ in range(steps):
-        h = torch.tanh(w @ h + b)
+    xs = torch.randn((steps, u.shape[1], batch), dtype=w.dtype) if u is not None else None
+    for s in range(steps):
+        h = torch.tanh(w @ h + (u @ xs[s] if u is not None else 0) + b)
         h.retain_grad()
         hs.append(h)
     loss = 0.5 * (h * h).sum()
@@ -88,8 +97,11 @@ def main():
     w = np.ascontiguousarray(w64.astype(dtype))
     b = np.full((n, 1), args.bias, dtype=dtype)
 
+    rng = np.random.default_rng(1)
+    u = (rng.standard_normal((n, args.input_dim)) * (0.5 / np.sqrt(args.input_dim))).astype(dtype) \
+        if args.input_dim > 0 else None
     if args.impl == "numpy":
-        run = lambda: numpy_bptt(np, w, b, args.steps, args.batch)
+        run = lambda: numpy_bptt(np, w, b, args.steps, args.batch, u, rng)
         to_numpy = lambda x: x
         blas = "numpy " + np.__version__
     else:
@@ -98,7 +110,8 @@ def main():
         torch.set_num_threads(args.threads)
         wt_ = torch.from_numpy(w)
         bt = torch.from_numpy(b)
-        run = lambda: torch_bptt(torch, wt_, bt, args.steps, args.batch)
+        ut = torch.from_numpy(u) if u is not None else None
+        run = lambda: torch_bptt(torch, wt_, bt, args.steps, args.batch, ut)
         to_numpy = lambda x: x.detach().numpy()
         blas = "torch " + torch.__version__
 
@@ -118,7 +131,25 @@ def main():
             for t, v in enumerate(log10):
                 f.write(f"{t},{v:.17g}\n")
     print(json.dumps({"impl": args.impl, "n": n, "steps": args.steps, "batch": args.batch, "dtype": args.dtype,
-                      "threads": args.threads, "seconds": seconds, "blas": blas}))
+                      "threads": args.threads, "seconds": seconds, "blas": blas, "blas_core": openblas_core()}))
+
+
+def openblas_core():
+    """The kernel the OpenBLAS loaded into this process runs on (openblas_get_corename), or what is loaded."""
+    import ctypes
+    try:
+        libs = sorted({line.split()[-1] for line in open("/proc/self/maps") if "openblas" in line.lower()
+                       and line.split()[-1].startswith("/")})
+    except OSError:
+        return "unknown"
+    for lib in libs:
+        try:
+            f = ctypes.CDLL(lib).openblas_get_corename
+            f.restype = ctypes.c_char_p
+            return f().decode()
+        except (OSError, AttributeError):
+            continue
+    return "no OpenBLAS loaded" if not libs else "unknown"
 
 
 if __name__ == "__main__":

@@ -60,7 +60,10 @@ struct GradientTrace {
 template <class Scalar>
 struct Tape {
   using Matrix = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
-  Matrix data;         // tape_rows x (B * T); only the first B * horizon columns are valid
+  // tape_rows x (B * T); only the first B * horizon columns are valid. A view of `storage` (memory mapped
+  // and prefaulted by the engine, reused by the next tape of the same thread once this one is gone).
+  Eigen::Map<Matrix> data{nullptr, 0, 0};
+  std::shared_ptr<void> storage;
   Matrix final_state;  // S x B at the horizon (the last finite state; h in its first N rows)
   Eigen::Index batch = 0;
   Eigen::Index horizon = 0;

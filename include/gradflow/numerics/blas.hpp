@@ -20,9 +20,10 @@ bool have_openblas();
 
 /// The backend for an N x N times N x B product of `scalar_bytes`-byte scalars under the current thread
 /// count. Environment variable GRADFLOW_GEMM = eigen | openblas | auto (default auto) overrides it, for
-/// benchmarks. Auto, on one thread (measurements in sim/blas.cpp): Eigen's GEMV for B = 1; Eigen's GEMM with W
-/// packed once per pass (PackedProduct) for B >= 16, and for B >= 4 when N >= 256, while N^2 * scalar_bytes
-/// <= 8 MiB; OpenBLAS otherwise (narrow B on small W, larger W), and whenever the GEMM has several threads.
+/// benchmarks. Auto (measurements in sim/numerics/blas.cpp): Eigen's GEMM with W packed once per pass
+/// (PackedProduct, its rows split between the GEMM threads) for B >= 16, and for B >= 4 when N >= 256, at
+/// any N; for B = 1 Eigen's GEMV on one thread, OpenBLAS's on several; OpenBLAS otherwise (narrow B on small
+/// W).
 GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_bytes);
 
 /// Threads the GEMMs inside one cell may use: Eigen's own kernels (Eigen::setNbThreads) and OpenBLAS's.
@@ -43,25 +44,29 @@ void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const double* 
 void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w, const float* x, float* y,
                   bool accumulate = false);
 
-/// The largest prepared copy of W (packed panels, or W^T for B = 1) the engine keeps: N^2 * scalar bytes.
-/// Inside the 30 MB slack of the README's memory formula.
+/// The largest column-major copy of W^T the engine keeps for B = 1 (N^2 * scalar bytes), inside the 30 MB
+/// slack of the README's memory formula. (The packed copy of W for B > 1 has no limit: the formula counts it.)
 constexpr double kPreparedMaxBytes = 8 << 20;
 
 /// y = op(W) x for a fixed n x n W and n x b batches x, on Eigen's GEMM kernel with W packed once.
 /// Eigen's product packs its left operand into the kernel's panel layout on every call, which for the
 /// recurrent shapes (N^2 B flops against N^2 scalars copied) is about a quarter of the product's time; BPTT
 /// multiplies by the same W 2T times, so the panels are packed here once per pass. Same blocking, kernel and
-/// summation order as Eigen's sequential GEMM; single-threaded. W is read only in the constructor.
+/// summation order as Eigen's sequential GEMM. With `threads` > 1 each product splits the rows of every block
+/// between that many OpenMP threads, at multiples of the kernel's row panel, so every entry is computed by
+/// the same kernel calls in the same order: the result is the same to the bit on any thread count. W is read
+/// only in the constructor.
 template <class Scalar>
 class PackedProduct {
  public:
   /// W column-major with leading dimension n; transpose: op(W) = W^T.
-  PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose);
+  PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose, int threads = 1);
   /// y = op(W) x, or y += op(W) x when `accumulate` (the kernel adds into y either way; y = 0 first otherwise).
   void apply(const Scalar* x, Scalar* y, bool accumulate = false) const;
 
  private:
   Eigen::Index n_, b_, kc_, mc_, nc_;
+  int threads_;
   std::vector<Scalar, Eigen::aligned_allocator<Scalar>> packed_w_;  // panels (i2, k2), i2 outer
   mutable std::vector<Scalar, Eigen::aligned_allocator<Scalar>> packed_x_;
 };
