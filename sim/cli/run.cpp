@@ -13,6 +13,7 @@
 #include <omp.h>
 
 #include "cli.hpp"
+#include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/run/output.hpp"
 #include "gradflow/run/scenario.hpp"
 #include "gradflow/run/shard.hpp"
@@ -27,9 +28,40 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
+std::atomic<int> g_signals{0};
+volatile std::sig_atomic_t g_quiet = 0;
+volatile std::sig_atomic_t g_stop_cells = 1;  // also stop inside the cells (not under MPI: see cmd_run_mpi)
+
+void say(const char* text) {  // async-signal-safe
+  std::size_t n = 0;
+  while (text[n]) ++n;
+  [[maybe_unused]] const ssize_t ignored = ::write(STDERR_FILENO, text, n);
+}
+
+/// SIGINT, SIGTERM, SIGHUP: the first stops the run (no new cell; cells in progress stop at their next step
+/// or solver product and are discarded; run.json says interrupted; exit 130). A second one aborts at once:
+/// every file is always in the state a SIGKILL leaves, which --resume completes.
 extern "C" void on_signal(int sig) {
+  if (g_signals.fetch_add(1) > 0) {
+    say("\ngradflow: second signal: aborting now; finished cells are kept, complete with --resume\n");
+    ::_exit(kExitInterrupted);
+  }
   g_signal.store(sig);
   g_stop.store(true);
+  if (g_stop_cells) request_stop();
+  if (!g_quiet) {
+    say(sig == SIGINT ? "\ngradflow: SIGINT" : sig == SIGTERM ? "\ngradflow: SIGTERM" : "\ngradflow: SIGHUP");
+    say(": stopping; cells in progress are discarded (--resume recomputes them); signal again to abort at "
+        "once\n");
+  }
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
 }
 
 struct RunArgs {
@@ -37,6 +69,7 @@ struct RunArgs {
   std::string outdir;
   std::vector<std::string> set;
   int threads = 0;
+  double progress_every = 30.0;  // seconds between plain progress lines (stderr not a terminal)
   bool resume = false;
   bool force = false;
   bool quiet = false;
@@ -96,8 +129,12 @@ int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, boo
     return kExitInternal;
   }
   if (!complete) {
+    const int sig = g_signal.load();
     std::fprintf(stderr, "gradflow: interrupted%s; finished cells are kept, complete with --resume\n",
-                 g_signal.load() == SIGTERM ? " (SIGTERM: under mpirun, Ctrl-C or a rank that died sends it)" : "");
+                 sig == SIGTERM   ? " (SIGTERM: under mpirun, Ctrl-C or a rank that died sends it)"
+                 : sig == SIGINT  ? " (SIGINT)"
+                 : sig == SIGHUP  ? " (SIGHUP: the terminal was closed)"
+                                  : "");
     return kExitInterrupted;
   }
   return kExitOk;
@@ -117,12 +154,14 @@ int cmd_run(const RunArgs& a) {
   }
   RunWriter& writer = *writer_slot;
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  g_quiet = a.quiet;
+  install_signal_handlers();
   SweepOptions opt;
   opt.threads = threads;
   opt.stop = &g_stop;
-  opt.progress = !a.quiet && isatty(STDERR_FILENO);
+  opt.progress = !a.quiet;
+  opt.style = isatty(STDERR_FILENO) ? ProgressStyle::terminal : ProgressStyle::plain;
+  opt.plain_interval = a.progress_every;
   const SweepSummary s = run_sweep(sc, writer, opt);
   return report_run(sc, writer, s, a.quiet, "");
 }
@@ -162,8 +201,10 @@ int cmd_run_mpi(const RunArgs& a) {
     return start.code;
   }
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // A worker told to stop hands back its cells between cells; stopping inside one is not wired for MPI.
+  g_stop_cells = 0;
+  g_quiet = a.quiet;
+  install_signal_handlers();
   try {
     SweepOptions opt;
     opt.threads = a.threads;
@@ -209,6 +250,9 @@ Command add_run(CLI::App& app) {
   auto* force = cmd->add_flag("--force", a->force, "Replace the results of a different run in OUTDIR");
   resume->excludes(force);
   cmd->add_flag("--quiet", a->quiet, "No progress or summary on stderr");
+  cmd->add_option("--progress-every", a->progress_every,
+                  "Seconds between progress lines when stderr is not a terminal (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
   cmd->add_option("--shard", a->shard,
                   "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
                   "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");

@@ -219,7 +219,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
     }
 
   // Pass 2: write through RunWriter, which sorts the rows and writes heatmaps/ and run.json like any run.
-  RunWriter writer(sc, outdir, OutputOptions{false, options.force, Shard{}}, first.run.value("threads", 1));
+  RunWriter writer(sc, outdir, OutputOptions{false, options.force, Shard{}, "gradflow merge"}, first.run.value("threads", 1));
   json merged_from = json::array();
   for (const auto& p : parts) {
     std::unordered_map<std::int64_t, std::string> series;

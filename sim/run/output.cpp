@@ -153,6 +153,24 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
   const std::string d = dir_.string();
   if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec))
     throw InputError(d + ": output directory is a file, expected a directory");
+  fs::create_directories(dir_, ec);
+  std::error_code is_dir_ec;
+  if (!fs::is_directory(dir_, is_dir_ec)) {
+    if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT || ec.value() == EIO))
+      throw WriteError(dir_, ec.value());
+    throw InputError(d + ": cannot create the output directory" +
+                     (ec ? " (" + ec.message() + ")" : std::string()));
+  }
+  // One writer per directory: a second run, --resume, --force or merge into it while this one holds it
+  // would interleave rows of two processes.
+  try {
+    lock_ = std::make_unique<detail::DirLock>(
+        dir_, options_.command + (options_.resume ? " --resume" : options_.force ? " --force" : ""));
+  } catch (const WriteError& e) {
+    if (user_fixable(e.error()))
+      throw InputError(e.file().string() + ": cannot be written (" + e.reason() + "); choose another -o");
+    throw;
+  }
 
   bool resuming = false;
   if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
@@ -181,14 +199,6 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
     } else {
       resuming = true;
     }
-  }
-  fs::create_directories(dir_, ec);
-  std::error_code is_dir_ec;
-  if (!fs::is_directory(dir_, is_dir_ec)) {
-    if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT || ec.value() == EIO))
-      throw WriteError(dir_, ec.value());
-    throw InputError(d + ": cannot create the output directory" +
-                     (ec ? " (" + ec.message() + ")" : std::string()));
   }
   try {
     prepare(resuming);

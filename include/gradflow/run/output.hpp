@@ -35,6 +35,7 @@ class WriteError : public std::runtime_error {
 
 namespace detail {
 class AppendFile;
+class DirLock;
 }
 
 /// The fully resolved scenario as JSON: every key with its value (defaults filled in), the sweep axes and
@@ -73,6 +74,7 @@ struct OutputOptions {
   bool resume = false;  // complete an interrupted run in the same directory
   bool force = false;   // replace a directory holding a different run
   Shard shard;          // the part of the run this directory holds (default: all of it)
+  std::string command = "gradflow run";  // who holds OUTDIR's lock, as another process is told
 };
 
 enum class CellStatus { pending, done, failed };
@@ -81,7 +83,9 @@ enum class CellStatus { pending, done, failed };
 /// finish, run.json with the status of every cell. Thread-safe: workers call record() concurrently.
 class RunWriter {
  public:
-  /// Prepares OUTDIR: creates it, or (resume) reads which cells are already done, or refuses (InputError)
+  /// Prepares OUTDIR: creates it and takes its lock (OUTDIR/.gradflow.lock, flock(2), held until the
+  /// writer is destroyed; a directory locked by another live process is refused with an InputError naming
+  /// it: pid, host, start time), then reads (resume) which cells are already done, or refuses (InputError)
   /// to touch a directory that holds results of another run or any run without --resume/--force, or that
   /// the user cannot write to (permissions, read-only). Throws WriteError when OUTDIR or a file in it
   /// (run.json, the CSV headers, the rows kept for a resume) cannot be written otherwise (e.g. a full disk).
@@ -143,6 +147,7 @@ class RunWriter {
 
   const Scenario& scenario_;
   std::filesystem::path dir_, cells_path_, series_path_, json_path_;
+  std::unique_ptr<detail::DirLock> lock_;  // before the files: released after they are closed
   OutputOptions options_;
   int threads_;
   std::int64_t total_;
