@@ -91,13 +91,58 @@ nlohmann::json scenario_json(const Scenario& sc) {
   return {{"resolved", resolved}, {"sweep", {{"axes", axes}, {"replicates", sc.replicates}}}};
 }
 
-std::string scenario_hash(const Scenario& sc) {
-  const std::string text = scenario_json(sc).dump();
+namespace {
+
+std::string fnv1a_hex(const std::string& text) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+/// The hash of directories written before inputs and version were hashed (scenario_json only): such a
+/// directory of a scenario that reads no file, by this same version, may still be resumed.
+std::string legacy_scenario_hash(const Scenario& sc) { return fnv1a_hex(scenario_json(sc).dump()); }
+
+}  // namespace
+
+nlohmann::json inputs_json(const Scenario& sc) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : sc.inputs)
+    files.push_back({{"key", f.key}, {"file", f.path}, {"fnv1a64", f.digest}, {"bytes", f.bytes}});
+  return files;
+}
+
+std::string scenario_hash(const Scenario& sc) {
+  std::string text = scenario_json(sc).dump();
+  text += "\ngradflow " GRADFLOW_VERSION;
+  for (const auto& f : sc.inputs) text += "\n" + f.key + " " + f.digest;
+  return fnv1a_hex(text);
+}
+
+nlohmann::json build_json() {
+  return {{"version", GRADFLOW_VERSION},
+#ifdef GRADFLOW_COMMIT
+          {"commit", GRADFLOW_COMMIT},
+#else
+          {"commit", nullptr},
+#endif
+#ifdef __VERSION__
+          {"compiler", std::string(
+#ifdef __clang__
+                           "clang "
+#elif defined(__GNUC__)
+                           "g++ "
+#endif
+                           __VERSION__)},
+#endif
+#ifdef GRADFLOW_CXX_FLAGS
+          {"flags", GRADFLOW_CXX_FLAGS}
+#else
+          {"flags", nullptr}
+#endif
+  };
 }
 
 std::int64_t max_lyapunov_count(const Scenario& sc) {
@@ -168,18 +213,21 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
         dir_, options_.command + (options_.resume ? " --resume" : options_.force ? " --force" : ""));
   } catch (const WriteError& e) {
     if (user_fixable(e.error()))
-      throw InputError(e.file().string() + ": cannot be written (" + e.reason() + "); choose another -o");
+      throw InputError(d + ": cannot be written (" + e.reason() + "); choose another -o");
     throw;
   }
 
   bool resuming = false;
   if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
-    std::string old_hash;
+    std::string old_hash, old_version;
+    nlohmann::json old_inputs = nlohmann::json::array();
     Shard old_shard;
     try {
       std::ifstream in(json_path_);
       const auto old = nlohmann::json::parse(in);
       old_hash = old.value("scenario_hash", "");
+      old_version = old.value("gradflow_version", "");
+      if (old.contains("inputs") && old["inputs"].is_array()) old_inputs = old["inputs"];
       if (old.contains("shard") && old["shard"].is_object())
         old_shard = Shard{old["shard"].value("index", std::int64_t{0}), old["shard"].value("count", std::int64_t{1})};
     } catch (const std::exception&) {
@@ -187,7 +235,20 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
     }
     if (options_.force) {
       for (const auto& f : {cells_path_, series_path_, json_path_}) fs::remove(f, ec);
-    } else if (old_hash != hash_) {
+    } else if (old_hash != hash_ && !(old_hash == legacy_scenario_hash(scenario_) && scenario_.inputs.empty() &&
+                                      old_version == GRADFLOW_VERSION)) {
+      // Say why when it is not the scenario itself: another gradflow, or an input file that changed.
+      if (!old_version.empty() && old_version != GRADFLOW_VERSION)
+        throw InputError(d + ": holds a run written by gradflow " + old_version + ", this is gradflow " +
+                         GRADFLOW_VERSION + ": its cells cannot be mixed with this version's; choose another -o, "
+                         "or --force to redo it");
+      for (const auto& now : scenario_.inputs)
+        for (const auto& was : old_inputs)
+          if (was.value("key", "") == now.key && was.value("fnv1a64", "") != now.digest)
+            throw InputError(now.path + " (" + now.key + "): content changed since the run in " + d +
+                             " started (digest " + was.value("fnv1a64", "?") + ", now " + now.digest +
+                             "); its cells cannot be mixed with new ones: restore the file, choose another -o, "
+                             "or --force to redo the run");
       throw InputError(d + ": holds the results of a different run (scenario hash " +
                        (old_hash.empty() ? std::string("unknown") : old_hash) + ", this run " + hash_ +
                        "); choose another -o, or --force to replace them");
@@ -556,6 +617,8 @@ void RunWriter::finish_locked(const std::string& status) {
   j["seed"] = scenario_.base.seed;
   j["scenario_hash"] = hash_;
   j["scenario"] = scenario_json(scenario_);
+  j["inputs"] = inputs_json(scenario_);
+  j["build"] = build_json();
   j["overrides"] = scenario_.overrides;
   if (!options_.shard.whole())
     j["shard"] = {{"index", options_.shard.index}, {"count", options_.shard.count},

@@ -1,5 +1,6 @@
 #include "gradflow/run/scenario.hpp"
 
+#include <cstdio>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -183,10 +184,16 @@ Value parse_override_value(const std::string& text) {
 
 /// Reads one file key's matrix, turning a file problem into "where: key = "path": problem".
 MatrixFile read_keyed_file(const std::string& key, const std::string& path, const std::filesystem::path& base_dir,
-                           const SourceLocation& where, bool keep_sparse) {
+                           const SourceLocation& where, bool keep_sparse, std::vector<InputFile>* inputs) {
   std::filesystem::path p = path;
   if (p.is_relative()) p = base_dir / p;
   try {
+    if (inputs) {
+      InputFile in{key, p.string(), "", 0};
+      // Digest first: a file replaced while it is read then shows as changed at --resume, not as the same.
+      if (std::filesystem::is_regular_file(p)) in.digest = file_digest(p, &in.bytes);
+      inputs->push_back(std::move(in));
+    }
     if (keep_sparse) return read_matrix_file(p);
     MatrixFile f;
     f.dense = read_matrix(p);
@@ -199,11 +206,12 @@ MatrixFile read_keyed_file(const std::string& key, const std::string& path, cons
 /// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet. Coordinate .mtx files for W
 /// stay sparse; everything else is read dense.
 void load_files(Config& c, const std::filesystem::path& base_dir,
-                const std::function<SourceLocation(const std::string&)>& origin_of) {
+                const std::function<SourceLocation(const std::string&)>& origin_of,
+                std::vector<InputFile>* inputs) {
   auto& sc = c.spectrum;
   if (sc.kind == SpectrumKind::file && !sc.file.empty() && !sc.matrix && !sc.sparse_matrix) {
     const SourceLocation where = origin_of("spectrum.file");
-    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true);
+    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true, inputs);
     if (f.rows() != f.cols() || f.rows() == 0)
       fail(where, "spectrum.file = \"" + sc.file + "\": W must be a non-empty square matrix, got " +
                       std::to_string(f.rows()) + " x " + std::to_string(f.cols()));
@@ -213,7 +221,7 @@ void load_files(Config& c, const std::filesystem::path& base_dir,
   auto load_dense = [&](const std::string& key, const std::string& path,
                         std::shared_ptr<const Eigen::MatrixXd>& slot) {
     if (path.empty() || slot) return;
-    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false);
+    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false, inputs);
     slot = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
   };
   if (c.input.kind == InputKind::file) load_dense("input.file", c.input.file, c.input.sequence);
@@ -342,7 +350,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     auto it = sc.origins.find(key);
     return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
   };
-  load_files(sc.base, dir, origin_of);
+  load_files(sc.base, dir, origin_of, &sc.inputs);
   for (std::int64_t cell = 0; cell < sc.cell_count(); ++cell) {
     Config c = sc.cell_config(cell);
     try {
@@ -363,6 +371,23 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     if (sc.axes.empty()) break;
   }
   return sc;
+}
+
+std::string file_digest(const std::filesystem::path& file, std::uint64_t* bytes) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file.string() + ": cannot be read");
+  std::uint64_t h = 1469598103934665603ULL, n = 0;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < got; ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
+    n += got;
+  }
+  if (bytes) *bytes = n;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
 }
 
 Scenario load_scenario(const std::filesystem::path& file, const std::vector<std::string>& overrides) {

@@ -201,3 +201,88 @@ TEST_CASE("a closed pipe on stderr does not change a complete run's exit code", 
   CHECK(wait_exit(pid) == kExitOk);
   CHECK(nlohmann::json::parse(read_file(tmp.path / "o" / "run.json"))["status"] == "complete");
 }
+
+namespace {
+
+/// A 4 x 4 W as a Matrix Market array (column-major), entries scaled by `scale`.
+std::string w_mtx(double scale) {
+  std::string text = "%%MatrixMarket matrix array real general\n4 4\n";
+  for (int j = 0; j < 4; ++j)
+    for (int i = 0; i < 4; ++i) text += std::to_string(scale * (0.1 * (i + 1) - 0.07 * j + (i == j))) + "\n";
+  return text;
+}
+
+const char* kFileScenario = R"([network]
+units = 4
+steps = 30
+batch = 2
+[spectrum]
+kind = "file"
+file = "W.mtx"
+[sweep]
+"network.activation" = ["tanh", "relu", "identity"]
+replicates = 2
+)";
+
+}  // namespace
+
+TEST_CASE("run.json records the digest of every input file and the build; --resume refuses a changed file",
+          "[unattended][inputs]") {
+  TempDir tmp("gradflow_inputs_");
+  const fs::path sc = tmp.write("s.toml", kFileScenario);
+  tmp.write("W.mtx", w_mtx(1.0));
+  const fs::path out = tmp.path / "out";
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet"}) == kExitOk);
+  const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  REQUIRE(j["inputs"].size() == 1);
+  CHECK(j["inputs"][0]["key"] == "spectrum.file");
+  CHECK(j["inputs"][0]["bytes"] == read_file(tmp.path / "W.mtx").size());
+  CHECK(j["inputs"][0]["fnv1a64"].get<std::string>().size() == 16);
+  CHECK(j["build"]["version"] == j["gradflow_version"]);
+  CHECK(j["build"].contains("compiler"));
+  CHECK(j["build"].contains("commit"));
+  // The same content again: resumable (nothing to do).
+  CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet", "--resume"}) == kExitOk);
+
+  tmp.write("W.mtx", w_mtx(2.0));  // replaced between the run and its resume
+  const std::string before = read_file(out / "cells.csv");
+  const fs::path err = tmp.path / "err";
+  CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet", "--resume"}, err) == kExitBadInput);
+  INFO(read_file(err));
+  CHECK(read_file(err).find("W.mtx (spectrum.file): content changed since the run in") != std::string::npos);
+  CHECK(read_file(out / "cells.csv") == before);
+}
+
+TEST_CASE("--resume refuses a directory written by another gradflow version", "[unattended][inputs]") {
+  TempDir tmp("gradflow_inputs_");
+  const fs::path sc = tmp.write("s.toml", "[network]\nunits = 8\nsteps = 10\nbatch = 1\n");
+  const fs::path out = tmp.path / "out";
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet"}) == kExitOk);
+  auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  j["gradflow_version"] = "0.0.1";  // as that version would have written it: its own hash
+  j["scenario_hash"] = "0123456789abcdef";
+  std::ofstream(out / "run.json") << j.dump(2);
+  const fs::path err = tmp.path / "err";
+  CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet", "--resume"}, err) == kExitBadInput);
+  INFO(read_file(err));
+  CHECK(read_file(err).find("holds a run written by gradflow 0.0.1") != std::string::npos);
+}
+
+TEST_CASE("merge refuses shards that read different contents of the same file", "[unattended][inputs]") {
+  TempDir tmp("gradflow_inputs_");
+  const fs::path sc = tmp.write("s.toml", kFileScenario);
+  tmp.write("W.mtx", w_mtx(1.0));
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "p0").string(), "--quiet", "--shard", "0/2"}) ==
+          kExitOk);
+  tmp.write("W.mtx", w_mtx(2.0));
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "p1").string(), "--quiet", "--shard", "1/2"}) ==
+          kExitOk);
+  const fs::path err = tmp.path / "err";
+  CHECK(gradflow_run({"merge", (tmp.path / "p0").string(), (tmp.path / "p1").string(), "-o",
+                      (tmp.path / "m").string(), "--quiet"},
+                     err) == kExitBadInput);
+  INFO(read_file(err));
+  CHECK(read_file(err).find("spectrum.file") != std::string::npos);
+  CHECK(read_file(err).find("read different files") != std::string::npos);
+  CHECK(!fs::exists(tmp.path / "m" / "cells.csv"));
+}

@@ -41,8 +41,14 @@ class DirLock;
 /// The fully resolved scenario as JSON: every key with its value (defaults filled in), the sweep axes and
 /// replicates. Its hash identifies a run for --resume.
 nlohmann::json scenario_json(const Scenario& scenario);
-/// FNV-1a 64 of the canonical dump of scenario_json, as 16 hex digits.
+/// FNV-1a 64, as 16 hex digits, of the canonical dump of scenario_json, the gradflow version and the
+/// digest of every file the scenario read (Scenario::inputs): a run is resumed or merged only with the same
+/// scenario, the same gradflow and the same file contents.
 std::string scenario_hash(const Scenario& scenario);
+/// run.json "inputs": [{key, file, fnv1a64, bytes}] of Scenario::inputs.
+nlohmann::json inputs_json(const Scenario& scenario);
+/// run.json "build": {version, commit, compiler, flags} of this gradflow.
+nlohmann::json build_json();
 
 /// Column names of cells.csv and series.csv for a scenario (axes named by their keys).
 std::vector<std::string> cell_columns(const Scenario& scenario);

@@ -66,6 +66,20 @@ struct SweepAxis {
   SourceLocation where;
 };
 
+/// A file a scenario read (W, x, U, h_0, b): the key naming it, its path as opened (relative paths resolved
+/// against the scenario's folder), and its content's digest (file_digest). The scenario hash covers the
+/// digests, so a file replaced between a run and its --resume (or between the shards of a merge) is seen.
+struct InputFile {
+  std::string key;     // "spectrum.file"
+  std::string path;    // as opened
+  std::string digest;  // FNV-1a 64 of its bytes, 16 hex digits
+  std::uint64_t bytes = 0;
+};
+
+/// FNV-1a 64 of a file's bytes as 16 hex digits (`bytes` receives its size). Throws InputError when it
+/// cannot be read.
+std::string file_digest(const std::filesystem::path& file, std::uint64_t* bytes = nullptr);
+
 /// A parsed, validated scenario: base config, sweep axes (Cartesian product, first axis slowest) and
 /// replicates. Cell c has config base + {axis_i = values_i[index_i(c)]}.
 struct Scenario {
@@ -76,6 +90,7 @@ struct Scenario {
   std::int64_t replicates = 1;
   std::vector<std::string> overrides;             // --set arguments, in order
   std::map<std::string, SourceLocation> origins;  // where each explicitly given key was set
+  std::vector<InputFile> inputs;                  // every file read, in reading order
 
   std::int64_t cell_count() const;
   /// Whether (cell, replicate) is a run of this scenario: 0 <= cell < cell_count(), 0 <= replicate < replicates.
