@@ -1,4 +1,5 @@
 // gradflow run SCENARIO: every cell of the sweep, on this process's threads or across MPI ranks.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -62,6 +63,18 @@ void install_signal_handlers() {
   sigemptyset(&sa.sa_mask);
   sa.sa_flags = SA_RESTART;
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+}
+
+/// --threads N: 0 for every core; at most kMaxThreadsPerCore per core (OpenMP segfaults on 100000).
+constexpr int kMaxThreadsPerCore = 64;
+int checked_threads(int requested) {
+  const int cores = omp_get_num_procs();
+  if (requested > kMaxThreadsPerCore * std::max(cores, 1))
+    throw InputError("--threads " + std::to_string(requested) + ": must be at most " +
+                     std::to_string(kMaxThreadsPerCore * std::max(cores, 1)) + " (" +
+                     std::to_string(kMaxThreadsPerCore) + " per core; this machine has " + std::to_string(cores) +
+                     "); 0 uses every core");
+  return requested > 0 ? requested : cores;
 }
 
 struct RunArgs {
@@ -144,7 +157,7 @@ int cmd_run(const RunArgs& a) {
   const Scenario sc = load_scenario(a.scenario, a.set);
   const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
   const std::string outdir = a.outdir.empty() ? "out/" + sc.name : a.outdir;
-  const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
+  const int threads = checked_threads(a.threads);
   std::optional<RunWriter> writer_slot;
   try {
     writer_slot.emplace(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
@@ -180,7 +193,7 @@ int cmd_run_mpi(const RunArgs& a) {
     sc = load_scenario(a.scenario, a.set);
     const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
     const std::string outdir = a.outdir.empty() ? "out/" + sc->name : a.outdir;
-    const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
+    const int threads = checked_threads(a.threads);
     if (root) writer = std::make_unique<RunWriter>(*sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
   } catch (const InputError& e) {
     code = kExitBadInput;

@@ -36,7 +36,8 @@ bool write_all(int fd, const std::string& text) {
 
 void write_atomically(const fs::path& file, const std::string& content) {
   const fs::path tmp = file.string() + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  // Never through a symlink planted at FILE.tmp, never blocking on a FIFO there.
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
   if (fd < 0) throw WriteError(file, errno);  // named by the file meant, not its temporary
   const bool ok = write_all(fd, content);
   const int write_errno = errno;

@@ -48,7 +48,8 @@ class DirLock {
 class AppendFile {
  public:
   AppendFile(std::filesystem::path path, bool truncate) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+                             (truncate ? O_TRUNC : 0), 0644);
     if (fd_ < 0) throw WriteError(path_, errno);
     struct stat st {};
     if (::fstat(fd_, &st) != 0) {

@@ -217,6 +217,20 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
     throw;
   }
 
+  // Only regular files are read or written here: a symlink planted in OUTDIR would redirect the output
+  // elsewhere, a FIFO would block the run forever, a device would swallow it.
+  for (const fs::path& f : {cells_path_, series_path_, json_path_, dir_ / "heatmaps"}) {
+    const auto st = fs::symlink_status(f, ec);
+    const bool dir_expected = f.filename() == "heatmaps";
+    if (st.type() == fs::file_type::not_found || st.type() == fs::file_type::none) continue;
+    if (st.type() == (dir_expected ? fs::file_type::directory : fs::file_type::regular)) continue;
+    throw InputError(f.string() + ": is " +
+                     (st.type() == fs::file_type::symlink ? std::string("a symbolic link")
+                                                          : std::string("not a regular file")) +
+                     ", expected " + (dir_expected ? "a directory" : "a file") +
+                     " written by gradflow (output is never written through links, FIFOs or devices); remove it "
+                     "or choose another -o");
+  }
   bool resuming = false;
   if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
     std::string old_hash, old_version;

@@ -65,6 +65,8 @@ Config Scenario::cell_config(std::int64_t cell) const {
 
 namespace {
 
+void check_toml_depth(const std::string& text, const std::string& source);  // below: before toml++ parses
+
 SourceLocation location_of(const toml::source_region& r, const std::string& file) {
   return SourceLocation{file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
 }
@@ -174,6 +176,7 @@ void collect_axes(const toml::table& tbl, const std::string& prefix, const std::
 
 Value parse_override_value(const std::string& text) {
   try {
+    check_toml_depth("v = " + text, "--set");
     const toml::table t = toml::parse("v = " + text);
     Value v;
     if (scalar_value(*t.get("v"), &v)) return v;
@@ -241,6 +244,7 @@ bool is_file_key(const std::string& key) {
 Scenario parse_scenario(const std::string& text, const std::string& source_name,
                         const std::vector<std::string>& overrides, const std::filesystem::path& base_dir) {
   toml::table root;
+  check_toml_depth(text, source_name);
   try {
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
@@ -390,16 +394,91 @@ std::string file_digest(const std::filesystem::path& file, std::uint64_t* bytes)
   return text;
 }
 
+namespace {
+
+constexpr std::uintmax_t kMaxScenarioBytes = 16u << 20;  // far above any real scenario (a few kB)
+constexpr int kMaxKeySegments = 32;   // dotted segments of one key (gradflow's have 2)
+constexpr int kMaxNesting = 32;       // nested arrays / inline tables (gradflow's scenarios use 2)
+
+/// Refuses keys with very many dotted segments and deeply nested values before toml++ sees them: its
+/// recursive descent overflows the stack on a key of 40,000 segments (Debian's toml++ 3.3). A small scan
+/// that knows only strings, comments and brackets; everything else is left to toml++.
+void check_toml_depth(const std::string& text, const std::string& source) {
+  int line = 1, segments = 1;
+  bool key = true;          // scanning a key (line start, table header, after '{' or ',' in a table)
+  std::string brackets;     // open '[' and '{' of values
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    auto fail_here = [&](const std::string& what) {
+      throw InputError(source + ":" + std::to_string(line) + ": " + what);
+    };
+    if (c == '\n') {
+      ++line;
+      if (brackets.empty()) key = true, segments = 1;
+      continue;
+    }
+    if (c == '#') {  // comment: to the end of the line
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {  // a string, possibly multi-line (triple quotes); skipped whole
+      const bool triple = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string close = triple ? std::string(3, c) : std::string(1, c);
+      std::size_t j = i + close.size();
+      for (; j < text.size(); ++j) {
+        if (text[j] == '\n') ++line;
+        if (c == '"' && text[j] == '\\') { ++j; continue; }
+        if (text.compare(j, close.size(), close) == 0) break;
+        if (!triple && text[j] == '\n') break;  // unterminated: toml++ reports it
+      }
+      i = std::min(text.size(), j + close.size()) - 1;
+      continue;
+    }
+    if (key && c == '.' && ++segments > kMaxKeySegments)
+      fail_here("a key with more than " + std::to_string(kMaxKeySegments) +
+                " dotted segments; expected keys like spectrum.radius");
+    if (c == '=' && key) key = false, segments = 1;
+    if (!key && (c == '[' || c == '{')) {
+      brackets.push_back(c);
+      if (static_cast<int>(brackets.size()) > kMaxNesting)
+        fail_here("values nested more than " + std::to_string(kMaxNesting) + " deep");
+      if (c == '{') key = true, segments = 1;
+    } else if (!key && (c == ']' || c == '}') && !brackets.empty()) {
+      brackets.pop_back();
+    } else if (key && c == '}' && !brackets.empty()) {
+      brackets.pop_back();
+      key = false;
+    } else if (!key && c == ',' && !brackets.empty() && brackets.back() == '{') {
+      key = true, segments = 1;
+    }
+  }
+}
+
+}  // namespace
+
 Scenario load_scenario(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) throw InputError(file.string() + ": no such scenario file");
-  if (std::filesystem::is_directory(file, ec))
+  const auto status = std::filesystem::status(file, ec);
+  if (status.type() == std::filesystem::file_type::not_found)
+    throw InputError(file.string() + ": no such scenario file");
+  if (status.type() == std::filesystem::file_type::directory)
     throw InputError(file.string() + ": is a directory, expected a scenario file (.toml)");
+  // A device or FIFO (/dev/zero, a named pipe) would be read without end or block forever.
+  if (status.type() != std::filesystem::file_type::regular)
+    throw InputError(file.string() + ": is not a regular file, expected a scenario file (.toml)");
+  const std::uintmax_t size = std::filesystem::file_size(file, ec);
+  if (!ec && size > kMaxScenarioBytes)
+    throw InputError(file.string() + ": is " + std::to_string(size) + " bytes, expected a scenario file of at most " +
+                     std::to_string(kMaxScenarioBytes >> 20) + " MB");
   std::ifstream in(file, std::ios::binary);
   if (!in) throw InputError(file.string() + ": cannot be read (permission?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  Scenario sc = parse_scenario(text.str(), file.string(), overrides, file.parent_path().empty() ? "." : file.parent_path());
+  std::string text(static_cast<std::size_t>(std::min<std::uintmax_t>(size, kMaxScenarioBytes)) + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxScenarioBytes)  // it grew since stat()
+    throw InputError(file.string() + ": more than " + std::to_string(kMaxScenarioBytes >> 20) +
+                     " MB, expected a scenario file");
+  Scenario sc = parse_scenario(text, file.string(), overrides, file.parent_path().empty() ? "." : file.parent_path());
   sc.path = file;
   return sc;
 }

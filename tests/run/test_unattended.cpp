@@ -1,6 +1,7 @@
 // Runs left unattended, through the real executable: one writer per output directory (its lock), signals
 // that stop a run inside a cell, progress when stderr is not a terminal, a closed pipe on stderr.
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -285,4 +286,31 @@ TEST_CASE("merge refuses shards that read different contents of the same file", 
   CHECK(read_file(err).find("spectrum.file") != std::string::npos);
   CHECK(read_file(err).find("read different files") != std::string::npos);
   CHECK(!fs::exists(tmp.path / "m" / "cells.csv"));
+}
+
+TEST_CASE("a FIFO as the scenario, and a symlink or FIFO planted in OUTDIR, are refused (exit 2)",
+          "[unattended][hostile]") {
+  TempDir tmp("gradflow_hostile_");
+  const fs::path fifo = tmp.path / "s.toml";
+  REQUIRE(mkfifo(fifo.c_str(), 0644) == 0);
+  const fs::path err = tmp.path / "err";
+  CHECK(gradflow_run({"run", fifo.string(), "-o", (tmp.path / "o").string(), "--quiet"}, err) == kExitBadInput);
+  CHECK(read_file(err).find("is not a regular file") != std::string::npos);
+
+  const fs::path sc = tmp.write("ok.toml", "[network]\nunits = 8\nsteps = 5\nbatch = 1\n");
+  const fs::path victim = tmp.write("victim.txt", "precious\n");
+  for (const char* name : {"cells.csv", "series.csv", "run.json"}) {
+    INFO(name);
+    const fs::path out = tmp.path / (std::string("sym_") + name);
+    fs::create_directories(out);
+    fs::create_symlink(victim, out / name);
+    CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet", "--force"}, err) == kExitBadInput);
+    CHECK(read_file(err).find("is a symbolic link") != std::string::npos);
+    CHECK(read_file(victim) == "precious\n");
+  }
+  const fs::path out = tmp.path / "fifo_out";
+  fs::create_directories(out);
+  REQUIRE(mkfifo((out / "cells.csv").c_str(), 0644) == 0);
+  CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet", "--resume"}, err) == kExitBadInput);
+  CHECK(read_file(err).find("not a regular file") != std::string::npos);
 }
