@@ -86,6 +86,7 @@ struct RunArgs {
   bool resume = false;
   bool force = false;
   bool quiet = false;
+  bool strict = false;  // keys without effect are errors, not warnings
   std::string shard;  // "i/n", "" for the whole run
 };
 
@@ -153,8 +154,15 @@ int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, boo
   return kExitOk;
 }
 
+/// Keys without effect: one warning line each, or (--strict) the first as bad input.
+void report_warnings(const Scenario& sc, bool strict) {
+  if (strict && !sc.warnings.empty()) throw InputError(sc.warnings.front() + " (--strict)");
+  for (const auto& w : sc.warnings) std::fprintf(stderr, "gradflow: warning: %s\n", w.c_str());
+}
+
 int cmd_run(const RunArgs& a) {
   const Scenario sc = load_scenario(a.scenario, a.set);
+  report_warnings(sc, a.strict);
   const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
   const std::string outdir = a.outdir.empty() ? "out/" + sc.name : a.outdir;
   const int threads = checked_threads(a.threads);
@@ -191,6 +199,8 @@ int cmd_run_mpi(const RunArgs& a) {
   std::string error;
   try {
     sc = load_scenario(a.scenario, a.set);
+    if (a.strict && !sc->warnings.empty()) throw InputError(sc->warnings.front() + " (--strict)");
+    if (root) report_warnings(*sc, false);
     const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
     const std::string outdir = a.outdir.empty() ? "out/" + sc->name : a.outdir;
     const int threads = checked_threads(a.threads);
@@ -263,6 +273,8 @@ Command add_run(CLI::App& app) {
   auto* force = cmd->add_flag("--force", a->force, "Replace the results of a different run in OUTDIR");
   resume->excludes(force);
   cmd->add_flag("--quiet", a->quiet, "No progress or summary on stderr");
+  cmd->add_flag("--strict", a->strict, "Refuse (exit 2) keys that have no effect under the chosen kinds, "
+                                       "instead of warning");
   cmd->add_option("--progress-every", a->progress_every,
                   "Seconds between progress lines when stderr is not a terminal (default 30)")
       ->check(CLI::Range(0.1, 86400.0));

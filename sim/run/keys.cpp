@@ -351,6 +351,30 @@ void require_unused_empty(const std::string& value, const std::string& key, bool
 
 }  // namespace
 
+const std::vector<std::string>& conditional_keys() {
+  static const std::vector<std::string> keys{"network.leak", "network.alpha", "network.beta", "spectrum.density",
+                                             "input.std"};
+  return keys;
+}
+
+std::string unused_reason(const Config& c, const std::string& key) {
+  const auto act = c.network.activation;
+  const std::string activation = "network.activation is \"" + to_string(act) + "\"";
+  if (key == "network.leak" && c.network.cell != CellKind::leaky)
+    return "only used with network.cell = \"leaky\" (it is \"" + to_string(c.network.cell) + "\")";
+  if (key == "network.alpha" && act != ActivationKind::leaky_relu && act != ActivationKind::elu)
+    return "only used with network.activation = \"leaky_relu\" or \"elu\" (" + activation + ")";
+  if (key == "network.beta" && act != ActivationKind::softplus && act != ActivationKind::swish)
+    return "only used with network.activation = \"softplus\" or \"swish\" (" + activation + ")";
+  if (key == "spectrum.density" && c.spectrum.kind != SpectrumKind::sparse)
+    return "only used with spectrum.kind = \"sparse\" (it is \"" + to_string(c.spectrum.kind) + "\")";
+  if (key == "input.std" && c.input.kind == InputKind::none)
+    return "not used with input.kind = \"none\" (no input drive)";
+  if (key == "input.std" && !c.input.weights.empty())
+    return "not used with input.weights (U is read from " + c.input.weights + ")";
+  return "";
+}
+
 void validate_config(const Config& c) {
   const Eigen::Index n = c.network.units;
   const auto& sc = c.spectrum;

@@ -355,8 +355,23 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
   };
   load_files(sc.base, dir, origin_of, &sc.inputs);
+  // Keys given (in the file, by --set, or as an axis) that may have no effect: used by any cell?
+  std::vector<std::string> given;
+  for (const auto& key : conditional_keys())
+    if (sc.origins.count(key) || std::any_of(sc.axes.begin(), sc.axes.end(), [&](const SweepAxis& a) {
+          return a.key == key;
+        }))
+      given.push_back(key);
+  std::vector<std::string> unused_why(given.size());
+  std::vector<char> used(given.size(), 0);
   for (std::int64_t cell = 0; cell < sc.cell_count(); ++cell) {
     Config c = sc.cell_config(cell);
+    for (std::size_t k = 0; k < given.size(); ++k)
+      if (!used[k]) {
+        std::string why = unused_reason(c, given[k]);
+        if (why.empty()) used[k] = 1;
+        else if (unused_why[k].empty()) unused_why[k] = std::move(why);
+      }
     try {
       validate_config(c);
     } catch (const std::invalid_argument& e) {
@@ -373,6 +388,16 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
       fail(origin_of(key), what + where_cell);
     }
     if (sc.axes.empty()) break;
+  }
+  for (std::size_t k = 0; k < given.size(); ++k) {
+    if (used[k]) continue;
+    for (const auto& axis : sc.axes)
+      if (axis.key == given[k])
+        fail(axis.where, "sweep axis " + given[k] + ": has no effect in any cell (" + unused_why[k] +
+                             "); the sweep would only show replicate noise");
+    const Value v = find_key(given[k])->get(sc.base);
+    sc.warnings.push_back(sc.origins[given[k]].str() + ": " + given[k] + " = " + format_value(v) +
+                          ": has no effect (" + unused_why[k] + ")");
   }
   return sc;
 }

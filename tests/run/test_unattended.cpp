@@ -314,3 +314,23 @@ TEST_CASE("a FIFO as the scenario, and a symlink or FIFO planted in OUTDIR, are 
   CHECK(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet", "--resume"}, err) == kExitBadInput);
   CHECK(read_file(err).find("not a regular file") != std::string::npos);
 }
+
+TEST_CASE("a key without effect under the chosen kinds warns and still runs; --strict refuses it",
+          "[unattended][keys]") {
+  TempDir tmp("gradflow_keys_");
+  const fs::path sc = tmp.write("s.toml", "[network]\nunits = 8\nsteps = 5\nbatch = 1\nactivation = \"tanh\"\n"
+                                          "beta = 3\n");
+  const fs::path err = tmp.path / "err";
+  CHECK(gradflow_run({"run", sc.string(), "-o", (tmp.path / "a").string(), "--quiet"}, err) == kExitOk);
+  CHECK(read_file(err).find("warning: " + sc.string() + ":6:1: network.beta = 3.0: has no effect") !=
+        std::string::npos);
+  CHECK(gradflow_run({"run", sc.string(), "-o", (tmp.path / "b").string(), "--quiet", "--strict"}, err) ==
+        kExitBadInput);
+  CHECK(!fs::exists(tmp.path / "b" / "cells.csv"));
+  // Used by some cell of the sweep: no warning.
+  const fs::path mixed = tmp.write("m.toml", "[network]\nunits = 8\nsteps = 5\nbatch = 1\nbeta = 3\n[sweep]\n"
+                                             "\"network.activation\" = [\"tanh\", \"softplus\"]\n");
+  CHECK(gradflow_run({"run", mixed.string(), "-o", (tmp.path / "c").string(), "--quiet", "--strict"}, err) ==
+        kExitOk);
+  CHECK(read_file(err).empty());
+}

@@ -59,6 +59,12 @@ std::string suggest_key(const std::string& name);
 /// memory the run needs). Throws std::invalid_argument with "key: message".
 void validate_config(const Config& config);
 
+/// Keys that act only under some kinds (network.leak: the leaky cell; network.alpha / beta: some
+/// activations; spectrum.density: sparse W; input.std: an input drive with random U).
+const std::vector<std::string>& conditional_keys();
+/// Why `key` has no effect on this config ("only used with ..."), or "" when it has one.
+std::string unused_reason(const Config& config, const std::string& key);
+
 /// One sweep axis: a key and the values it takes, in order.
 struct SweepAxis {
   std::string key;
@@ -91,6 +97,9 @@ struct Scenario {
   std::vector<std::string> overrides;             // --set arguments, in order
   std::map<std::string, SourceLocation> origins;  // where each explicitly given key was set
   std::vector<InputFile> inputs;                  // every file read, in reading order
+  /// Keys given explicitly that have no effect in any cell ("FILE:LINE:COL: key = value: only used with
+  /// ..."): warnings (errors under `gradflow run --strict`). Sweeping such a key is an error.
+  std::vector<std::string> warnings;
 
   std::int64_t cell_count() const;
   /// Whether (cell, replicate) is a run of this scenario: 0 <= cell < cell_count(), 0 <= replicate < replicates.
