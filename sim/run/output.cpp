@@ -248,7 +248,25 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
       old_hash = "";  // unreadable run.json: treated as another run
     }
     if (options_.force) {
-      for (const auto& f : {cells_path_, series_path_, json_path_}) fs::remove(f, ec);
+      // Exactly what gradflow wrote there: the CSVs, run.json, the heatmaps it listed (and heatmaps/ when
+      // that leaves it empty), temporary files of an interrupted atomic write. Anything else is the user's.
+      try {
+        std::ifstream in(json_path_);
+        const auto old = nlohmann::json::parse(in);
+        if (old.contains("files") && old["files"].contains("heatmaps"))
+          for (const auto& h : old["files"]["heatmaps"]) {
+            const std::string name = h.value("file", "");
+            if (name.rfind("heatmaps/", 0) == 0 && name.find("..") == std::string::npos &&
+                name.find('/', 9) == std::string::npos)
+              fs::remove(dir_ / name, ec);
+          }
+      } catch (const std::exception&) {
+        // no readable run.json: no heatmap list to remove
+      }
+      if (fs::is_directory(dir_ / "heatmaps", ec) && fs::is_empty(dir_ / "heatmaps", ec))
+        fs::remove(dir_ / "heatmaps", ec);
+      for (const auto& f : {cells_path_, series_path_, json_path_})
+        for (const fs::path& g : {f, fs::path(f.string() + ".tmp")}) fs::remove(g, ec);
     } else if (old_hash != hash_ && !(old_hash == legacy_scenario_hash(scenario_) && scenario_.inputs.empty() &&
                                       old_version == GRADFLOW_VERSION)) {
       // Say why when it is not the scenario itself: another gradflow, or an input file that changed.

@@ -254,7 +254,7 @@ TEST_CASE("run.json records the digest of every input file and the build; --resu
   CHECK(read_file(out / "cells.csv") == before);
 }
 
-TEST_CASE("--resume refuses a directory written by another gradflow version", "[unattended][inputs]") {
+TEST_CASE("resuming a directory written by another gradflow version is refused", "[unattended][inputs]") {
   TempDir tmp("gradflow_inputs_");
   const fs::path sc = tmp.write("s.toml", "[network]\nunits = 8\nsteps = 10\nbatch = 1\n");
   const fs::path out = tmp.path / "out";
@@ -333,4 +333,36 @@ TEST_CASE("a key without effect under the chosen kinds warns and still runs; --s
   CHECK(gradflow_run({"run", mixed.string(), "-o", (tmp.path / "c").string(), "--quiet", "--strict"}, err) ==
         kExitOk);
   CHECK(read_file(err).empty());
+}
+
+TEST_CASE("forcing (--force) removes exactly what gradflow wrote: the old run's heatmaps go, the user's files stay",
+          "[unattended][hygiene]") {
+  TempDir tmp("gradflow_force_");
+  const fs::path two = tmp.write("two.toml", "[network]\nunits = 8\nsteps = 5\nbatch = 1\n[sweep]\n"
+                                             "\"spectrum.radius\" = [0.5, 1.0]\n\"input.std\" = [0.0, 0.5]\n");
+  const fs::path one = tmp.write("one.toml", "[network]\nunits = 8\nsteps = 5\nbatch = 1\n");
+  const fs::path out = tmp.path / "out";
+  REQUIRE(gradflow_run({"run", two.string(), "-o", out.string(), "--quiet"}) == kExitOk);
+  REQUIRE(!heatmaps_of(out).empty());
+  std::ofstream(out / "notes.txt") << "mine\n";
+  REQUIRE(gradflow_run({"run", one.string(), "-o", out.string(), "--quiet", "--force"}) == kExitOk);
+  CHECK(!fs::exists(out / "heatmaps"));  // the old run's heatmaps would be read as this run's
+  CHECK(read_file(out / "notes.txt") == "mine\n");
+
+  const fs::path out2 = tmp.path / "out2";
+  REQUIRE(gradflow_run({"run", two.string(), "-o", out2.string(), "--quiet"}) == kExitOk);
+  std::ofstream(out2 / "heatmaps" / "figure.png") << "not gradflow's\n";
+  REQUIRE(gradflow_run({"run", one.string(), "-o", out2.string(), "--quiet", "--force"}) == kExitOk);
+  CHECK(read_file(out2 / "heatmaps" / "figure.png") == "not gradflow's\n");
+  CHECK(heatmaps_of(out2).size() == 1);
+}
+
+TEST_CASE("gradflow spectrum -o refuses to overwrite its scenario", "[unattended][hygiene]") {
+  TempDir tmp("gradflow_spectrum_");
+  const std::string text = "[network]\nunits = 8\nsteps = 5\nbatch = 1\n";
+  const fs::path sc = tmp.write("s.toml", text);
+  const fs::path err = tmp.path / "err";
+  CHECK(gradflow_run({"spectrum", sc.string(), "-o", sc.string()}, err) == kExitBadInput);
+  CHECK(read_file(err).find("would overwrite") != std::string::npos);
+  CHECK(read_file(sc) == text);
 }
