@@ -174,6 +174,9 @@ int cmd_run(const RunArgs& a) {
     return kExitWriteFailed;
   }
   RunWriter& writer = *writer_slot;
+  if (writer.dropped_rows() > 0)
+    std::fprintf(stderr, "gradflow: warning: %s: %lld damaged rows (wrong number of fields) dropped; their cells "
+                 "are recomputed\n", writer.dir().string().c_str(), (long long)writer.dropped_rows());
 
   g_quiet = a.quiet;
   install_signal_handlers();

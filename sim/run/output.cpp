@@ -313,11 +313,18 @@ void RunWriter::prepare(bool resuming) {
     if (lines[0] != join_fields(cell_columns(scenario_)))
       throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
     std::string kept = lines[0] + "\n";
+    const std::size_t columns = cell_columns(scenario_).size();
     for (std::size_t i = 1; i < lines.size(); ++i) {
       std::int64_t cell, rep;
       if (!row_key(lines[i], &cell, &rep) || !scenario_.contains(cell, rep) || !in_shard(cell, rep) ||
           status_[slot(cell, rep)] == CellStatus::done)
         continue;
+      // A row with the wrong number of fields (edited, or damaged) would fail the completion of every
+      // resume: dropped, so that its cell is recomputed.
+      if (split_fields(lines[i]).size() != columns) {
+        ++dropped_rows_;
+        continue;
+      }
       status_[slot(cell, rep)] = CellStatus::done;
       ++done_;
       kept += lines[i] + "\n";
@@ -326,14 +333,52 @@ void RunWriter::prepare(bool resuming) {
     if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
     // Series rows are written before their cells row: drop those of cells that did not finish.
     std::string series_kept = join_fields(series_columns()) + "\n";
+    const std::size_t series_width = series_columns().size();
+    std::vector<std::size_t> bad_series;
     if (fs::exists(series_path_)) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
         std::int64_t cell, rep;
         if (row_key(slines[i], &cell, &rep) && scenario_.contains(cell, rep) &&
-            status_[slot(cell, rep)] == CellStatus::done)
-          series_kept += slines[i] + "\n";
+            status_[slot(cell, rep)] == CellStatus::done) {
+          if (split_fields(slines[i]).size() == series_width) {
+            series_kept += slines[i] + "\n";
+          } else {  // its cell's series is incomplete now: recompute the cell
+            bad_series.push_back(slot(cell, rep));
+            ++dropped_rows_;
+          }
+        }
       }
+    }
+    if (!bad_series.empty()) {
+      // Cells with a damaged series row: drop their cells row and every series row, recompute them.
+      std::sort(bad_series.begin(), bad_series.end());
+      auto bad = [&](const std::string& line) {
+        std::int64_t cell, rep;
+        return row_key(line, &cell, &rep) && scenario_.contains(cell, rep) &&
+               std::binary_search(bad_series.begin(), bad_series.end(), slot(cell, rep));
+      };
+      for (const std::size_t b : bad_series)
+        if (status_[b] == CellStatus::done) {
+          status_[b] = CellStatus::pending;
+          --done_;
+        }
+      std::string cells_text, series_text;
+      for (const auto* pair : {&kept, &series_kept}) {
+        std::string& out = pair == &kept ? cells_text : series_text;
+        std::size_t at = 0;
+        bool header = true;
+        while (at < pair->size()) {
+          const std::size_t end = pair->find('\n', at);
+          const std::string line = pair->substr(at, end - at);
+          if (header || !bad(line)) out += line + "\n";
+          header = false;
+          at = end + 1;
+        }
+      }
+      kept = std::move(cells_text);
+      series_kept = std::move(series_text);
+      write_atomically(cells_path_, kept);
     }
     if (scenario_.base.analysis.series && series_kept.size() != fs::file_size(series_path_, ec))
       write_atomically(series_path_, series_kept);
@@ -665,6 +710,7 @@ void RunWriter::finish_locked(const std::string& status) {
   j["cells_total"] = total_;
   j["cells_done"] = done_;
   j["cells_failed"] = failed;
+  if (dropped_rows_ > 0) j["rows_dropped_at_resume"] = dropped_rows_;
   j["files"] = {{"cells", "cells.csv"}};
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;

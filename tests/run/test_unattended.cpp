@@ -366,3 +366,29 @@ TEST_CASE("gradflow spectrum -o refuses to overwrite its scenario", "[unattended
   CHECK(read_file(err).find("would overwrite") != std::string::npos);
   CHECK(read_file(sc) == text);
 }
+
+TEST_CASE("resuming drops rows with the wrong number of fields with a warning and recomputes their cells",
+          "[unattended][hygiene]") {
+  TempDir tmp("gradflow_rows_");
+  const fs::path sc = tmp.write("sweep.toml", kSweep);
+  const fs::path ref = tmp.path / "ref", out = tmp.path / "out";
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", ref.string(), "--quiet"}) == kExitOk);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet"}) == kExitOk);
+  // Damage: one cells row cut short, one series row of another cell given a non-numeric extra field.
+  auto cells = lines_of(out / "cells.csv");
+  cells[5] = cells[5].substr(0, cells[5].find(',', cells[5].find(',') + 1));
+  std::ofstream c(out / "cells.csv");
+  for (const auto& l : cells) c << l << "\n";
+  c.close();
+  auto series = lines_of(out / "series.csv");
+  series[1000] += ",oops";
+  std::ofstream s(out / "series.csv");
+  for (const auto& l : series) s << l << "\n";
+  s.close();
+  const fs::path err = tmp.path / "err";
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}, err) == kExitOk);
+  INFO(read_file(err));
+  CHECK(read_file(err).find("2 damaged rows (wrong number of fields) dropped") != std::string::npos);
+  CHECK(cells_without_timing(out / "cells.csv") == cells_without_timing(ref / "cells.csv"));
+  CHECK(read_file(out / "series.csv") == read_file(ref / "series.csv"));
+}

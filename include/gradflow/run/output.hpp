@@ -133,6 +133,8 @@ class RunWriter {
   void finish(const std::string& status);
 
   const std::filesystem::path& dir() const { return dir_; }
+  /// Rows found damaged (wrong number of fields) when resuming: dropped, their cells recomputed.
+  std::int64_t dropped_rows() const { return dropped_rows_; }
   const std::filesystem::path& cells_path() const { return cells_path_; }
   /// Predictor verdicts (verdict.hpp) of the complete run, computed by finish("complete"); null before.
   const nlohmann::json& verdicts() const { return verdicts_; }
@@ -166,6 +168,7 @@ class RunWriter {
   std::string start_time_;
   double start_seconds_;
   std::int64_t done_ = 0;
+  std::int64_t dropped_rows_ = 0;
   nlohmann::json heatmaps_ = nlohmann::json::array();
   nlohmann::json verdicts_;
   nlohmann::json extra_ = nlohmann::json::object();
