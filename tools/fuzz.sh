@@ -20,10 +20,12 @@ status=0
 for t in scenario npy mtx; do
   echo "fuzz: fuzz_$t for ${seconds}s"
   # -rss_limit_mb: a scenario may legitimately ask for big matrices; the loader's own checks keep it bounded.
+  # -max_len: 1 MB, so that inputs as large as the ones that broke toml++ (a 100 KB key of 40,000 dotted
+  # segments overflowed its stack) are within reach; the 80 KB catalogue case seeds the corpus.
   # -seed: a fixed mutation sequence (GRADFLOW_FUZZ_SEED to explore another), so that CI runs differ only in
   # how far the time bound lets them get, not in what they try first.
   if ! (cd "$build" && tests/fuzz/fuzz_$t -seed="${GRADFLOW_FUZZ_SEED:-1}" -max_total_time="$seconds" \
-        -max_len=4096 -timeout=20 -rss_limit_mb=4096 \
+        -max_len=1048576 -timeout=20 -rss_limit_mb=4096 \
         -print_final_stats=1 "corpus/$t" > "fuzz_$t.log" 2>&1); then
     echo "fuzz: fuzz_$t found a problem:"; tail -40 "$build/fuzz_$t.log"; status=1
   else

@@ -31,6 +31,9 @@ int main(int argc, char** argv) {
   // A file size limit (ulimit -f) makes write(2) fail with EFBIG, reported like a full disk, instead of
   // killing the process with SIGXFSZ halfway through a row.
   std::signal(SIGXFSZ, SIG_IGN);
+  // A closed pipe on stderr (`2>&1 | head -1`) must not kill a run or change its exit code: messages to it
+  // are lost (EPIPE), the results in files are not.
+  std::signal(SIGPIPE, SIG_IGN);
   CLI::App app{"gradflow: gradient flow through time in vanilla RNNs with controlled recurrent spectra"};
   app.set_version_flag("--version", std::string("gradflow ") + version() + " (commit " + git_commit() + ")");
   app.require_subcommand(1);

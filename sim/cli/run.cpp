@@ -1,4 +1,5 @@
 // gradflow run SCENARIO: every cell of the sweep, on this process's threads or across MPI ranks.
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <csignal>
@@ -13,6 +14,7 @@
 #include <omp.h>
 
 #include "cli.hpp"
+#include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/run/output.hpp"
 #include "gradflow/run/report.hpp"
 #include "gradflow/run/scenario.hpp"
@@ -28,9 +30,52 @@ namespace {
 
 std::atomic<bool> g_stop{false};
 std::atomic<int> g_signal{0};
+std::atomic<int> g_signals{0};
+volatile std::sig_atomic_t g_quiet = 0;
+volatile std::sig_atomic_t g_stop_cells = 1;  // also stop inside the cells (not under MPI: see cmd_run_mpi)
+
+void say(const char* text) {  // async-signal-safe
+  std::size_t n = 0;
+  while (text[n]) ++n;
+  [[maybe_unused]] const ssize_t ignored = ::write(STDERR_FILENO, text, n);
+}
+
+/// SIGINT, SIGTERM, SIGHUP: the first stops the run (no new cell; cells in progress stop at their next step
+/// or solver product and are discarded; run.json says interrupted; exit 130). A second one aborts at once:
+/// every file is always in the state a SIGKILL leaves, which --resume completes.
 extern "C" void on_signal(int sig) {
+  if (g_signals.fetch_add(1) > 0) {
+    say("\ngradflow: second signal: aborting now; finished cells are kept, complete with --resume\n");
+    ::_exit(kExitInterrupted);
+  }
   g_signal.store(sig);
   g_stop.store(true);
+  if (g_stop_cells) request_stop();
+  if (!g_quiet) {
+    say(sig == SIGINT ? "\ngradflow: SIGINT" : sig == SIGTERM ? "\ngradflow: SIGTERM" : "\ngradflow: SIGHUP");
+    say(": stopping; cells in progress are discarded (--resume recomputes them); signal again to abort at "
+        "once\n");
+  }
+}
+
+void install_signal_handlers() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) sigaction(sig, &sa, nullptr);
+}
+
+/// --threads N: 0 for every core; at most kMaxThreadsPerCore per core (OpenMP segfaults on 100000).
+constexpr int kMaxThreadsPerCore = 64;
+int checked_threads(int requested) {
+  const int cores = omp_get_num_procs();
+  if (requested > kMaxThreadsPerCore * std::max(cores, 1))
+    throw InputError("--threads " + std::to_string(requested) + ": must be at most " +
+                     std::to_string(kMaxThreadsPerCore * std::max(cores, 1)) + " (" +
+                     std::to_string(kMaxThreadsPerCore) + " per core; this machine has " + std::to_string(cores) +
+                     "); 0 uses every core");
+  return requested > 0 ? requested : cores;
 }
 
 struct RunArgs {
@@ -38,10 +83,12 @@ struct RunArgs {
   std::string outdir;
   std::vector<std::string> set;
   int threads = 0;
+  double progress_every = 30.0;  // seconds between plain progress lines (stderr not a terminal)
   bool resume = false;
   bool force = false;
   bool quiet = false;
   bool no_report = false;  // no OUTDIR/report.html at the end of a complete run
+  bool strict = false;  // keys without effect are errors, not warnings
   std::string shard;  // "i/n", "" for the whole run
 };
 
@@ -108,18 +155,29 @@ int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, boo
     return kExitInternal;
   }
   if (!complete) {
+    const int sig = g_signal.load();
     std::fprintf(stderr, "gradflow: interrupted%s; finished cells are kept, complete with --resume\n",
-                 g_signal.load() == SIGTERM ? " (SIGTERM: under mpirun, Ctrl-C or a rank that died sends it)" : "");
+                 sig == SIGTERM   ? " (SIGTERM: under mpirun, Ctrl-C or a rank that died sends it)"
+                 : sig == SIGINT  ? " (SIGINT)"
+                 : sig == SIGHUP  ? " (SIGHUP: the terminal was closed)"
+                                  : "");
     return kExitInterrupted;
   }
   return kExitOk;
 }
 
+/// Keys without effect: one warning line each, or (--strict) the first as bad input.
+void report_warnings(const Scenario& sc, bool strict) {
+  if (strict && !sc.warnings.empty()) throw InputError(sc.warnings.front() + " (--strict)");
+  for (const auto& w : sc.warnings) std::fprintf(stderr, "gradflow: warning: %s\n", w.c_str());
+}
+
 int cmd_run(const RunArgs& a) {
   const Scenario sc = load_scenario(a.scenario, a.set);
+  report_warnings(sc, a.strict);
   const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
   const std::string outdir = a.outdir.empty() ? "out/" + sc.name : a.outdir;
-  const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
+  const int threads = checked_threads(a.threads);
   std::optional<RunWriter> writer_slot;
   try {
     writer_slot.emplace(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
@@ -128,13 +186,18 @@ int cmd_run(const RunArgs& a) {
     return kExitWriteFailed;
   }
   RunWriter& writer = *writer_slot;
+  if (writer.dropped_rows() > 0)
+    std::fprintf(stderr, "gradflow: warning: %s: %lld damaged rows (wrong number of fields) dropped; their cells "
+                 "are recomputed\n", writer.dir().string().c_str(), (long long)writer.dropped_rows());
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  g_quiet = a.quiet;
+  install_signal_handlers();
   SweepOptions opt;
   opt.threads = threads;
   opt.stop = &g_stop;
-  opt.progress = !a.quiet && isatty(STDERR_FILENO);
+  opt.progress = !a.quiet;
+  opt.style = isatty(STDERR_FILENO) ? ProgressStyle::terminal : ProgressStyle::plain;
+  opt.plain_interval = a.progress_every;
   const SweepSummary s = run_sweep(sc, writer, opt);
   return report_run(sc, writer, s, a.quiet, !a.no_report, "");
 }
@@ -151,9 +214,11 @@ int cmd_run_mpi(const RunArgs& a) {
   std::string error;
   try {
     sc = load_scenario(a.scenario, a.set);
+    if (a.strict && !sc->warnings.empty()) throw InputError(sc->warnings.front() + " (--strict)");
+    if (root) report_warnings(*sc, false);
     const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
     const std::string outdir = a.outdir.empty() ? "out/" + sc->name : a.outdir;
-    const int threads = a.threads > 0 ? a.threads : omp_get_num_procs();
+    const int threads = checked_threads(a.threads);
     if (root) writer = std::make_unique<RunWriter>(*sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
   } catch (const InputError& e) {
     code = kExitBadInput;
@@ -174,8 +239,10 @@ int cmd_run_mpi(const RunArgs& a) {
     return start.code;
   }
 
-  std::signal(SIGINT, on_signal);
-  std::signal(SIGTERM, on_signal);
+  // A worker told to stop hands back its cells between cells; stopping inside one is not wired for MPI.
+  g_stop_cells = 0;
+  g_quiet = a.quiet;
+  install_signal_handlers();
   try {
     SweepOptions opt;
     opt.threads = a.threads;
@@ -222,6 +289,11 @@ Command add_run(CLI::App& app) {
   resume->excludes(force);
   cmd->add_flag("--quiet", a->quiet, "No progress or summary on stderr");
   cmd->add_flag("--no-report", a->no_report, "Do not write OUTDIR/report.html when the run completes");
+  cmd->add_flag("--strict", a->strict, "Refuse (exit 2) keys that have no effect under the chosen kinds, "
+                                       "instead of warning");
+  cmd->add_option("--progress-every", a->progress_every,
+                  "Seconds between progress lines when stderr is not a terminal (default 30)")
+      ->check(CLI::Range(0.1, 86400.0));
   cmd->add_option("--shard", a->shard,
                   "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
                   "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");

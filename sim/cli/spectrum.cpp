@@ -3,6 +3,7 @@
 #include <iostream>
 #include <memory>
 #include <sstream>
+#include <filesystem>
 #include <string>
 #include <vector>
 
@@ -31,6 +32,18 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
     throw InputError("-o " + out + ": writing every eigenvalue needs a dense O(N^3) solve; network.units = " +
                      std::to_string(cfg.network.units) + " > " + std::to_string(kMaxDenseEigenvalues) +
                      " (run without -o for rho and ||W||_2)");
+  // No output may overwrite an input: the scenario, or a file it read (FILE and FILE.json are written).
+  if (!out.empty()) {
+    std::vector<std::filesystem::path> inputs{scenario};
+    for (const auto& f : sc.inputs) inputs.emplace_back(f.path);
+    for (const std::string written : {out, out + ".json"})
+      for (const auto& in : inputs) {
+        std::error_code ec;
+        if (std::filesystem::exists(written, ec) && std::filesystem::equivalent(written, in, ec))
+          throw InputError("-o " + out + ": would overwrite " + in.string() +
+                           ", an input of this command; choose another file");
+      }
+  }
   SpectralInfo built;
   const RecurrentMatrix w = build_recurrent_matrix(cfg, 0, 0, &built);
   const SpectralInfo info = measured_spectrum(w, built);

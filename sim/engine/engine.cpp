@@ -19,6 +19,7 @@
 
 
 #include "gradflow/engine/cell.hpp"
+#include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/numerics/random.hpp"
 
 namespace gradflow {
@@ -213,6 +214,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   Index horizon = steps;
   const Index total = drive.burn_in + steps;
   for (Index s = 1; s <= total; ++s) {
+    poll_stop("forward pass", s, total);  // throws Interrupted once a stop is requested
     const Index t = s - drive.burn_in;  // series time: burn-in steps have t <= 0
     if (dim > 0 && drive.inputs) {
       x_shared = drive.inputs->row(s - 1).transpose().cast<Scalar>();  // one x_t for every trajectory
@@ -371,6 +373,7 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   measure_and_record(horizon);
   Mat g_prev(size, batch);
   for (Index t = horizon; t >= 1; --t) {
+    poll_stop("backward pass", horizon - t, horizon);
     cell->backward(tape.data.data() + (t - 1) * rows * batch, g, inv.data(), g_prev);
     g.swap(g_prev);
     measure_and_record(t - 1);

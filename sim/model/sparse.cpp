@@ -127,7 +127,7 @@ ArnoldiRun arnoldi_top(const SparseMatrix& w, const Eigen::VectorXd* start) {
   const Eigen::Index nev = std::min(kSparseNev, n - 2);
   const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kSparseNcv));
   const Eigen::Index max_restarts = sparse_max_restarts(n);
-  using Op = Spectra::SparseGenMatProd<double, Eigen::RowMajor>;
+  using Op = Polled<Spectra::SparseGenMatProd<double, Eigen::RowMajor>>;
   Op op(w);
   ArnoldiSolver<Op> solver(op, nev, ncv);
   ArnoldiRun run;

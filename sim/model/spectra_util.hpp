@@ -14,6 +14,7 @@
 #include <Spectra/Util/CompInfo.h>
 #include <Spectra/Util/SelectionRule.h>
 
+#include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/numerics/random.hpp"
 
 namespace gradflow::detail {
@@ -69,6 +70,7 @@ class GramOp {
 
   /// y = W^T (W x)
   void perform_op(const Scalar* x_in, Scalar* y_out) const {
+    poll_stop("norm solve (Lanczos)", ++products_, 0);
     Eigen::Map<const Eigen::VectorXd> x(x_in, w_.cols());
     Eigen::Map<Eigen::VectorXd> y(y_out, w_.cols());
     wx_.noalias() = w_ * x;
@@ -78,6 +80,22 @@ class GramOp {
  private:
   const M& w_;
   mutable Eigen::VectorXd wx_;  // scratch, reused across products (Spectra calls perform_op as const)
+  mutable std::int64_t products_ = 0;
+};
+
+/// A Spectra operator that polls the stop flag (interrupt.hpp) before every product, so that a long solve
+/// stops within one product of a request; the products themselves are unchanged.
+template <class Op>
+class Polled : public Op {
+ public:
+  using Op::Op;
+  void perform_op(const typename Op::Scalar* x_in, typename Op::Scalar* y_out) const {
+    poll_stop("radius solve (Arnoldi)", ++products_, 0);
+    Op::perform_op(x_in, y_out);
+  }
+
+ private:
+  mutable std::int64_t products_ = 0;
 };
 
 /// Runs an initialised-from-scratch Spectra solver; false (with the reason in *why) when it did not converge.

@@ -147,8 +147,8 @@ std::optional<double> arnoldi_radius(const Eigen::MatrixXd& w, std::string* why)
   const Eigen::Index n = w.rows();
   const Eigen::Index nev = std::min(kArnoldiNev, n - 2);                     // Spectra: 1 <= nev <= n - 2
   const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kArnoldiNcv));  // nev + 2 <= ncv <= n
-  Spectra::DenseGenMatProd<double> op(w);
-  Spectra::GenEigsSolver<Spectra::DenseGenMatProd<double>> solver(op, nev, ncv);
+  Polled<Spectra::DenseGenMatProd<double>> op(w);
+  Spectra::GenEigsSolver<Polled<Spectra::DenseGenMatProd<double>>> solver(op, nev, ncv);
   const Eigen::Index restarts = std::clamp(n / 10, kArnoldiMinRestarts, kArnoldiMaxRestarts);
   if (!run_solver(solver, Spectra::SortRule::LargestMagn, restarts, why)) return std::nullopt;
   const Eigen::VectorXcd lambda = solver.eigenvalues();
@@ -179,8 +179,8 @@ std::optional<double> lanczos_radius(const Eigen::MatrixXd& w, std::string* why)
   const Eigen::Index n = w.rows();
   const Eigen::Index nev = std::min(kSymNev, n - 1);                     // Spectra: 1 <= nev <= n - 1
   const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kSymNcv));  // nev < ncv <= n
-  Spectra::DenseSymMatProd<double> op(w);
-  Spectra::SymEigsSolver<Spectra::DenseSymMatProd<double>> solver(op, nev, ncv);
+  Polled<Spectra::DenseSymMatProd<double>> op(w);
+  Spectra::SymEigsSolver<Polled<Spectra::DenseSymMatProd<double>>> solver(op, nev, ncv);
   if (!run_solver(solver, Spectra::SortRule::LargestMagn, kSymMaxRestarts, why)) return std::nullopt;
   const Eigen::VectorXd lambda = solver.eigenvalues();
   Eigen::Index top = 0;

@@ -24,12 +24,32 @@ bool write_all(int fd, const std::string& text);
 /// WriteError naming `file`.
 void write_atomically(const std::filesystem::path& file, const std::string& content);
 
+/// The advisory lock of an output directory: OUTDIR/.gradflow.lock, held with flock(2) for the life of the
+/// object, holding "pid host start-time command" of its holder. The kernel drops a flock when its process
+/// dies (even by SIGKILL), so the lock of a dead process is simply taken over; the file is removed when the
+/// holder releases it, and a lock whose file was removed or replaced under us is retried on the new file.
+/// Throws InputError naming the holder when another process holds it (exit 2), WriteError when the file
+/// cannot be created.
+class DirLock {
+ public:
+  DirLock(const std::filesystem::path& dir, const std::string& what);
+  ~DirLock();
+  DirLock(const DirLock&) = delete;
+  DirLock& operator=(const DirLock&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+  int fd_ = -1;
+};
+
 /// An output CSV opened for appending whole rows with write(2): no stream buffer that could write part
 /// of a row later (at close, or once space is freed), and the OS error of a failure is at hand.
 class AppendFile {
  public:
   AppendFile(std::filesystem::path path, bool truncate) : path_(std::move(path)) {
-    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | (truncate ? O_TRUNC : 0), 0644);
+    fd_ = ::open(path_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK |
+                             (truncate ? O_TRUNC : 0), 0644);
     if (fd_ < 0) throw WriteError(path_, errno);
     struct stat st {};
     if (::fstat(fd_, &st) != 0) {

@@ -83,6 +83,19 @@ double positive(double x) {
   if (!(x > 0)) throw std::invalid_argument("must be > 0");
   return x;
 }
+/// Scales beyond 1e30 (or, for beta, below 1e-30) cannot run: squared in the mean-field variance
+/// (gain^2 q + input_std^2 + ...) and in the Gaussian moments they overflow to inf in every cell.
+constexpr double kMaxScale = 1e30;
+double bounded(double x) {
+  if (!(std::abs(x) <= kMaxScale))
+    throw std::invalid_argument("must be at most 1e30 in magnitude (its square overflows the mean-field variance)");
+  return x;
+}
+double beta_range(double x) {
+  if (!(x >= 1.0 / kMaxScale && x <= kMaxScale))
+    throw std::invalid_argument("must satisfy 1e-30 <= beta <= 1e30 (outside, softplus' moments overflow)");
+  return x;
+}
 double fraction_below_one(double x) {
   if (x < 0 || x >= 1) throw std::invalid_argument("must satisfy 0 <= value < 1");
   return x;
@@ -120,10 +133,10 @@ std::vector<KeySpec> make_keys() {
   add("network.alpha", ValueType::number,
       "negative slope of leaky_relu (default 0.01) or scale of elu (default 1)",
       [](const Config& c) { return c.network.alpha ? Value(*c.network.alpha) : Value(); },
-      [](Config& c, const Value& v) { c.network.alpha = as_number(v); });
+      [](Config& c, const Value& v) { c.network.alpha = bounded(as_number(v)); });
   add("network.beta", ValueType::number, "sharpness of softplus (log(1 + e^(beta x)) / beta) and swish (> 0)",
       [](const Config& c) { return Value(c.network.beta); },
-      [](Config& c, const Value& v) { c.network.beta = positive(as_number(v)); });
+      [](Config& c, const Value& v) { c.network.beta = beta_range(positive(as_number(v))); });
   add("network.precision", ValueType::string, "scalar of the forward and backward pass: float or double",
       [](const Config& c) { return Value(to_string(c.network.precision)); },
       [](Config& c, const Value& v) { c.network.precision = parse_precision(as_string(v)); });
@@ -169,7 +182,7 @@ std::vector<KeySpec> make_keys() {
   add("spectrum.radius", ValueType::number,
       "exact spectral radius rho(W) (>= 0); default 1, or as read for kind = \"file\"",
       [](const Config& c) { return c.spectrum.radius ? Value(*c.spectrum.radius) : Value(); },
-      [](Config& c, const Value& v) { c.spectrum.radius = non_negative(as_number(v)); });
+      [](Config& c, const Value& v) { c.spectrum.radius = bounded(non_negative(as_number(v))); });
   add("spectrum.file", ValueType::string, "W as .npy or .mtx (kind = \"file\"), relative to the scenario file",
       [](const Config& c) { return Value(c.spectrum.file); },
       [](Config& c, const Value& v) {
@@ -231,7 +244,7 @@ std::vector<KeySpec> make_keys() {
       [](Config& c, const Value& v) { c.input.kind = parse_input_kind(as_string(v)); });
   add("input.std", ValueType::number, "std of each unit's input current (U x_t)_i (>= 0)",
       [](const Config& c) { return Value(c.input.std); },
-      [](Config& c, const Value& v) { c.input.std = non_negative(as_number(v)); });
+      [](Config& c, const Value& v) { c.input.std = bounded(non_negative(as_number(v))); });
   add("input.dim", ValueType::integer, "dimension of x_t (>= 1); U is N x dim with U_ij ~ N(0, std^2/dim)",
       [](const Config& c) { return Value(I(c.input.dim)); },
       [](Config& c, const Value& v) { c.input.dim = std::min(at_least(as_int(v), 1), kMaxDimension); });
@@ -251,9 +264,9 @@ std::vector<KeySpec> make_keys() {
 
   add("bias.mean", ValueType::number, "mean of b_i ~ N(mean, std^2), drawn once per cell",
       [](const Config& c) { return Value(c.bias.mean); },
-      [](Config& c, const Value& v) { c.bias.mean = as_number(v); });
+      [](Config& c, const Value& v) { c.bias.mean = bounded(as_number(v)); });
   add("bias.std", ValueType::number, "std of b_i (>= 0)", [](const Config& c) { return Value(c.bias.std); },
-      [](Config& c, const Value& v) { c.bias.std = non_negative(as_number(v)); });
+      [](Config& c, const Value& v) { c.bias.std = bounded(non_negative(as_number(v))); });
   add("bias.file", ValueType::string, "b as .npy or .mtx (units values) instead of the draw",
       [](const Config& c) { return Value(c.bias.file); },
       [](Config& c, const Value& v) {
@@ -266,7 +279,7 @@ std::vector<KeySpec> make_keys() {
       [](Config& c, const Value& v) { c.init.state = parse_init_state(as_string(v)); });
   add("init.std", ValueType::number, "std of h_0 ~ N(0, std^2) for state = \"gaussian\" (>= 0)",
       [](const Config& c) { return Value(c.init.std); },
-      [](Config& c, const Value& v) { c.init.std = non_negative(as_number(v)); });
+      [](Config& c, const Value& v) { c.init.std = bounded(non_negative(as_number(v))); });
   add("init.file", ValueType::string, "state = \"file\": h_0 as .npy or .mtx, units (shared) or units x batch",
       [](const Config& c) { return Value(c.init.file); },
       [](Config& c, const Value& v) {
@@ -429,6 +442,30 @@ void validate_gated(const Config& c) {
 }
 
 }  // namespace
+
+const std::vector<std::string>& conditional_keys() {
+  static const std::vector<std::string> keys{"network.leak", "network.alpha", "network.beta", "spectrum.density",
+                                             "input.std"};
+  return keys;
+}
+
+std::string unused_reason(const Config& c, const std::string& key) {
+  const auto act = c.network.activation;
+  const std::string activation = "network.activation is \"" + to_string(act) + "\"";
+  if (key == "network.leak" && c.network.cell != CellKind::leaky)
+    return "only used with network.cell = \"leaky\" (it is \"" + to_string(c.network.cell) + "\")";
+  if (key == "network.alpha" && act != ActivationKind::leaky_relu && act != ActivationKind::elu)
+    return "only used with network.activation = \"leaky_relu\" or \"elu\" (" + activation + ")";
+  if (key == "network.beta" && act != ActivationKind::softplus && act != ActivationKind::swish)
+    return "only used with network.activation = \"softplus\" or \"swish\" (" + activation + ")";
+  if (key == "spectrum.density" && c.spectrum.kind != SpectrumKind::sparse)
+    return "only used with spectrum.kind = \"sparse\" (it is \"" + to_string(c.spectrum.kind) + "\")";
+  if (key == "input.std" && c.input.kind == InputKind::none)
+    return "not used with input.kind = \"none\" (no input drive)";
+  if (key == "input.std" && !c.input.weights.empty())
+    return "not used with input.weights (U is read from " + c.input.weights + ")";
+  return "";
+}
 
 void validate_config(const Config& c) {
   const Eigen::Index n = c.network.units;

@@ -100,6 +100,10 @@ Scenario scenario_from_run_json(const json& run, const std::string& where) {
   sc.replicates = sweep.value("replicates", std::int64_t{1});
   if (sc.replicates < 1)
     throw InputError(where + ": sweep.replicates = " + std::to_string(sc.replicates) + ": must be >= 1");
+  if (run.contains("inputs") && run["inputs"].is_array())
+    for (const auto& f : run["inputs"])
+      sc.inputs.push_back(InputFile{f.value("key", ""), f.value("file", ""), f.value("fnv1a64", ""),
+                                    f.value("bytes", std::uint64_t{0})});
   const std::string expected = run.value("scenario_hash", std::string());
   const std::string rebuilt = scenario_hash(sc);
   if (rebuilt != expected)
@@ -132,6 +136,15 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
     if (p.run["seed"] != first.run["seed"])
       throw InputError(d + ": seed " + text_of(p.run["seed"]) + ", but " + first_dir + " has seed " +
                        text_of(first.run["seed"]) + ": parts of different runs cannot be merged");
+    // An input file that differs between parts is named (the hashes would differ too, less helpfully).
+    if (p.run.contains("inputs") && first.run.contains("inputs"))
+      for (const auto& a : p.run["inputs"])
+        for (const auto& b : first.run["inputs"])
+          if (a.value("key", "") == b.value("key", "") && a.value("fnv1a64", "") != b.value("fnv1a64", ""))
+            throw InputError(d + ": its " + a.value("key", "") + " (" + a.value("file", "") + ") had digest " +
+                             a.value("fnv1a64", "") + ", but " + first_dir + "'s (" + b.value("file", "") +
+                             ") had " + b.value("fnv1a64", "") +
+                             ": the parts read different files and cannot be merged");
     if (p.run["scenario_hash"] != first.run["scenario_hash"])
       throw InputError(d + ": scenario hash " + text_of(p.run["scenario_hash"]) + ", but " + first_dir +
                        " has " + text_of(first.run["scenario_hash"]) +
@@ -219,7 +232,7 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
     }
 
   // Pass 2: write through RunWriter, which sorts the rows and writes heatmaps/ and run.json like any run.
-  RunWriter writer(sc, outdir, OutputOptions{false, options.force, Shard{}}, first.run.value("threads", 1));
+  RunWriter writer(sc, outdir, OutputOptions{false, options.force, Shard{}, "gradflow merge"}, first.run.value("threads", 1));
   json merged_from = json::array();
   for (const auto& p : parts) {
     std::unordered_map<std::int64_t, std::string> series;

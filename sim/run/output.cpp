@@ -93,13 +93,58 @@ nlohmann::json scenario_json(const Scenario& sc) {
   return {{"resolved", resolved}, {"sweep", {{"axes", axes}, {"replicates", sc.replicates}}}};
 }
 
-std::string scenario_hash(const Scenario& sc) {
-  const std::string text = scenario_json(sc).dump();
+namespace {
+
+std::string fnv1a_hex(const std::string& text) {
   std::uint64_t h = 1469598103934665603ULL;
   for (unsigned char c : text) h = (h ^ c) * 1099511628211ULL;
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
+}
+
+/// The hash of directories written before inputs and version were hashed (scenario_json only): such a
+/// directory of a scenario that reads no file, by this same version, may still be resumed.
+std::string legacy_scenario_hash(const Scenario& sc) { return fnv1a_hex(scenario_json(sc).dump()); }
+
+}  // namespace
+
+nlohmann::json inputs_json(const Scenario& sc) {
+  nlohmann::json files = nlohmann::json::array();
+  for (const auto& f : sc.inputs)
+    files.push_back({{"key", f.key}, {"file", f.path}, {"fnv1a64", f.digest}, {"bytes", f.bytes}});
+  return files;
+}
+
+std::string scenario_hash(const Scenario& sc) {
+  std::string text = scenario_json(sc).dump();
+  text += "\ngradflow " GRADFLOW_VERSION;
+  for (const auto& f : sc.inputs) text += "\n" + f.key + " " + f.digest;
+  return fnv1a_hex(text);
+}
+
+nlohmann::json build_json() {
+  return {{"version", GRADFLOW_VERSION},
+#ifdef GRADFLOW_COMMIT
+          {"commit", GRADFLOW_COMMIT},
+#else
+          {"commit", nullptr},
+#endif
+#ifdef __VERSION__
+          {"compiler", std::string(
+#ifdef __clang__
+                           "clang "
+#elif defined(__GNUC__)
+                           "g++ "
+#endif
+                           __VERSION__)},
+#endif
+#ifdef GRADFLOW_CXX_FLAGS
+          {"flags", GRADFLOW_CXX_FLAGS}
+#else
+          {"flags", nullptr}
+#endif
+  };
 }
 
 std::int64_t max_lyapunov_count(const Scenario& sc) {
@@ -191,23 +236,89 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
   const std::string d = dir_.string();
   if (fs::exists(dir_, ec) && !fs::is_directory(dir_, ec))
     throw InputError(d + ": output directory is a file, expected a directory");
+  fs::create_directories(dir_, ec);
+  std::error_code is_dir_ec;
+  if (!fs::is_directory(dir_, is_dir_ec)) {
+    if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT || ec.value() == EIO))
+      throw WriteError(dir_, ec.value());
+    throw InputError(d + ": cannot create the output directory" +
+                     (ec ? " (" + ec.message() + ")" : std::string()));
+  }
+  // One writer per directory: a second run, --resume, --force or merge into it while this one holds it
+  // would interleave rows of two processes.
+  try {
+    lock_ = std::make_unique<detail::DirLock>(
+        dir_, options_.command + (options_.resume ? " --resume" : options_.force ? " --force" : ""));
+  } catch (const WriteError& e) {
+    if (user_fixable(e.error()))
+      throw InputError(d + ": cannot be written (" + e.reason() + "); choose another -o");
+    throw;
+  }
 
+  // Only regular files are read or written here: a symlink planted in OUTDIR would redirect the output
+  // elsewhere, a FIFO would block the run forever, a device would swallow it.
+  for (const fs::path& f : {cells_path_, series_path_, json_path_, dir_ / "heatmaps"}) {
+    const auto st = fs::symlink_status(f, ec);
+    const bool dir_expected = f.filename() == "heatmaps";
+    if (st.type() == fs::file_type::not_found || st.type() == fs::file_type::none) continue;
+    if (st.type() == (dir_expected ? fs::file_type::directory : fs::file_type::regular)) continue;
+    throw InputError(f.string() + ": is " +
+                     (st.type() == fs::file_type::symlink ? std::string("a symbolic link")
+                                                          : std::string("not a regular file")) +
+                     ", expected " + (dir_expected ? "a directory" : "a file") +
+                     " written by gradflow (output is never written through links, FIFOs or devices); remove it "
+                     "or choose another -o");
+  }
   bool resuming = false;
   if (fs::exists(json_path_, ec) || fs::exists(cells_path_, ec)) {
-    std::string old_hash;
+    std::string old_hash, old_version;
+    nlohmann::json old_inputs = nlohmann::json::array();
     Shard old_shard;
     try {
       std::ifstream in(json_path_);
       const auto old = nlohmann::json::parse(in);
       old_hash = old.value("scenario_hash", "");
+      old_version = old.value("gradflow_version", "");
+      if (old.contains("inputs") && old["inputs"].is_array()) old_inputs = old["inputs"];
       if (old.contains("shard") && old["shard"].is_object())
         old_shard = Shard{old["shard"].value("index", std::int64_t{0}), old["shard"].value("count", std::int64_t{1})};
     } catch (const std::exception&) {
       old_hash = "";  // unreadable run.json: treated as another run
     }
     if (options_.force) {
-      for (const auto& f : {cells_path_, series_path_, json_path_}) fs::remove(f, ec);
-    } else if (old_hash != hash_) {
+      // Exactly what gradflow wrote there: the CSVs, run.json, the heatmaps it listed (and heatmaps/ when
+      // that leaves it empty), temporary files of an interrupted atomic write. Anything else is the user's.
+      try {
+        std::ifstream in(json_path_);
+        const auto old = nlohmann::json::parse(in);
+        if (old.contains("files") && old["files"].contains("heatmaps"))
+          for (const auto& h : old["files"]["heatmaps"]) {
+            const std::string name = h.value("file", "");
+            if (name.rfind("heatmaps/", 0) == 0 && name.find("..") == std::string::npos &&
+                name.find('/', 9) == std::string::npos)
+              fs::remove(dir_ / name, ec);
+          }
+      } catch (const std::exception&) {
+        // no readable run.json: no heatmap list to remove
+      }
+      if (fs::is_directory(dir_ / "heatmaps", ec) && fs::is_empty(dir_ / "heatmaps", ec))
+        fs::remove(dir_ / "heatmaps", ec);
+      for (const auto& f : {cells_path_, series_path_, json_path_})
+        for (const fs::path& g : {f, fs::path(f.string() + ".tmp")}) fs::remove(g, ec);
+    } else if (old_hash != hash_ && !(old_hash == legacy_scenario_hash(scenario_) && scenario_.inputs.empty() &&
+                                      old_version == GRADFLOW_VERSION)) {
+      // Say why when it is not the scenario itself: another gradflow, or an input file that changed.
+      if (!old_version.empty() && old_version != GRADFLOW_VERSION)
+        throw InputError(d + ": holds a run written by gradflow " + old_version + ", this is gradflow " +
+                         GRADFLOW_VERSION + ": its cells cannot be mixed with this version's; choose another -o, "
+                         "or --force to redo it");
+      for (const auto& now : scenario_.inputs)
+        for (const auto& was : old_inputs)
+          if (was.value("key", "") == now.key && was.value("fnv1a64", "") != now.digest)
+            throw InputError(now.path + " (" + now.key + "): content changed since the run in " + d +
+                             " started (digest " + was.value("fnv1a64", "?") + ", now " + now.digest +
+                             "); its cells cannot be mixed with new ones: restore the file, choose another -o, "
+                             "or --force to redo the run");
       throw InputError(d + ": holds the results of a different run (scenario hash " +
                        (old_hash.empty() ? std::string("unknown") : old_hash) + ", this run " + hash_ +
                        "); choose another -o, or --force to replace them");
@@ -219,14 +330,6 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
     } else {
       resuming = true;
     }
-  }
-  fs::create_directories(dir_, ec);
-  std::error_code is_dir_ec;
-  if (!fs::is_directory(dir_, is_dir_ec)) {
-    if (ec && (ec.value() == ENOSPC || ec.value() == EDQUOT || ec.value() == EIO))
-      throw WriteError(dir_, ec.value());
-    throw InputError(d + ": cannot create the output directory" +
-                     (ec ? " (" + ec.message() + ")" : std::string()));
   }
   try {
     prepare(resuming);
@@ -248,11 +351,18 @@ void RunWriter::prepare(bool resuming) {
     if (lines[0] != join_fields(cell_columns(scenario_)))
       throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
     std::string kept = lines[0] + "\n";
+    const std::size_t columns = cell_columns(scenario_).size();
     for (std::size_t i = 1; i < lines.size(); ++i) {
       std::int64_t cell, rep;
       if (!row_key(lines[i], &cell, &rep) || !scenario_.contains(cell, rep) || !in_shard(cell, rep) ||
           status_[slot(cell, rep)] == CellStatus::done)
         continue;
+      // A row with the wrong number of fields (edited, or damaged) would fail the completion of every
+      // resume: dropped, so that its cell is recomputed.
+      if (split_fields(lines[i]).size() != columns) {
+        ++dropped_rows_;
+        continue;
+      }
       status_[slot(cell, rep)] = CellStatus::done;
       ++done_;
       kept += lines[i] + "\n";
@@ -261,14 +371,52 @@ void RunWriter::prepare(bool resuming) {
     if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
     // Series rows are written before their cells row: drop those of cells that did not finish.
     std::string series_kept = join_fields(series_columns(scenario_)) + "\n";
+    const std::size_t series_width = series_columns(scenario_).size();
+    std::vector<std::size_t> bad_series;
     if (fs::exists(series_path_)) {
       const auto slines = read_complete_lines(series_path_);
       for (std::size_t i = 1; i < slines.size(); ++i) {
         std::int64_t cell, rep;
         if (row_key(slines[i], &cell, &rep) && scenario_.contains(cell, rep) &&
-            status_[slot(cell, rep)] == CellStatus::done)
-          series_kept += slines[i] + "\n";
+            status_[slot(cell, rep)] == CellStatus::done) {
+          if (split_fields(slines[i]).size() == series_width) {
+            series_kept += slines[i] + "\n";
+          } else {  // its cell's series is incomplete now: recompute the cell
+            bad_series.push_back(slot(cell, rep));
+            ++dropped_rows_;
+          }
+        }
       }
+    }
+    if (!bad_series.empty()) {
+      // Cells with a damaged series row: drop their cells row and every series row, recompute them.
+      std::sort(bad_series.begin(), bad_series.end());
+      auto bad = [&](const std::string& line) {
+        std::int64_t cell, rep;
+        return row_key(line, &cell, &rep) && scenario_.contains(cell, rep) &&
+               std::binary_search(bad_series.begin(), bad_series.end(), slot(cell, rep));
+      };
+      for (const std::size_t b : bad_series)
+        if (status_[b] == CellStatus::done) {
+          status_[b] = CellStatus::pending;
+          --done_;
+        }
+      std::string cells_text, series_text;
+      for (const auto* pair : {&kept, &series_kept}) {
+        std::string& out = pair == &kept ? cells_text : series_text;
+        std::size_t at = 0;
+        bool header = true;
+        while (at < pair->size()) {
+          const std::size_t end = pair->find('\n', at);
+          const std::string line = pair->substr(at, end - at);
+          if (header || !bad(line)) out += line + "\n";
+          header = false;
+          at = end + 1;
+        }
+      }
+      kept = std::move(cells_text);
+      series_kept = std::move(series_text);
+      write_atomically(cells_path_, kept);
     }
     if (scenario_.base.analysis.series && series_kept.size() != fs::file_size(series_path_, ec))
       write_atomically(series_path_, series_kept);
@@ -610,6 +758,8 @@ void RunWriter::finish_locked(const std::string& status) {
   j["seed"] = scenario_.base.seed;
   j["scenario_hash"] = hash_;
   j["scenario"] = scenario_json(scenario_);
+  j["inputs"] = inputs_json(scenario_);
+  j["build"] = build_json();
   j["overrides"] = scenario_.overrides;
   if (!options_.shard.whole())
     j["shard"] = {{"index", options_.shard.index}, {"count", options_.shard.count},
@@ -624,6 +774,7 @@ void RunWriter::finish_locked(const std::string& status) {
   j["cells_total"] = total_;
   j["cells_done"] = done_;
   j["cells_failed"] = failed;
+  if (dropped_rows_ > 0) j["rows_dropped_at_resume"] = dropped_rows_;
   j["files"] = {{"cells", "cells.csv"}};
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;

@@ -1,5 +1,6 @@
 #include "gradflow/run/scenario.hpp"
 
+#include <cstdio>
 #include <algorithm>
 #include <charconv>
 #include <cmath>
@@ -63,6 +64,8 @@ Config Scenario::cell_config(std::int64_t cell) const {
 }
 
 namespace {
+
+void check_toml_depth(const std::string& text, const std::string& source);  // below: before toml++ parses
 
 SourceLocation location_of(const toml::source_region& r, const std::string& file) {
   return SourceLocation{file, static_cast<int>(r.begin.line), static_cast<int>(r.begin.column)};
@@ -173,6 +176,7 @@ void collect_axes(const toml::table& tbl, const std::string& prefix, const std::
 
 Value parse_override_value(const std::string& text) {
   try {
+    check_toml_depth("v = " + text, "--set");
     const toml::table t = toml::parse("v = " + text);
     Value v;
     if (scalar_value(*t.get("v"), &v)) return v;
@@ -183,10 +187,16 @@ Value parse_override_value(const std::string& text) {
 
 /// Reads one file key's matrix, turning a file problem into "where: key = "path": problem".
 MatrixFile read_keyed_file(const std::string& key, const std::string& path, const std::filesystem::path& base_dir,
-                           const SourceLocation& where, bool keep_sparse) {
+                           const SourceLocation& where, bool keep_sparse, std::vector<InputFile>* inputs) {
   std::filesystem::path p = path;
   if (p.is_relative()) p = base_dir / p;
   try {
+    if (inputs) {
+      InputFile in{key, p.string(), "", 0};
+      // Digest first: a file replaced while it is read then shows as changed at --resume, not as the same.
+      if (std::filesystem::is_regular_file(p)) in.digest = file_digest(p, &in.bytes);
+      inputs->push_back(std::move(in));
+    }
     if (keep_sparse) return read_matrix_file(p);
     MatrixFile f;
     f.dense = read_matrix(p);
@@ -231,11 +241,12 @@ std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std
 /// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet. Coordinate .mtx files for W
 /// stay sparse; everything else is read dense.
 void load_files(Config& c, const std::filesystem::path& base_dir,
-                const std::function<SourceLocation(const std::string&)>& origin_of) {
+                const std::function<SourceLocation(const std::string&)>& origin_of,
+                std::vector<InputFile>* inputs) {
   auto& sc = c.spectrum;
   if (sc.kind == SpectrumKind::file && !sc.file.empty() && !sc.matrix && !sc.sparse_matrix) {
     const SourceLocation where = origin_of("spectrum.file");
-    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true);
+    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true, inputs);
     if (f.rows() != f.cols() || f.rows() == 0)
       fail(where, "spectrum.file = \"" + sc.file + "\": W must be a non-empty square matrix, got " +
                       std::to_string(f.rows()) + " x " + std::to_string(f.cols()));
@@ -245,7 +256,7 @@ void load_files(Config& c, const std::filesystem::path& base_dir,
   auto load_dense = [&](const std::string& key, const std::string& path,
                         std::shared_ptr<const Eigen::MatrixXd>& slot) {
     if (path.empty() || slot) return;
-    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false);
+    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false, inputs);
     slot = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
   };
   if (c.input.kind == InputKind::file) load_dense("input.file", c.input.file, c.input.sequence);
@@ -267,6 +278,7 @@ bool is_file_key(const std::string& key) {
 Scenario parse_scenario(const std::string& text, const std::string& source_name,
                         const std::vector<std::string>& overrides, const std::filesystem::path& base_dir) {
   toml::table root;
+  check_toml_depth(text, source_name);
   try {
     root = toml::parse(text, source_name);
   } catch (const toml::parse_error& e) {
@@ -376,9 +388,24 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     auto it = sc.origins.find(key);
     return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
   };
-  load_files(sc.base, dir, origin_of);
+  load_files(sc.base, dir, origin_of, &sc.inputs);
+  // Keys given (in the file, by --set, or as an axis) that may have no effect: used by any cell?
+  std::vector<std::string> given;
+  for (const auto& key : conditional_keys())
+    if (sc.origins.count(key) || std::any_of(sc.axes.begin(), sc.axes.end(), [&](const SweepAxis& a) {
+          return a.key == key;
+        }))
+      given.push_back(key);
+  std::vector<std::string> unused_why(given.size());
+  std::vector<char> used(given.size(), 0);
   for (std::int64_t cell = 0; cell < sc.cell_count(); ++cell) {
     Config c = sc.cell_config(cell);
+    for (std::size_t k = 0; k < given.size(); ++k)
+      if (!used[k]) {
+        std::string why = unused_reason(c, given[k]);
+        if (why.empty()) used[k] = 1;
+        else if (unused_why[k].empty()) unused_why[k] = std::move(why);
+      }
     try {
       validate_config(c);
     } catch (const std::invalid_argument& e) {
@@ -396,19 +423,121 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     }
     if (sc.axes.empty()) break;
   }
+  for (std::size_t k = 0; k < given.size(); ++k) {
+    if (used[k]) continue;
+    for (const auto& axis : sc.axes)
+      if (axis.key == given[k])
+        fail(axis.where, "sweep axis " + given[k] + ": has no effect in any cell (" + unused_why[k] +
+                             "); the sweep would only show replicate noise");
+    const Value v = find_key(given[k])->get(sc.base);
+    sc.warnings.push_back(sc.origins[given[k]].str() + ": " + given[k] + " = " + format_value(v) +
+                          ": has no effect (" + unused_why[k] + ")");
+  }
   return sc;
 }
 
+std::string file_digest(const std::filesystem::path& file, std::uint64_t* bytes) {
+  std::ifstream in(file, std::ios::binary);
+  if (!in) throw InputError(file.string() + ": cannot be read");
+  std::uint64_t h = 1469598103934665603ULL, n = 0;
+  std::vector<char> buf(1 << 16);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    const auto got = static_cast<std::size_t>(in.gcount());
+    for (std::size_t i = 0; i < got; ++i) h = (h ^ static_cast<unsigned char>(buf[i])) * 1099511628211ULL;
+    n += got;
+  }
+  if (bytes) *bytes = n;
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(h));
+  return text;
+}
+
+namespace {
+
+constexpr std::uintmax_t kMaxScenarioBytes = 16u << 20;  // far above any real scenario (a few kB)
+constexpr int kMaxKeySegments = 32;   // dotted segments of one key (gradflow's have 2)
+constexpr int kMaxNesting = 32;       // nested arrays / inline tables (gradflow's scenarios use 2)
+
+/// Refuses keys with very many dotted segments and deeply nested values before toml++ sees them: its
+/// recursive descent overflows the stack on a key of 40,000 segments (Debian's toml++ 3.3). A small scan
+/// that knows only strings, comments and brackets; everything else is left to toml++.
+void check_toml_depth(const std::string& text, const std::string& source) {
+  int line = 1, segments = 1;
+  bool key = true;          // scanning a key (line start, table header, after '{' or ',' in a table)
+  std::string brackets;     // open '[' and '{' of values
+  for (std::size_t i = 0; i < text.size(); ++i) {
+    const char c = text[i];
+    auto fail_here = [&](const std::string& what) {
+      throw InputError(source + ":" + std::to_string(line) + ": " + what);
+    };
+    if (c == '\n') {
+      ++line;
+      if (brackets.empty()) key = true, segments = 1;
+      continue;
+    }
+    if (c == '#') {  // comment: to the end of the line
+      while (i + 1 < text.size() && text[i + 1] != '\n') ++i;
+      continue;
+    }
+    if (c == '"' || c == '\'') {  // a string, possibly multi-line (triple quotes); skipped whole
+      const bool triple = text.compare(i, 3, std::string(3, c)) == 0;
+      const std::string close = triple ? std::string(3, c) : std::string(1, c);
+      std::size_t j = i + close.size();
+      for (; j < text.size(); ++j) {
+        if (text[j] == '\n') ++line;
+        if (c == '"' && text[j] == '\\') { ++j; continue; }
+        if (text.compare(j, close.size(), close) == 0) break;
+        if (!triple && text[j] == '\n') break;  // unterminated: toml++ reports it
+      }
+      i = std::min(text.size(), j + close.size()) - 1;
+      continue;
+    }
+    if (key && c == '.' && ++segments > kMaxKeySegments)
+      fail_here("a key with more than " + std::to_string(kMaxKeySegments) +
+                " dotted segments; expected keys like spectrum.radius");
+    if (c == '=' && key) key = false, segments = 1;
+    if (!key && (c == '[' || c == '{')) {
+      brackets.push_back(c);
+      if (static_cast<int>(brackets.size()) > kMaxNesting)
+        fail_here("values nested more than " + std::to_string(kMaxNesting) + " deep");
+      if (c == '{') key = true, segments = 1;
+    } else if (!key && (c == ']' || c == '}') && !brackets.empty()) {
+      brackets.pop_back();
+    } else if (key && c == '}' && !brackets.empty()) {
+      brackets.pop_back();
+      key = false;
+    } else if (!key && c == ',' && !brackets.empty() && brackets.back() == '{') {
+      key = true, segments = 1;
+    }
+  }
+}
+
+}  // namespace
+
 Scenario load_scenario(const std::filesystem::path& file, const std::vector<std::string>& overrides) {
   std::error_code ec;
-  if (!std::filesystem::exists(file, ec)) throw InputError(file.string() + ": no such scenario file");
-  if (std::filesystem::is_directory(file, ec))
+  const auto status = std::filesystem::status(file, ec);
+  if (status.type() == std::filesystem::file_type::not_found)
+    throw InputError(file.string() + ": no such scenario file");
+  if (status.type() == std::filesystem::file_type::directory)
     throw InputError(file.string() + ": is a directory, expected a scenario file (.toml)");
+  // A device or FIFO (/dev/zero, a named pipe) would be read without end or block forever.
+  if (status.type() != std::filesystem::file_type::regular)
+    throw InputError(file.string() + ": is not a regular file, expected a scenario file (.toml)");
+  const std::uintmax_t size = std::filesystem::file_size(file, ec);
+  if (!ec && size > kMaxScenarioBytes)
+    throw InputError(file.string() + ": is " + std::to_string(size) + " bytes, expected a scenario file of at most " +
+                     std::to_string(kMaxScenarioBytes >> 20) + " MB");
   std::ifstream in(file, std::ios::binary);
   if (!in) throw InputError(file.string() + ": cannot be read (permission?)");
-  std::ostringstream text;
-  text << in.rdbuf();
-  Scenario sc = parse_scenario(text.str(), file.string(), overrides, file.parent_path().empty() ? "." : file.parent_path());
+  std::string text(static_cast<std::size_t>(std::min<std::uintmax_t>(size, kMaxScenarioBytes)) + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<std::size_t>(in.gcount()));
+  if (text.size() > kMaxScenarioBytes)  // it grew since stat()
+    throw InputError(file.string() + ": more than " + std::to_string(kMaxScenarioBytes >> 20) +
+                     " MB, expected a scenario file");
+  Scenario sc = parse_scenario(text, file.string(), overrides, file.parent_path().empty() ? "." : file.parent_path());
   sc.path = file;
   return sc;
 }

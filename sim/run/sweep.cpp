@@ -3,14 +3,18 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
 #include <mutex>
+#include <string>
+#include <thread>
 #include <vector>
 
 #include <omp.h>
 #include <Eigen/Core>
 
 #include "gradflow/numerics/blas.hpp"
+#include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/analysis/simulate.hpp"
 
 namespace gradflow {
@@ -25,34 +29,80 @@ std::string format_duration(double s) {
   return buf;
 }
 
+/// Progress on stderr from a thread of its own, so that it also moves while every worker is inside a long
+/// cell: cells done/total, rate, ETA, and the heartbeat of the computation (interrupt.hpp: phase, step t/T
+/// or solver products). On a terminal one line redrawn in place every 0.5 s; otherwise whole lines, at most
+/// one per `plain_interval` seconds, plus one at the end.
 class Progress {
  public:
-  Progress(bool enabled, std::int64_t total, std::int64_t already)
-      : enabled_(enabled), total_(total), already_(already), start_(clock::now()), last_(start_) {}
-  void tick(std::int64_t done_now) {
-    if (!enabled_) return;
-    std::lock_guard<std::mutex> lock(mutex_);
-    const auto now = clock::now();
-    if (done_now < total_ && std::chrono::duration<double>(now - last_).count() < 0.2) return;
-    last_ = now;
-    const double elapsed = std::chrono::duration<double>(now - start_).count();
-    const double rate = elapsed > 0 ? double(done_now - already_) / elapsed : 0.0;
-    const double eta = rate > 0 ? double(total_ - done_now) / rate : 0.0;
-    std::fprintf(stderr, "\rcells %lld/%lld  %.2f cells/s  ETA %s   ", (long long)done_now, (long long)total_,
-                 rate, format_duration(eta).c_str());
-    if (done_now == total_) std::fputc('\n', stderr);
-    std::fflush(stderr);
+  Progress(const SweepOptions& options, std::string label, std::int64_t total, const CellSink& writer)
+      : style_(options.progress ? options.style : ProgressStyle::none),
+        interval_(style_ == ProgressStyle::terminal ? 0.5 : std::max(0.1, options.plain_interval)),
+        label_(std::move(label)), total_(total), already_(writer.done_count()), writer_(writer),
+        start_(clock::now()) {
+    if (style_ != ProgressStyle::none) thread_ = std::thread([this] { loop(); });
   }
+  ~Progress() { end(); }
+  /// Stops the display thread; the last line shows the final count.
   void end() {
-    if (enabled_) std::fputc('\n', stderr);
+    if (!thread_.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      ended_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    print(false);
+    if (style_ == ProgressStyle::terminal) std::fputc('\n', stderr);
+    std::fflush(stderr);
   }
 
  private:
   using clock = std::chrono::steady_clock;
-  bool enabled_;
+  void loop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!wake_.wait_for(lock, std::chrono::duration<double>(interval_), [this] { return ended_; })) {
+      lock.unlock();
+      print(true);
+      lock.lock();
+    }
+  }
+  void print(bool running) {
+    const std::int64_t done = writer_.done_count();
+    const double elapsed = std::chrono::duration<double>(clock::now() - start_).count();
+    const double rate = elapsed > 0 ? double(done - already_) / elapsed : 0.0;
+    std::string line = "cells " + std::to_string(done) + "/" + std::to_string(total_);
+    char buf[96];
+    std::snprintf(buf, sizeof buf, "  %.2f cells/s", rate);
+    line += buf;
+    if (rate > 0 && done < total_) line += "  ETA " + format_duration(double(total_ - done) / rate);
+    if (running) {
+      const Heartbeat h = last_heartbeat();
+      if (h.phase) {
+        line += std::string("  [") + h.phase + " " + std::to_string(h.step);
+        if (h.total > 0) line += "/" + std::to_string(h.total);
+        line += h.total > 0 ? "]" : " products]";
+      }
+    }
+    if (style_ == ProgressStyle::terminal) {
+      std::fprintf(stderr, "\r%s   ", line.c_str());
+    } else {
+      std::fprintf(stderr, "gradflow: %s: %s, %s elapsed\n", label_.c_str(), line.c_str(),
+                   format_duration(elapsed).c_str());
+    }
+    std::fflush(stderr);
+  }
+
+  ProgressStyle style_;
+  double interval_;
+  std::string label_;
   std::int64_t total_, already_;
-  clock::time_point start_, last_;
+  const CellSink& writer_;
+  clock::time_point start_;
   std::mutex mutex_;
+  std::condition_variable wake_;
+  bool ended_ = false;
+  std::thread thread_;
 };
 
 }  // namespace
@@ -88,7 +138,8 @@ SweepSummary run_sweep(const Scenario& scenario, CellSink& writer, const SweepOp
     return fx != fy ? fx < fy : x.second < y.second;
   });
 
-  Progress progress(options.progress, writer.total(), writer.done_count());
+  const auto* files = dynamic_cast<const RunWriter*>(&writer);
+  Progress progress(options, files ? files->dir().string() : std::string("in memory"), writer.total(), writer);
   // Parallel across cells, or inside the one cell (Eigen's GEMM threads): never both at once.
   // Inside one cell, threads only pay off for large GEMMs: for N^2 B below ~4M multiply-adds per step
   // the fork/join of every step costs more than it saves (measured: N = 256, B = 8 ran 100x slower on a
@@ -118,13 +169,15 @@ SweepSummary run_sweep(const Scenario& scenario, CellSink& writer, const SweepOp
       ++ran;
     } catch (const WriteError&) {
       write_failed.store(true);
+    } catch (const Interrupted&) {
+      // Stopped inside the cell: not finished, no row; it stays pending (--resume recomputes it).
     } catch (const std::exception& e) {
       writer.record_failure(cell, rep, e.what());
       ++failed;
     }
-    progress.tick(writer.done_count());
   }
   set_gemm_threads(saved_threads);
+  progress.end();
   summary.ran = ran;
   summary.failed = failed;
   summary.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

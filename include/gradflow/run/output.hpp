@@ -35,13 +35,20 @@ class WriteError : public std::runtime_error {
 
 namespace detail {
 class AppendFile;
+class DirLock;
 }
 
 /// The fully resolved scenario as JSON: every key with its value (defaults filled in), the sweep axes and
 /// replicates. Its hash identifies a run for --resume.
 nlohmann::json scenario_json(const Scenario& scenario);
-/// FNV-1a 64 of the canonical dump of scenario_json, as 16 hex digits.
+/// FNV-1a 64, as 16 hex digits, of the canonical dump of scenario_json, the gradflow version and the
+/// digest of every file the scenario read (Scenario::inputs): a run is resumed or merged only with the same
+/// scenario, the same gradflow and the same file contents.
 std::string scenario_hash(const Scenario& scenario);
+/// run.json "inputs": [{key, file, fnv1a64, bytes}] of Scenario::inputs.
+nlohmann::json inputs_json(const Scenario& scenario);
+/// run.json "build": {version, commit, compiler, flags} of this gradflow.
+nlohmann::json build_json();
 
 /// Column names of cells.csv and series.csv for a scenario (axes named by their keys).
 std::vector<std::string> cell_columns(const Scenario& scenario);
@@ -73,6 +80,7 @@ struct OutputOptions {
   bool resume = false;  // complete an interrupted run in the same directory
   bool force = false;   // replace a directory holding a different run
   Shard shard;          // the part of the run this directory holds (default: all of it)
+  std::string command = "gradflow run";  // who holds OUTDIR's lock, as another process is told
 };
 
 enum class CellStatus { pending, done, failed };
@@ -98,7 +106,9 @@ class CellSink {
 /// finish, run.json with the status of every cell. Thread-safe: workers call record() concurrently.
 class RunWriter : public CellSink {
  public:
-  /// Prepares OUTDIR: creates it, or (resume) reads which cells are already done, or refuses (InputError)
+  /// Prepares OUTDIR: creates it and takes its lock (OUTDIR/.gradflow.lock, flock(2), held until the
+  /// writer is destroyed; a directory locked by another live process is refused with an InputError naming
+  /// it: pid, host, start time), then reads (resume) which cells are already done, or refuses (InputError)
   /// to touch a directory that holds results of another run or any run without --resume/--force, or that
   /// the user cannot write to (permissions, read-only). Throws WriteError when OUTDIR or a file in it
   /// (run.json, the CSV headers, the rows kept for a resume) cannot be written otherwise (e.g. a full disk).
@@ -140,6 +150,8 @@ class RunWriter : public CellSink {
   void finish(const std::string& status);
 
   const std::filesystem::path& dir() const { return dir_; }
+  /// Rows found damaged (wrong number of fields) when resuming: dropped, their cells recomputed.
+  std::int64_t dropped_rows() const { return dropped_rows_; }
   const std::filesystem::path& cells_path() const { return cells_path_; }
   /// Predictor verdicts (verdict.hpp) of the complete run, computed by finish("complete"); null before.
   const nlohmann::json& verdicts() const { return verdicts_; }
@@ -160,6 +172,7 @@ class RunWriter : public CellSink {
 
   const Scenario& scenario_;
   std::filesystem::path dir_, cells_path_, series_path_, json_path_;
+  std::unique_ptr<detail::DirLock> lock_;  // before the files: released after they are closed
   OutputOptions options_;
   int threads_;
   std::int64_t total_;
@@ -172,6 +185,7 @@ class RunWriter : public CellSink {
   std::string start_time_;
   double start_seconds_;
   std::int64_t done_ = 0;
+  std::int64_t dropped_rows_ = 0;
   nlohmann::json heatmaps_ = nlohmann::json::array();
   nlohmann::json verdicts_;
   nlohmann::json extra_ = nlohmann::json::object();

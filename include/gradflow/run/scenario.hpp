@@ -59,12 +59,32 @@ std::string suggest_key(const std::string& name);
 /// memory the run needs). Throws std::invalid_argument with "key: message".
 void validate_config(const Config& config);
 
+/// Keys that act only under some kinds (network.leak: the leaky cell; network.alpha / beta: some
+/// activations; spectrum.density: sparse W; input.std: an input drive with random U).
+const std::vector<std::string>& conditional_keys();
+/// Why `key` has no effect on this config ("only used with ..."), or "" when it has one.
+std::string unused_reason(const Config& config, const std::string& key);
+
 /// One sweep axis: a key and the values it takes, in order.
 struct SweepAxis {
   std::string key;
   std::vector<Value> values;
   SourceLocation where;
 };
+
+/// A file a scenario read (W, x, U, h_0, b): the key naming it, its path as opened (relative paths resolved
+/// against the scenario's folder), and its content's digest (file_digest). The scenario hash covers the
+/// digests, so a file replaced between a run and its --resume (or between the shards of a merge) is seen.
+struct InputFile {
+  std::string key;     // "spectrum.file"
+  std::string path;    // as opened
+  std::string digest;  // FNV-1a 64 of its bytes, 16 hex digits
+  std::uint64_t bytes = 0;
+};
+
+/// FNV-1a 64 of a file's bytes as 16 hex digits (`bytes` receives its size). Throws InputError when it
+/// cannot be read.
+std::string file_digest(const std::filesystem::path& file, std::uint64_t* bytes = nullptr);
 
 /// A parsed, validated scenario: base config, sweep axes (Cartesian product, first axis slowest) and
 /// replicates. Cell c has config base + {axis_i = values_i[index_i(c)]}.
@@ -76,6 +96,10 @@ struct Scenario {
   std::int64_t replicates = 1;
   std::vector<std::string> overrides;             // --set arguments, in order
   std::map<std::string, SourceLocation> origins;  // where each explicitly given key was set
+  std::vector<InputFile> inputs;                  // every file read, in reading order
+  /// Keys given explicitly that have no effect in any cell ("FILE:LINE:COL: key = value: only used with
+  /// ..."): warnings (errors under `gradflow run --strict`). Sweeping such a key is an error.
+  std::vector<std::string> warnings;
 
   std::int64_t cell_count() const;
   /// Whether (cell, replicate) is a run of this scenario: 0 <= cell < cell_count(), 0 <= replicate < replicates.
