@@ -232,26 +232,58 @@ py::dict bptt(Eigen::Ref<const Eigen::MatrixXd> w, const std::string& activation
               std::optional<Eigen::Ref<const Eigen::MatrixXd>> b, std::optional<Eigen::Ref<const Eigen::MatrixXd>> h0,
               std::optional<Eigen::Ref<const Eigen::MatrixXd>> inputs, const std::string& loss,
               const std::string& precision, std::uint64_t seed, Eigen::Index lyapunov, Eigen::Index burn_in,
-              std::optional<double> alpha, double beta, double leak) {
+              std::optional<double> alpha, double beta, double leak,
+              std::optional<Eigen::Ref<const Eigen::MatrixXd>> b_hh, std::optional<Eigen::Ref<const Eigen::MatrixXd>> c0) {
   Config c;
   c.title = "gradflow.bptt";
   c.seed = seed;
-  if (w.rows() < 1 || w.rows() != w.cols())
-    throw std::invalid_argument("W: must be a non-empty square matrix, got " + std::to_string(w.rows()) + " x " +
-                                std::to_string(w.cols()));
-  c.network.units = w.rows();
+  const CellKind kind = parse_cell_kind(cell);
+  const Eigen::Index blocks = gate_blocks(kind);
+  if (kind == CellKind::minimalrnn)
+    throw std::invalid_argument("cell = \"minimalrnn\": not available in bptt (it needs U_z); use a scenario");
+  if (w.cols() < 1 || w.rows() != blocks * w.cols())
+    throw std::invalid_argument("W: must be " + std::string(blocks == 1 ? "a non-empty square matrix" :
+                                std::to_string(blocks) + " N x N (torch's weight_hh_l0, gate blocks stacked)") +
+                                ", got " + std::to_string(w.rows()) + " x " + std::to_string(w.cols()));
+  c.network.units = w.cols();
   c.network.steps = steps;
   c.network.batch = batch;
   c.network.activation = parse_activation(activation);
   c.network.alpha = alpha;
   c.network.beta = beta;
-  c.network.cell = parse_cell_kind(cell);
+  c.network.cell = kind;
   c.network.leak = leak;
   c.network.precision = parse_precision(precision);
-  c.spectrum.kind = SpectrumKind::file;
-  c.spectrum.file = "W";
-  c.spectrum.matrix = std::make_shared<const Eigen::MatrixXd>(w);
   c.input.kind = inputs ? InputKind::file : u ? InputKind::gaussian : InputKind::none;
+  if (is_gated(kind)) {
+    // The gated cells take torch's layout as an import: W = weight_hh, U = weight_ih, b = bias_ih, b_hh.
+    const Eigen::Index rows = blocks * w.cols();
+    auto t = std::make_shared<TorchWeights>();
+    t->weight_hh = w;
+    t->weight_ih = u ? Eigen::MatrixXd(*u) : Eigen::MatrixXd(rows, inputs ? inputs->cols() : 0);
+    if (!u) t->weight_ih.setZero();
+    auto as_vector = [rows](const std::optional<Eigen::Ref<const Eigen::MatrixXd>>& m) -> Eigen::VectorXd {
+      if (!m) return Eigen::VectorXd::Zero(rows);
+      const Eigen::MatrixXd dense = *m;
+      return Eigen::Map<const Eigen::VectorXd>(dense.data(), dense.size());
+    };
+    t->bias_ih = as_vector(b);
+    t->bias_hh = as_vector(b_hh);
+    c.import.torch = "arrays";
+    c.import.weights = t;
+    c.input.dim = t->weight_ih.cols();
+    if (c0) {
+      c.init.cell_file = "c0";
+      c.init.cell_matrix = shared(c0);
+    }
+    u.reset();
+    b.reset();
+  } else {
+    if (b_hh || c0) throw std::invalid_argument("b_hh, c0: only for the gated cells (gru, lstm)");
+    c.spectrum.kind = SpectrumKind::file;
+    c.spectrum.file = "W";
+    c.spectrum.matrix = std::make_shared<const Eigen::MatrixXd>(w);
+  }
   if (u) {
     c.input.weights = "U";
     c.input.matrix = shared(u);
@@ -294,7 +326,7 @@ py::dict bptt(Eigen::Ref<const Eigen::MatrixXd> w, const std::string& activation
   };
   py::dict result;
   result["cells_csv"] = join(cell_columns(sc)) + rows.cells;
-  result["series_csv"] = join(series_columns()) + rows.series;
+  result["series_csv"] = join(series_columns(sc)) + rows.series;
   return result;
 }
 
@@ -416,7 +448,8 @@ PYBIND11_MODULE(_gradflow, m) {
   m.def("bptt", &bptt, py::arg("W"), py::arg("activation"), py::arg("steps"), py::arg("batch"), py::arg("cell"),
         py::arg("U").none(true), py::arg("b").none(true), py::arg("h0").none(true), py::arg("inputs").none(true),
         py::arg("loss"), py::arg("precision"), py::arg("seed"), py::arg("lyapunov"), py::arg("burn_in"),
-        py::arg("alpha").none(true), py::arg("beta"), py::arg("leak"));
+        py::arg("alpha").none(true), py::arg("beta"), py::arg("leak"), py::arg("b_hh").none(true),
+        py::arg("c0").none(true));
   m.def("activations", &activations, py::arg("mu"), py::arg("sigma"), py::arg("alpha").none(true), py::arg("beta"));
   m.def("critical", &critical, py::arg("activation"), py::arg("input_std"), py::arg("bias_mean"),
         py::arg("bias_std"), py::arg("alpha").none(true), py::arg("beta"), py::arg("init_std"), py::arg("lo"),

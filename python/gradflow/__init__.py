@@ -87,28 +87,30 @@ def _matrix(name, a, ndim_ok=(2,)):
 
 def bptt(W, *, activation="tanh", steps, batch=1, cell="vanilla", U=None, b=None, h0=None, inputs=None,
          loss="random", precision="double", seed=0, lyapunov=0, burn_in=0, alpha=None, beta=1.0, leak=1.0,
-         b_hh=None):
+         b_hh=None, c0=None):
     """One cell on numpy arrays: forward pass from h0 (zeros when None) over burn_in + steps steps, then BPTT.
 
-    a_t = W h_{t-1} + U x_t + b, h_t = f(a_t); x_t ~ N(0, I) of U's columns per step (seed) unless `inputs`
+    a_t = W h_{t-1} + U x_t + b, h_t = f(a_t) (cell = "vanilla"; "residual" and "leaky" as in scenarios); for
+    cell = "gru" / "lstm" the arrays are torch's: W = weight_hh_l0 (G N x N), U = weight_ih_l0, b = bias_ih_l0,
+    b_hh = bias_hh_l0, and c0 the LSTM's initial cell state (gradflow.from_torch(module) gives them); x_t ~ N(0, I) of U's columns per step (seed) unless `inputs`
     ((burn_in + steps) x dim, shared by the batch) is given; no input when U and inputs are None. Arrays are
     float32 or float64, C or Fortran order (float64 Fortran-order W, U, h0 are read without a conversion).
     Returns a dict: log10_grad_norm (steps + 1 values, t = 0..steps, as series.csv), log10_grad_norm_min/_max,
     mean_abs_dact_t, and every cells.csv column (growth_rate, rho, predictor, regime, ...) as a scalar.
     """
-    if b_hh is not None and cell not in ("gru", "lstm"):
-        raise ValueError(f"b_hh: only for the gated cells (gru, lstm), not cell = {cell!r}")
-    if b_hh is not None:  # the gated cells' second bias (from_torch): for the core once it has gated cells
-        raise ValueError(f"cell = {cell!r}: this gradflow has no gated cells yet (network.cell = vanilla, "
-                         "residual or leaky)")
+    if (b_hh is not None or c0 is not None) and cell not in ("gru", "lstm"):
+        raise ValueError(f"b_hh, c0: only for the gated cells (gru, lstm), not cell = {cell!r}")
     raw = _core.bptt(_matrix("W", W), activation, int(steps), int(batch), cell, _matrix("U", U),
                      _matrix("b", b, (1, 2)), _matrix("h0", h0, (1, 2)), _matrix("inputs", inputs), loss, precision,
-                     int(seed), int(lyapunov), int(burn_in), alpha, float(beta), float(leak))
+                     int(seed), int(lyapunov), int(burn_in), alpha, float(beta), float(leak),
+                     _matrix("b_hh", b_hh, (1, 2)), _matrix("c0", c0, (1, 2)))
     cells = parse_csv(raw["cells_csv"])
     series = parse_csv(raw["series_csv"])
     result = {k: v[0].item() for k, v in cells.items()}
-    for k in ("log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max", "mean_abs_dact_t"):
-        result[k] = series[k]
+    for k in ("log10_grad_norm", "log10_grad_norm_min", "log10_grad_norm_max", "mean_abs_dact_t",
+              "log10_grad_norm_h"):
+        if k in series:
+            result[k] = series[k]
     result["t"] = series["t"]
     return result
 

@@ -445,7 +445,7 @@ void validate_gated(const Config& c) {
 
 const std::vector<std::string>& conditional_keys() {
   static const std::vector<std::string> keys{"network.leak", "network.alpha", "network.beta", "spectrum.density",
-                                             "input.std"};
+                                             "input.std", "gates.radius", "gates.bias", "init.cell_file"};
   return keys;
 }
 
@@ -460,6 +460,11 @@ std::string unused_reason(const Config& c, const std::string& key) {
     return "only used with network.activation = \"softplus\" or \"swish\" (" + activation + ")";
   if (key == "spectrum.density" && c.spectrum.kind != SpectrumKind::sparse)
     return "only used with spectrum.kind = \"sparse\" (it is \"" + to_string(c.spectrum.kind) + "\")";
+  if ((key == "gates.radius" || key == "gates.bias") && !is_gated(c.network.cell))
+    return "only used with network.cell = \"gru\", \"lstm\" or \"minimalrnn\" (it is \"" +
+           to_string(c.network.cell) + "\")";
+  if (key == "init.cell_file" && c.network.cell != CellKind::lstm)
+    return "only used with network.cell = \"lstm\" (it is \"" + to_string(c.network.cell) + "\")";
   if (key == "input.std" && c.input.kind == InputKind::none)
     return "not used with input.kind = \"none\" (no input drive)";
   if (key == "input.std" && !c.input.weights.empty())

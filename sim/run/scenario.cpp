@@ -208,7 +208,8 @@ MatrixFile read_keyed_file(const std::string& key, const std::string& path, cons
 
 /// The four tensors of [import] torch = DIR, each named in the message when it is missing or malformed.
 std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std::filesystem::path& base_dir,
-                                               const std::function<SourceLocation(const std::string&)>& origin_of) {
+                                               const std::function<SourceLocation(const std::string&)>& origin_of,
+                                               std::vector<InputFile>* inputs) {
   const SourceLocation where = origin_of("import.torch");
   std::filesystem::path folder = dir;
   if (folder.is_relative()) folder = base_dir / folder;
@@ -221,7 +222,7 @@ std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std
     if (!std::filesystem::exists(folder / name, ec))
       fail(where, "import.torch = \"" + dir + "\": " + path + " is missing (numpy.save of the module's state_dict "
                   "entry " + std::string(name).substr(0, std::string(name).size() - 4) + ")");
-    return read_keyed_file("import.torch", path, base_dir, where, /*keep_sparse=*/false).dense;
+    return read_keyed_file("import.torch", path, base_dir, where, /*keep_sparse=*/false, inputs).dense;
   };
   auto vector = [&](const char* name) -> Eigen::VectorXd {
     Eigen::MatrixXd m = read(name);
@@ -264,7 +265,7 @@ void load_files(Config& c, const std::filesystem::path& base_dir,
   if (c.init.state == InitState::file) load_dense("init.file", c.init.file, c.init.matrix);
   load_dense("bias.file", c.bias.file, c.bias.vector);
   load_dense("init.cell_file", c.init.cell_file, c.init.cell_matrix);
-  if (!c.import.torch.empty() && !c.import.weights) c.import.weights = load_torch(c.import.torch, base_dir, origin_of);
+  if (!c.import.torch.empty() && !c.import.weights) c.import.weights = load_torch(c.import.torch, base_dir, origin_of, inputs);
 }
 
 /// Keys naming files: loaded once with the base config, so they cannot be sweep axes.

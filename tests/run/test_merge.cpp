@@ -213,3 +213,38 @@ TEST_CASE("the shard flag is validated, and a shard directory resumes only that 
   CHECK(gradflow_run({"run", sc.string(), "--shard", "0/2", "-o", parts[0], "--resume", "--quiet"}) == 0);
   CHECK(read_file(fs::path(parts[0]) / "cells.csv") == before);
 }
+
+TEST_CASE("gated cells: shards merged, and any thread count, give the files of an unsharded run",
+          "[merge][shard][gated]") {
+  TempDir tmp("gradflow_merge_gated_");
+  const fs::path sc = tmp.write("gated.toml", R"(title = "gated shards"
+seed = 5
+[network]
+units = 24
+steps = 60
+batch = 2
+[analysis]
+burn_in = 5
+lyapunov = 3
+[sweep]
+"network.cell" = ["vanilla", "gru", "lstm", "minimalrnn"]
+"gates.bias" = [0.0, 2.0]
+"spectrum.radius" = [0.8, 1.6]
+replicates = 2
+)");
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "whole").string(), "--threads", "1", "--quiet"}) == 0);
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "two").string(), "--threads", "2", "--quiet"}) == 0);
+  CHECK(cells_without_timing(tmp.path / "two" / "cells.csv") == cells_without_timing(tmp.path / "whole" / "cells.csv"));
+  CHECK(read_file(tmp.path / "two" / "series.csv") == read_file(tmp.path / "whole" / "series.csv"));
+  const auto parts = run_shards(sc, tmp.path, 2);
+  const fs::path merged = tmp.path / "merged";
+  const auto [code, err] = merge(parts, merged, tmp.path);
+  INFO(err);
+  REQUIRE(code == 0);
+  CHECK(cells_without_timing(merged / "cells.csv") == cells_without_timing(tmp.path / "whole" / "cells.csv"));
+  CHECK(read_file(merged / "series.csv") == read_file(tmp.path / "whole" / "series.csv"));
+  // The gated columns are there and filled for the gated cells only.
+  const std::string header = read_file(tmp.path / "whole" / "cells.csv").substr(0, 4096);
+  CHECK(header.find("memory_time") != std::string::npos);
+  CHECK(read_file(tmp.path / "whole" / "series.csv").find("log10_grad_norm_h") != std::string::npos);
+}
