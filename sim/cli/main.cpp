@@ -35,7 +35,8 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
 
   const std::vector<Command> commands = {add_run(app),         add_spectrum(app), add_activations(app),
-                                         add_critical(app),    add_keys(app),     add_merge(app)};
+                                         add_critical(app),    add_keys(app),     add_merge(app),
+                                         add_summary(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -14,6 +14,7 @@
 #include <fstream>
 #include <optional>
 
+#include "gradflow/run/summary.hpp"
 #include "gradflow/run/verdict.hpp"
 #include "gradflow/numerics/blas.hpp"
 #include "csv_util.hpp"
@@ -520,6 +521,7 @@ void RunWriter::finish_locked(const std::string& status) {
     if (options_.shard.whole()) {
       heatmaps_ = write_heatmaps();
       verdicts_ = compute_verdicts(scenario_, cells_path_);
+      summary_text_ = format_summary(write_summary(dir_, SummaryOptions{}, verdicts_));
     }
     sorted_ = true;
   }
@@ -564,6 +566,7 @@ void RunWriter::finish_locked(const std::string& status) {
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
   if (!verdicts_.is_null()) j["verdicts"] = verdicts_;
+  if (!summary_text_.empty()) j["files"]["summary"] = "summary.csv";
   for (const auto& [key, value] : extra_.items())
     if (!j.contains(key)) j[key] = value;
   j["cells"] = cells;
