@@ -130,6 +130,8 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
   // Model space (issue 5): transient growth, E/I spectrum parts, storage of W.
   for (const char* c : {"transient_peak", "transient_peak_lag", "bulk_radius", "outlier", "storage", "nonzeros"})
     cols.push_back(c);
+  // Answers with error bars (issue 16): growth_rate's standard error, the time constant the regime is judged per.
+  for (const char* c : {"growth_rate_se", "tau"}) cols.push_back(c);
   return cols;
 }
 
@@ -318,6 +320,8 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(csv_optional(r.spectrum.outlier));
   f.push_back(to_string(r.storage));
   f.push_back(csv_number(r.nonzeros));
+  f.push_back(csv_optional(m.fit.growth_rate_se));
+  f.push_back(csv_number(m.tau));
   const std::string cells_row = join_fields(f) + "\n";
 
   std::string series_rows;
@@ -434,7 +438,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
   std::size_t facets = 1;
   for (auto i : facet_axes) facets *= axes[i].values.size();
   const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
-  std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0);
+  std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0), sumsq(sum.size(), 0.0);
   for (std::size_t l = 1; l < lines.size(); ++l) {
     const auto f = split_fields(lines[l]);
     std::int64_t cell = 0, rep = 0;
@@ -446,7 +450,9 @@ nlohmann::json RunWriter::write_heatmaps() const {
       const std::size_t c = column(metrics[m]);
       if (c >= f.size() || f[c].empty()) continue;
       const std::size_t at = ((facet * ny + idx[*y]) * nx + idx[*x]) * metrics.size() + m;
-      sum[at] += std::stod(f[c]);
+      const double v = std::stod(f[c]);
+      sum[at] += v;
+      sumsq[at] += v * v;
       count[at] += 1.0;
     }
   }
@@ -469,9 +475,14 @@ nlohmann::json RunWriter::write_heatmaps() const {
       facet_label += (facet_label.empty() ? "" : ", ") + p;
       facet_name += "_" + p;
     }
-    for (std::size_t m = 0; m < metrics.size(); ++m) {
-      const std::string name = "heatmaps/" + metrics[m] + facet_name + ".csv";
-      std::string text = "# " + metrics[m] + " (mean over replicates)" +
+    // Each metric's mean over replicates; growth_rate also its spread (sample sd over replicates, nan with
+    // one), so a transition can be told from noise.
+    for (std::size_t out = 0; out <= metrics.size(); ++out) {
+      const bool spread = out == metrics.size();
+      const std::size_t m = spread ? 0 : out;
+      const std::string metric = spread ? metrics[m] + "_sd" : metrics[m];
+      const std::string name = "heatmaps/" + metric + facet_name + ".csv";
+      std::string text = "# " + metric + (spread ? " (sample sd over replicates)" : " (mean over replicates)") +
                          (facet_label.empty() ? "" : " for " + facet_label) + "\n# rows: " + axes[*y].key + " =";
       for (const auto& v : axes[*y].values) text += " " + csv_field(v);
       text += "\n# columns: " + axes[*x].key + " =";
@@ -481,12 +492,18 @@ nlohmann::json RunWriter::write_heatmaps() const {
         for (std::size_t ix = 0; ix < nx; ++ix) {
           const std::size_t at = ((facet * ny + iy) * nx + ix) * metrics.size() + m;
           if (ix) text += ',';
-          text += count[at] > 0 ? csv_number(sum[at] / count[at]) : std::string("nan");
+          if (spread) {
+            const double n = count[at], mean = n > 0 ? sum[at] / n : 0.0;
+            const double var = n > 1 ? std::max(0.0, (sumsq[at] - n * mean * mean) / (n - 1.0)) : 0.0;
+            text += n > 1 ? csv_number(std::sqrt(var)) : std::string("nan");
+          } else {
+            text += count[at] > 0 ? csv_number(sum[at] / count[at]) : std::string("nan");
+          }
         }
         text += '\n';
       }
       write_atomically(dir_ / name, text);
-      written.push_back({{"file", name}, {"metric", metrics[m]}, {"x", axes[*x].key}, {"y", axes[*y].key},
+      written.push_back({{"file", name}, {"metric", metric}, {"x", axes[*x].key}, {"y", axes[*y].key},
                          {"facet", facet_label}});
     }
   }
