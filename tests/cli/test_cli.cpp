@@ -385,6 +385,20 @@ TEST_CASE("gradflow critical prints the mean-field critical gain (ReLU sqrt 2, t
   CHECK(gradflow("critical").code == 2);
 }
 
+TEST_CASE("gradflow critical starts from the scenarios' zero state and reports a diverging q* as such",
+          "[cli][critical]") {
+  // ReLU with input at its edge sqrt 2: F(q) = q + input_std^2 has no fixed point.
+  Outcome o = gradflow("critical --activation relu --input-std 0.5 --json");
+  REQUIRE(o.code == 0);
+  auto j = nlohmann::json::parse(o.out);
+  CHECK(std::abs(j["critical_gain"].get<double>() - std::sqrt(2.0)) <= 1e-8);
+  CHECK(j["mf_status"] == "q_diverges");
+  CHECK(j["q_star"].is_null());
+  CHECK(j["init_std"].get<double>() == 0.0);  // init.state = "zero" of a scenario
+  o = gradflow("critical --activation relu --input-std 0.5");
+  CHECK(o.out.find("q* there        diverges") != std::string::npos);
+}
+
 TEST_CASE("a sweep writes verdicts to run.json and a summary to stderr (none with --quiet)", "[cli][verdict]") {
   TempDir tmp;
   const fs::path sc = tmp.write("v.toml", std::string(kSmall) +
