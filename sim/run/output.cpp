@@ -9,6 +9,8 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
@@ -32,10 +34,22 @@ using detail::write_atomically;
 
 namespace {
 
-/// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers round-trip.
+/// An axis value as the user would write it: a range's grid value start + i (stop - start) / (num - 1) is
+/// printed with 15 significant digits (0.8, not 0.7999999999999999) when that is within 1e-13 relative of
+/// it; otherwise (a value written with more digits) in the shortest round-trip form.
+std::string axis_number(double x) {
+  if (!std::isfinite(x)) return csv_number(x);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", x);
+  const double back = std::strtod(buf, nullptr);
+  if (back == x || std::abs(back - x) <= 1e-13 * std::abs(x)) return buf;
+  return csv_number(x);
+}
+
+/// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers as written.
 std::string csv_field(const Value& v) {
   if (auto s = std::get_if<std::string>(&v)) return *s;
-  if (auto d = std::get_if<double>(&v)) return csv_number(*d);
+  if (auto d = std::get_if<double>(&v)) return axis_number(*d);
   if (std::holds_alternative<std::monostate>(v)) return "";
   return format_value(v);
 }

@@ -284,10 +284,16 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     const auto eq = o.find('=');
     const SourceLocation where{"--set " + o, 0, 0};
     if (eq == std::string::npos || eq == 0) fail(where, "expected key=value");
-    const std::string name = o.substr(0, eq);
+    // 'spectrum.radius = 2' as well as 'spectrum.radius=2': spaces around the key and the value are not part of them.
+    auto trim = [](std::string t) {
+      const auto a = t.find_first_not_of(" \t"), b = t.find_last_not_of(" \t");
+      return a == std::string::npos ? std::string() : t.substr(a, b - a + 1);
+    };
+    const std::string name = trim(o.substr(0, eq));
+    if (name.empty()) fail(where, "expected key=value");
     const KeySpec* key = find_key(name);
     if (!key) fail(where, unknown_key_message(name));
-    apply_value(sc.base, *key, parse_override_value(o.substr(eq + 1)), where);
+    apply_value(sc.base, *key, parse_override_value(trim(o.substr(eq + 1))), where);
     sc.origins[name] = where;
   }
 

@@ -119,6 +119,15 @@ TEST_CASE("set overrides (--set) replace file values, takes TOML literals or bar
   CHECK(c.title == "two words");
 }
 
+TEST_CASE("--set takes spaces around '=' as TOML does ('spectrum.radius = 2')", "[scenario]") {
+  const Scenario sc = parse_scenario("", "s.toml", {"spectrum.radius = 2", " network.activation =relu ", "title = a b"});
+  const Config c = sc.cell_config(0);
+  CHECK(*c.spectrum.radius == 2.0);
+  CHECK(c.network.activation == ActivationKind::relu);
+  CHECK(c.title == "a b");
+  CHECK(error_of("", {" = 2"}) == "--set  = 2: expected key=value");
+}
+
 TEST_CASE("errors name where, the key, the value and the constraint", "[scenario][bad_input]") {
   CHECK(error_of("[network]\nunits = 0\n") == "t.toml:2:9: network.units = 0: must be >= 1");
   CHECK(error_of("[spectrum]\nradius = \"big\"\n") == "t.toml:2:10: spectrum.radius = \"big\": expected a number");

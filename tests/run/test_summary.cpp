@@ -288,3 +288,33 @@ replicates = 3
   REQUIRE(s.values[0].se);
   CHECK(*s.values[0].se == Approx(sd / std::sqrt(3.0)).epsilon(1e-12));
 }
+
+TEST_CASE("range axis values are written as the user would write them (0.8, not 0.7999999999999999)",
+          "[summary][output]") {
+  TempDir tmp("gradflow_summary_");
+  const auto sc = tmp.write("range.toml", R"(seed = 1
+[network]
+units = 8
+steps = 20
+batch = 1
+[analysis]
+series = false
+burn_in = 0
+[sweep]
+"spectrum.radius" = { start = 0.6, stop = 1.4, num = 9 }
+)");
+  const auto out = tmp.path / "range";
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet"}) == kExitOk);
+  const auto lines = lines_of(out / "cells.csv");
+  REQUIRE(lines.size() == 10);
+  std::vector<std::string> radii;
+  for (std::size_t i = 1; i < lines.size(); ++i) radii.push_back(split_csv(lines[i])[2]);
+  CHECK(radii == std::vector<std::string>{"0.6", "0.7", "0.8", "0.9", "1", "1.1", "1.2", "1.3", "1.4"});
+  // The rho column keeps the value actually used, in round-trip form: within 1e-13 of the printed radius.
+  const auto header = split_csv(lines[0]);
+  const auto rho = std::find(header.begin(), header.end(), "rho") - header.begin();
+  for (std::size_t i = 1; i < lines.size(); ++i) {
+    const auto f = split_csv(lines[i]);
+    CHECK(std::stod(f[rho]) == Approx(std::stod(f[2])).epsilon(1e-8));
+  }
+}
