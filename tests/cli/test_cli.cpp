@@ -453,3 +453,35 @@ TEST_CASE("series.csv carries the cumulative predictions: 0 at the seed, exact f
   }
   CHECK(rows.back().at("cum_log10_predictor") == "0");
 }
+
+TEST_CASE("gradflow spectrum --cell I --replicate R shows the W that cell of the sweep built", "[cli][spectrum]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("cells.toml", "seed = 4\n[network]\nsteps = 20\nbatch = 1\n[analysis]\nseries = false\n"
+                                              "burn_in = 0\n[sweep]\n\"network.units\" = [8, 16]\n"
+                                              "\"spectrum.radius\" = [0.5, 1.5]\nreplicates = 2\n");
+  const fs::path out = tmp.path / "out";
+  REQUIRE(gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out.string() + "\"").code == 0);
+  // cells.csv row of cell 3 (units 16, radius 1.5), replicate 1.
+  std::ifstream in(out / "cells.csv");
+  std::string line, header;
+  std::getline(in, header);
+  std::vector<std::string> names, row;
+  for (std::stringstream h(header); std::getline(h, line, ',');) names.push_back(line);
+  while (std::getline(in, line))
+    if (line.rfind("3,1,", 0) == 0)
+      for (std::stringstream r(line); std::getline(r, header, ',');) row.push_back(header);
+  REQUIRE(row.size() >= names.size() - 1);
+  const auto col = [&](const std::string& n) { return std::stod(row[std::find(names.begin(), names.end(), n) - names.begin()]); };
+  const Outcome o = gradflow("spectrum \"" + sc.string() + "\" --cell 3 --replicate 1 --json");
+  REQUIRE(o.code == 0);
+  const auto j = nlohmann::json::parse(o.out);
+  CHECK(j["units"] == 16);
+  CHECK(j["cell"] == 3);
+  CHECK(j["rho"].get<double>() == Approx(col("rho")).epsilon(1e-10));
+  CHECK(j["spectral_norm"].get<double>() == Approx(col("spectral_norm")).epsilon(1e-10));
+  // Replicate 0 of the same cell is another draw.
+  const auto j0 = nlohmann::json::parse(gradflow("spectrum \"" + sc.string() + "\" --cell 3 --json").out);
+  CHECK(j0["spectral_norm"].get<double>() != j["spectral_norm"].get<double>());
+  CHECK(gradflow("spectrum \"" + sc.string() + "\" --cell 4").code == 2);
+  CHECK(gradflow("spectrum \"" + sc.string() + "\" --replicate 2").code == 2);
+}
