@@ -119,7 +119,7 @@ TEST_CASE("set overrides (--set) replace file values, takes TOML literals or bar
   CHECK(c.title == "two words");
 }
 
-TEST_CASE("--set takes spaces around '=' as TOML does ('spectrum.radius = 2')", "[scenario]") {
+TEST_CASE("set overrides accept spaces around the equals sign", "[scenario]") {
   const Scenario sc = parse_scenario("", "s.toml", {"spectrum.radius = 2", " network.activation =relu ", "title = a b"});
   const Config c = sc.cell_config(0);
   CHECK(*c.spectrum.radius == 2.0);
@@ -128,7 +128,7 @@ TEST_CASE("--set takes spaces around '=' as TOML does ('spectrum.radius = 2')", 
   CHECK(error_of("", {" = 2"}) == "--set  = 2: expected key=value");
 }
 
-TEST_CASE("--set sweep.KEY and sweep.replicates change the sweep", "[scenario]") {
+TEST_CASE("set overrides of sweep.KEY and sweep.replicates change the sweep", "[scenario]") {
   const std::string file = "[sweep]\n\"spectrum.radius\" = [0.5, 1.0]\n\"network.activation\" = [\"tanh\", \"relu\"]\n"
                            "replicates = 2\n";
   const Scenario sc = parse_scenario(file, "s.toml",

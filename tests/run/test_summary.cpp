@@ -289,7 +289,7 @@ replicates = 3
   CHECK(*s.values[0].se == Approx(sd / std::sqrt(3.0)).epsilon(1e-12));
 }
 
-TEST_CASE("range axis values are written as the user would write them (0.8, not 0.7999999999999999)",
+TEST_CASE("range axis values are written as the user would write them: 0.8 not 0.7999999999999999",
           "[summary][output]") {
   TempDir tmp("gradflow_summary_");
   const auto sc = tmp.write("range.toml", R"(seed = 1
