@@ -45,4 +45,14 @@ constexpr double kProductOrderFactor = 4;
 // reference's plain norm is representable.
 constexpr double kReferenceAgreeTol = 1e-8;
 
+// Summary crossings (issue 16). Orthogonal W + identity f: growth_rate = radius to rounding, so the crossing
+// interpolated between grid values symmetric about 1 is 1 up to a few ulps of the fit.
+constexpr double kLinearCrossingTol = 1e-9;
+// tanh, no input, zero state: the network stays at the fixed point 0 where J = W, so the crossing is rho = 1
+// up to the finite-T fit of a Ginibre W at N = 96 (edge eigenvalues' spacing; measured |c - 1| <= 0.01).
+constexpr double kTanhCrossingTol = 0.05;
+// ReLU from a Gaussian state: mean field puts chi = 1 at sigma_w = sqrt 2 (E[ReLU'^2] = 1/2); finite N = 128,
+// T = 200 move it up (measured 1.49 at N = 128): a bracket, not a precise value.
+constexpr double kReluCrossingTol = 0.15;
+
 }  // namespace gradflow::test

@@ -42,7 +42,7 @@ def run(binary: str, scenario: pathlib.Path, out: pathlib.Path, threads: int) ->
     subprocess.run(cmd, check=True)
 
 
-def compare(base: pathlib.Path, new: pathlib.Path) -> list:
+def compare(base: pathlib.Path, new: pathlib.Path, notes: list) -> list:
     problems = []
     names = [n for n in ("cells.csv", "series.csv") if (base / n).exists()]
     names += sorted(str(p.relative_to(base)) for p in (base / "heatmaps").glob("*") if p.is_file())
@@ -53,6 +53,16 @@ def compare(base: pathlib.Path, new: pathlib.Path) -> list:
             continue
         if name.endswith(".csv"):
             ra, rb = normalised(a), normalised(b)
+            if name in ("cells.csv", "series.csv") and ra and rb and ra[0] != rb[0]:
+                # Columns are only ever added (DESIGN.md): compare the base's columns by name, list the new ones.
+                added = [c for c in rb[0] if c not in ra[0]]
+                missing = [c for c in ra[0] if c not in rb[0]]
+                if missing:
+                    problems.append(f"{name}: columns missing in the new run: {', '.join(missing)}")
+                    continue
+                idx = [rb[0].index(c) for c in ra[0]]
+                rb = [[r[i] if i < len(r) else "" for i in idx] for r in rb]
+                notes.append(f"{name}: added columns {', '.join(added)} (the base's columns compared)")
             if ra != rb:
                 diff = next((i for i, (x, y) in enumerate(zip(ra, rb)) if x != y), min(len(ra), len(rb)))
                 problems.append(f"{name}: differs from row {diff} ({len(ra)} vs {len(rb)} rows)")
@@ -75,10 +85,15 @@ def main() -> int:
         base_out, new_out = work / s.stem / "base", work / s.stem / "new"
         run(args.base, s, base_out, args.threads)
         run(args.new, s, new_out, args.threads)
-        problems = compare(base_out, new_out)
+        notes = []
+        problems = compare(base_out, new_out, notes)
         files = 2 + len(list((base_out / "heatmaps").glob("*")))
+        new_files = sorted(str(p.relative_to(new_out)) for p in new_out.rglob("*")
+                           if p.is_file() and not (base_out / p.relative_to(new_out)).exists())
+        if new_files:
+            notes.append("new files: " + ", ".join(new_files))
         print(f"{s.stem:28s} {'identical' if not problems else 'DIFFERS'} ({files} files)"
-              + "".join(f"\n    {p}" for p in problems), flush=True)
+              + "".join(f"\n    {p}" for p in problems) + "".join(f"\n    note: {n}" for n in notes), flush=True)
         failed += bool(problems)
     print(f"{len(args.scenarios) - failed} of {len(args.scenarios)} scenarios identical (outputs in {work})")
     return 1 if failed else 0

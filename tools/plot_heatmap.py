@@ -4,7 +4,7 @@
 Reads an OUTDIR written by `gradflow run` (run.json + cells.csv) and draws, over the sweep axes, the
 measured per-step growth factor of the BPTT gradient norm ||g_t|| (colour: natural log, so 0 = factor 1 =
 critical, red = exploding, blue = vanishing), with the lines where each predictor of that factor crosses 1:
-the measured rate, the seed predictor rho*E|f'|, the mean-field factor rho*sqrt(E f'^2) and, when the run
+the measured rate, the textbook predictor rho*E|f'|, the mean-field factor rho*sqrt(E f'^2) and, when the run
 has them, mf_growth (mean-field theory), the bound ||W||_2*sup|f'| and exp(lyapunov_max) (the top Lyapunov
 exponent, when analysis.lyapunov > 0). Where the measured line and a predictor's line part,
 that predictor misclassifies the regime.
@@ -308,7 +308,7 @@ def cell_mean(rows, col, log):
 # when the run has no values for them.
 CROSSINGS = [
     ("growth_rate", "measured rate = 1", dict(color="black", linestyle="-", linewidth=2.4), "o"),
-    ("predictor", "ρ·E|f′| = 1  (seed predictor)",
+    ("predictor", "ρ·E|f′| = 1  (textbook predictor)",
      dict(color="#e69f00", linestyle="--", linewidth=2.2), "v"),
     ("predictor_rms", "ρ·√E[f′²] = 1  (mean-field factor)",
      dict(color="#00a572", linestyle="-.", linewidth=2.2), "^"),
@@ -319,6 +319,38 @@ CROSSINGS = [
     ("lyapunov_max", "exp(λ_max) = 1  (top Lyapunov exponent)",
      dict(color="#56b4e9", linestyle=(0, (2, 1)), linewidth=2.4), "P"),
 ]
+
+def cell_kinds(meta):
+    """The cell kinds of a run (network.cell of the resolved scenario, or its sweep axis) with their leaks."""
+    sc = meta.get("scenario", {}) if isinstance(meta, dict) else {}
+    resolved = sc.get("resolved", {})
+    kinds = {resolved.get("network.cell", "vanilla") or "vanilla"}
+    leaks = {resolved.get("network.leak", 1.0)}
+    for axis in sc.get("sweep", {}).get("axes", []):
+        if axis.get("key") == "network.cell":
+            kinds = set(axis.get("values", [])) or kinds
+        if axis.get("key") == "network.leak":
+            leaks = set(axis.get("values", [])) or leaks
+    return kinds, leaks
+
+
+def predictor_labels(meta):
+    """Legend text of predictor, predictor_rms and bound with each cell's own formula (J = c I + s D W)."""
+    kinds, leaks = cell_kinds(meta)
+    if kinds <= {"vanilla"}:
+        return {}
+    leak = next(iter(leaks)) if len(leaks) == 1 else "a"
+    forms = {"vanilla": ("ρ·E|f′|", "ρ·√E[f′²]", "‖W‖₂·sup|f′|"),
+             "residual": ("1 + ρ·E|f′|", "√(1 + ρ²E[f′²])", "1 + ‖W‖₂·sup|f′|"),
+             "leaky": (f"(1−{leak}) + {leak}·ρ·E|f′|", f"√((1−{leak})² + {leak}²ρ²E[f′²])",
+                       f"(1−{leak}) + {leak}·‖W‖₂·sup|f′|")}
+    order = [k for k in ("vanilla", "residual", "leaky") if k in kinds]
+    names = ("textbook predictor", "RMS factor", "upper bound")
+    out = {}
+    for i, col in enumerate(("predictor", "predictor_rms", "bound")):
+        out[col] = f"{col} = 1  ({names[i]}; " + ", ".join(f"{k}: {forms[k][i]}" for k in order) + ")"
+    return out
+
 
 # Crossing columns that are already a natural log per step (their factor is exp(value)): averaged as is.
 LOG_PER_STEP = {"lyapunov_max"}
@@ -595,7 +627,8 @@ def plot(args, run):
     x, y, facets = choose_axes(run, args.x, args.y, args.facet, selected)
     one_d = y is None
     panels = build_panels(run, x, y, facets, selected, args.max_panels)
-    crossing_cols = [c for c in CROSSINGS if run.has_values(c[0])]
+    own = predictor_labels(run.meta)  # residual / leaky cells: each cell's own formula in the legend
+    crossing_cols = [(c[0], own.get(c[0], c[1]), c[2], c[3]) for c in CROSSINGS if run.has_values(c[0])]
 
     data = []
     for p in panels:

@@ -7,7 +7,7 @@ the lag k = T - t, i.e. how many steps the gradient has been propagated back fro
 A straight line of slope log10(c) means a constant factor c per step: c > 1 explodes, c < 1 vanishes.
 Dashed lines from the seed point (k = 0) show what the predictors imply: the measured growth_rate fitted by
 gradflow as a straight slope, and, step by step along the same trajectory, the cumulative predictions
-cum_log10_predictor = sum_{s>t} log10(rho*mean|f'(a_s)|) (seed predictor) and its RMS counterpart
+cum_log10_predictor = sum_{s>t} log10(rho*mean|f'(a_s)|) (textbook predictor) and its RMS counterpart
 cum_log10_predictor_rms (series.csv columns; runs written before they existed get straight slopes of
 rho*E|f'| and rho*sqrt(E f'^2) instead).
 
@@ -24,7 +24,7 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from plot_heatmap import InputError, Run, output_paths, run_main, save  # noqa: E402
+from plot_heatmap import InputError, Run, output_paths, predictor_labels, run_main, save  # noqa: E402
 import numpy as np  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -35,7 +35,7 @@ DEFAULT_CELLS = 6
 
 # (cells.csv column, line style, legend text) of the slopes drawn from the seed point
 SLOPES = [
-    ("predictor", (0, (5, 3)), "slope of ρ·E|f′|  (seed predictor)"),
+    ("predictor", (0, (5, 3)), "slope of ρ·E|f′|  (textbook predictor)"),
     ("predictor_rms", (0, (1.2, 2)), "slope of ρ·√E[f′²]  (mean-field factor)"),
     ("growth_rate", (0, (8, 3, 2, 3)), "slope of the measured growth rate (fit)"),
 ]
@@ -70,7 +70,7 @@ def num(s):
 
 # (series.csv column, line style, legend text, cells.csv column of the straight slope it replaces)
 CUMULATIVE = [
-    ("cum_log10_predictor", (0, (5, 3)), "Σ log10 ρ·mean|f′(a_s)|  (seed predictor, step by step)", "predictor"),
+    ("cum_log10_predictor", (0, (5, 3)), "Σ log10 ρ·mean|f′(a_s)|  (textbook predictor, step by step)", "predictor"),
     ("cum_log10_predictor_rms", (0, (1.2, 2)), "Σ log10 ρ·√mean f′(a_s)²  (RMS factor, step by step)",
      "predictor_rms"),
 ]
@@ -227,10 +227,11 @@ def plot(args, run, series, chosen):
         if col in used_slopes:
             style_handles.append(Line2D([], [], color="black", linestyle=ls, linewidth=1.4))
             style_labels.append(text)
+    own = predictor_labels(run.meta) if run else {}  # residual / leaky cells: each cell's own formula
     for col, ls, text in SLOPES:
         if col in used_slopes:
             style_handles.append(Line2D([], [], color="black", linestyle=ls, linewidth=1.4))
-            style_labels.append(text)
+            style_labels.append("slope of " + own[col] if col in own else text)
     fig.legend(style_handles, style_labels, title="line styles", loc="lower left", bbox_to_anchor=(1.01, 0.0),
                bbox_transform=ax.transAxes, fontsize=8.8, title_fontsize=9.5, frameon=False, alignment="left")
     ax.text(0.01, 0.01, "slope log10(c) per step: c > 1 exploding, c < 1 vanishing"

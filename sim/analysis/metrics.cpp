@@ -28,6 +28,32 @@ Regime classify_regime(double growth_rate, double tolerance) {
   return Regime::critical;
 }
 
+Regime classify_regime(double growth_rate, double tolerance, double tau) {
+  if (tau == 1.0) return classify_regime(growth_rate, tolerance);
+  return classify_regime(std::pow(growth_rate, tau), tolerance);
+}
+
+double cell_time_constant(const GradientTrace& trace) {
+  if (trace.time_constant > 0) return trace.time_constant;
+  const double c = trace.carry, s = trace.drive_scale;
+  if (s > 0 && s < 1 && std::abs(c + s - 1.0) < 1e-12) return 1.0 / s;
+  return 1.0;
+}
+
+double expected_normal_range(Eigen::Index b) {
+  if (b < 2) return 0.0;
+  // int_{-L}^{L} 1 - Phi^B - (1 - Phi)^B dx: the integrand is 2 Phi(-|x|)-small beyond |x| = 9 for B <= 1e6.
+  const double lim = 9.0, h = 1e-3;
+  const double bd = static_cast<double>(b);
+  double sum = 0.0;
+  for (double x = -lim; x <= lim + h / 2; x += h) {
+    const double phi = 0.5 * std::erfc(-x / std::sqrt(2.0));
+    const double w = (std::abs(x) > lim - h / 2) ? 0.5 : 1.0;
+    sum += w * (1.0 - std::pow(phi, bd) - std::pow(1.0 - phi, bd));
+  }
+  return sum * h;
+}
+
 GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction) {
   using Eigen::Index;
   constexpr double kLn10 = 2.302585092994045684;
@@ -69,8 +95,42 @@ GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction) {
   fit.log_slope = sxy / sxx;
   fit.first_lag = first;
   fit.last_lag = last;
+
+  // Standard error, part 1: the fit, residuals corrected for their lag-1 autocorrelation.
+  double ssr = 0.0, lag1 = 0.0, prev = 0.0;
+  for (Index k = first; k <= last; ++k) {
+    const double r = trace.log10_norm_mean[horizon - k] * kLn10 - y_mean - fit.log_slope * (double(k) - k_mean);
+    ssr += r * r;
+    if (k > first) lag1 += r * prev;
+    prev = r;
+  }
+  double var_fit = 0.0;
+  if (count > 2 && ssr > 0) {
+    var_fit = ssr / (count - 2.0) / sxx;
+    const double r1 = std::min(0.99, lag1 / ssr);
+    if (r1 > 0) var_fit *= (1.0 + r1) / (1.0 - r1);
+  }
+  // Part 2: the spread of the per-trajectory slopes, from the range of the log norms over trajectories.
+  double var_traj = 0.0;
+  const Index live = trace.batch - (trace.zero_count.empty() ? 0 : trace.zero_count[horizon - last]);
+  const double d2 = expected_normal_range(live);
+  if (d2 > 0 && trace.log10_norm_min.size() == trace.log10_norm_mean.size() &&
+      trace.log10_norm_max.size() == trace.log10_norm_mean.size()) {
+    auto sd = [&](Index k) {
+      const auto t = static_cast<std::size_t>(horizon - k);
+      return (trace.log10_norm_max[t] - trace.log10_norm_min[t]) * kLn10 / d2;
+    };
+    const double s_last = sd(last), s_first = sd(first);
+    const double var_slope = std::max(0.0, s_last * s_last - s_first * s_first) / double((last - first) * (last - first));
+    var_traj = var_slope / static_cast<double>(live);
+  }
+  fit.log_slope_se = std::sqrt(var_fit + var_traj);
+
   const double rate = std::exp(fit.log_slope);
-  if (std::isfinite(rate)) fit.growth_rate = rate;
+  if (std::isfinite(rate)) {
+    fit.growth_rate = rate;
+    if (std::isfinite(fit.log_slope_se)) fit.growth_rate_se = rate * fit.log_slope_se;
+  }
   return fit;
 }
 
@@ -133,8 +193,9 @@ CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& acti
 
   transient_growth(trace, &m.transient_peak, &m.transient_peak_lag);
 
+  m.tau = cell_time_constant(trace);
   if (m.fit.growth_rate) {
-    m.regime = classify_regime(*m.fit.growth_rate, analysis.regime_tolerance);
+    m.regime = classify_regime(*m.fit.growth_rate, analysis.regime_tolerance, m.tau);
   } else if (m.grad_zero_at) {
     m.regime = Regime::vanishing;
   } else {

@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <algorithm>
 #include <functional>
 #include <memory>
 #include <stdexcept>
@@ -28,6 +29,38 @@ MeanField cell_mean_field(const Config& config, double gain) {
   p.bias_std = config.bias.std;
   p.h0_sq = config.init.state == InitState::gaussian ? config.init.std * config.init.std : 0.0;
   return mean_field(p);
+}
+
+MeanFieldParams data_mean_field_params(const Config& config, const Model& model, const Drive& drive, double gain) {
+  MeanFieldParams p;
+  p.activation = model.activation;
+  p.gain = gain;
+  const auto& in = config.input;
+  if (in.kind == InputKind::file && drive.inputs && model.u.cols() == drive.inputs->cols()) {
+    // A fixed sequence shared by the trajectories: the time average over the steps run of the mean over
+    // units of (U x_t)_i^2.
+    const Eigen::Index run = std::min<Eigen::Index>(drive.inputs->rows(), drive.burn_in + drive.steps);
+    const Eigen::MatrixXd current = drive.inputs->topRows(run) * model.u.transpose();  // run x N
+    p.input_std = run > 0 && current.size() > 0 ? std::sqrt(current.squaredNorm() / double(current.size())) : 0.0;
+  } else if (in.kind == InputKind::gaussian && in.matrix) {
+    // x_t ~ N(0, I) through the file's U: Var (U x)_i = sum_j U_ij^2, averaged over units.
+    p.input_std = model.u.rows() > 0 ? std::sqrt(model.u.squaredNorm() / double(model.u.rows())) : 0.0;
+  } else {
+    p.input_std = in.kind == InputKind::gaussian ? in.std : 0.0;
+  }
+  if (config.bias.vector && model.b.size() > 0) {
+    // The file's bias: its mean and spread across units stand for b_i ~ N(mean, std^2).
+    p.bias_mean = model.b.mean();
+    p.bias_std = std::sqrt((model.b.array() - p.bias_mean).square().mean());
+  } else {
+    p.bias_mean = config.bias.mean;
+    p.bias_std = config.bias.std;
+  }
+  if (config.init.state == InitState::file)
+    p.h0_sq = drive.h0.size() > 0 ? drive.h0.squaredNorm() / double(drive.h0.size()) : 0.0;
+  else
+    p.h0_sq = config.init.state == InitState::gaussian ? config.init.std * config.init.std : 0.0;
+  return p;
 }
 
 namespace {
@@ -86,7 +119,9 @@ CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t
   result.gain_rms = model.w_sparse ? model.w_sparse->norm() / std::sqrt(double(model.w_sparse->rows()))
                   : is_gated(model.cell) ? gain_rms(Eigen::MatrixXd(model.w.middleRows(candidate_block(model.cell) * n, n)))
                                          : gain_rms(model.w);
-  result.mean_field = cell_mean_field(config, result.gain_rms);
+  result.mean_field = config.network.cell == CellKind::vanilla
+                          ? mean_field(data_mean_field_params(config, model, drive, result.gain_rms))
+                          : cell_mean_field(config, result.gain_rms);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;
 }

@@ -32,6 +32,7 @@ Command add_activations(CLI::App& app);  // activations.cpp
 Command add_critical(CLI::App& app);     // critical.cpp
 Command add_keys(CLI::App& app);         // keys.cpp
 Command add_report(CLI::App& app);       // report.cpp
+Command add_summary(CLI::App& app);      // summary.cpp
 
 /// The number of ranks an MPI launcher started (mpirun / mpiexec / srun set one of these), 0 when none did,
 /// -1 when one did without saying how many.

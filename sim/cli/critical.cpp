@@ -20,10 +20,13 @@ namespace {
 struct CriticalArgs {
   std::string activation;
   double input_std = 0.0, bias_mean = 0.0, bias_std = 0.0, alpha = 0.01, beta = 1.0;
-  double init_std = 1.0;
+  double init_std = 0.0;  // init.state = "zero", the scenarios' default
   double lo = 1e-2, hi = 1e3;
   bool alpha_given = false, json = false;
 };
+
+/// A fixed point this many times the scale of the drive (1 + q0 + F(0)) is a rounding artefact of a divergence.
+constexpr double kDivergedRatio = 1e10;
 
 /// Mean-field critical gain: chi(gain) = 1.
 int cmd_critical(const CriticalArgs& a) {
@@ -58,6 +61,13 @@ int cmd_critical(const CriticalArgs& a) {
   if (c.gain) {
     p.gain = *c.gain;
     at = mean_field(p);
+    // At the edge of a homogeneous activation (ReLU at sqrt 2 with input) F(q) = q + const: no fixed point,
+    // and rounding of gain^2 E f^2 / q leaves one near const / 1e-16. Such a q* is the divergence, not a value.
+    const double scale = 1.0 + p.initial_variance() + mean_field_map(p, 0.0);
+    if (at.status == MeanFieldStatus::ok && at.q > kDivergedRatio * scale) {
+      at.status = MeanFieldStatus::q_diverges;
+      at.message = "q* diverges at the critical gain";
+    }
   }
   if (a.json) {
     nlohmann::json j = {{"activation", to_string(kind)}, {"alpha", p.activation.alpha}, {"beta", p.activation.beta},
@@ -110,7 +120,8 @@ Command add_critical(CLI::App& app) {
   auto* alpha = cmd->add_option("--alpha", a->alpha, "alpha of leaky_relu / elu (default 0.01 / 1)");
   cmd->add_option("--beta", a->beta, "beta of softplus / swish (default 1)");
   cmd->add_option("--init-std", a->init_std,
-                  "Std of the initial state h_0 (default 1): where the variance iteration starts");
+                  "Std of the initial state h_0 (default 0, as init.state = \"zero\" of a scenario): where the variance "
+                  "iteration starts");
   cmd->add_option("--range", *range, "Gain range searched: LO HI (default 0.01 1000)")->expected(2);
   cmd->add_flag("--json", a->json, "Print JSON instead of text");
   return {cmd, [a, range, alpha] {

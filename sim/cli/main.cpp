@@ -40,7 +40,8 @@ int main(int argc, char** argv) {
 
   const std::vector<Command> commands = {add_run(app),         add_spectrum(app), add_activations(app),
                                          add_critical(app),    add_keys(app),     add_merge(app),
-                                         add_report(app)};
+                                         add_report(app),
+                                         add_summary(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -139,7 +139,7 @@ int report_run(const Scenario& sc, RunWriter& writer, const SweepSummary& s, boo
                  sc.name.c_str(), writer.shard().whole() ? "" : (" shard " + writer.shard().str()).c_str(),
                  (long long)writer.done_count(), (long long)writer.total(), (long long)s.ran, (long long)s.skipped,
                  s.seconds, where.c_str(), writer.dir().string().c_str());
-    if (complete && writer.shard().whole()) std::fputs(format_verdicts(writer.verdicts()).c_str(), stderr);
+    if (complete && writer.shard().whole()) std::fputs(writer.summary_text().c_str(), stderr);
   }
   if (complete && writer.shard().whole() && report) {
     // The page is a view of the files just written: when it cannot be made, the run still succeeded.

@@ -25,9 +25,15 @@ namespace {
 constexpr Eigen::Index kMaxDenseEigenvalues = 5000;
 
 int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& set, const std::string& out,
-                 bool json) {
+                 bool json, std::int64_t cell, std::int64_t replicate) {
   const Scenario sc = load_scenario(scenario, set);
-  const Config cfg = sc.cell_config(0);
+  if (cell < 0 || cell >= sc.cell_count())
+    throw InputError("--cell " + std::to_string(cell) + ": expected 0 <= cell < " + std::to_string(sc.cell_count()) +
+                     " (the cells of " + scenario + "'s sweep, numbered as in cells.csv)");
+  if (replicate < 0 || replicate >= sc.replicates)
+    throw InputError("--replicate " + std::to_string(replicate) + ": expected 0 <= replicate < " +
+                     std::to_string(sc.replicates));
+  const Config cfg = sc.cell_config(cell);
   if (!out.empty() && cfg.network.units > kMaxDenseEigenvalues)
     throw InputError("-o " + out + ": writing every eigenvalue needs a dense O(N^3) solve; network.units = " +
                      std::to_string(cfg.network.units) + " > " + std::to_string(kMaxDenseEigenvalues) +
@@ -45,10 +51,14 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
       }
   }
   SpectralInfo built;
-  const RecurrentMatrix w = build_recurrent_matrix(cfg, 0, 0, &built);
+  // The W that cell and replicate of the run build (its draw comes from the cell's radius family).
+  const RecurrentMatrix w = build_recurrent_matrix(cfg, static_cast<std::uint64_t>(sc.recurrent_family(cell)),
+                                                   static_cast<std::uint64_t>(replicate), &built);
   const SpectralInfo info = measured_spectrum(w, built);
   const double target = target_radius(cfg.spectrum, info.rho);
-  nlohmann::json j = {{"units", w.rows()},
+  nlohmann::json j = {{"cell", cell},
+                      {"replicate", replicate},
+                      {"units", w.rows()},
                       {"kind", to_string(cfg.spectrum.kind)},
                       {"storage", w.is_sparse() ? "sparse" : "dense"},
                       {"nonzeros", w.nonzeros()},
@@ -65,6 +75,14 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
   if (json) {
     std::cout << j.dump(2) << "\n";
   } else {
+    if (sc.cell_count() > 1 || sc.replicates > 1) {
+      std::string values;
+      const auto v = sc.cell_values(cell);
+      for (std::size_t i = 0; i < sc.axes.size(); ++i)
+        values += (values.empty() ? "" : ", ") + sc.axes[i].key + " = " + format_value(v[i]);
+      std::printf("cell           %lld of %lld, replicate %lld%s%s\n", (long long)cell, (long long)sc.cell_count(),
+                  (long long)replicate, values.empty() ? "" : ": ", values.c_str());
+    }
     std::printf("kind           %s (N = %lld, %s, %.0f nonzeros)\n", to_string(cfg.spectrum.kind).c_str(),
                 (long long)w.rows(), w.is_sparse() ? "sparse" : "dense", w.nonzeros());
     std::printf("rho(W)         %.12g  (%s)\n", info.rho, to_string(info.rho_status).c_str());
@@ -100,16 +118,19 @@ Command add_spectrum(CLI::App& app) {
     std::string scenario, out;
     std::vector<std::string> set;
     bool json = false;
+    std::int64_t cell = 0, replicate = 0;
   };
   auto a = std::make_shared<Args>();
   auto* cmd = app.add_subcommand("spectrum", "rho(W), ||W||_2 and the eigenvalues of the W a scenario builds "
-                                             "(its first cell)");
+                                             "(cell 0 of a sweep, or --cell I)");
   cmd->add_option("scenario", a->scenario, "Scenario file (TOML)")->required();
   cmd->add_option("--set", a->set, "Override a scenario key: key=value (repeatable)")->allow_extra_args(false);
   cmd->add_option("-o,--out", a->out, "Write all eigenvalues as CSV (re,im) to this file, and a JSON summary "
                                       "(radius, rho, ||W||_2, ...) to FILE.json");
   cmd->add_flag("--json", a->json, "Print JSON instead of text");
-  return {cmd, [a] { return cmd_spectrum(a->scenario, a->set, a->out, a->json); }};
+  cmd->add_option("--cell", a->cell, "Which cell of the sweep (as numbered in cells.csv; default 0)");
+  cmd->add_option("--replicate", a->replicate, "Which replicate (default 0)");
+  return {cmd, [a] { return cmd_spectrum(a->scenario, a->set, a->out, a->json, a->cell, a->replicate); }};
 }
 
 }  // namespace gradflow::cli

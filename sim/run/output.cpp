@@ -9,12 +9,15 @@
 #include <charconv>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <map>
 #include <optional>
 
+#include "gradflow/run/summary.hpp"
 #include "gradflow/numerics/version.hpp"
 #include "gradflow/run/verdict.hpp"
 #include "gradflow/numerics/blas.hpp"
@@ -33,10 +36,22 @@ using detail::write_atomically;
 
 namespace {
 
-/// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers round-trip.
+/// An axis value as the user would write it: a range's grid value start + i (stop - start) / (num - 1) is
+/// printed with 15 significant digits (0.8, not 0.7999999999999999) when that is within 1e-13 relative of
+/// it; otherwise (a value written with more digits) in the shortest round-trip form.
+std::string axis_number(double x) {
+  if (!std::isfinite(x)) return csv_number(x);
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", x);
+  const double back = std::strtod(buf, nullptr);
+  if (back == x || std::abs(back - x) <= 1e-13 * std::abs(x)) return buf;
+  return csv_number(x);
+}
+
+/// A value as a CSV field: strings unquoted (scenario names never hold commas), numbers as written.
 std::string csv_field(const Value& v) {
   if (auto s = std::get_if<std::string>(&v)) return *s;
-  if (auto d = std::get_if<double>(&v)) return csv_number(*d);
+  if (auto d = std::get_if<double>(&v)) return axis_number(*d);
   if (std::holds_alternative<std::monostate>(v)) return "";
   return format_value(v);
 }
@@ -204,6 +219,8 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
   // Model space (issue 5): transient growth, E/I spectrum parts, storage of W.
   for (const char* c : {"transient_peak", "transient_peak_lag", "bulk_radius", "outlier", "storage", "nonzeros"})
     cols.push_back(c);
+  // Answers with error bars (issue 16): growth_rate's standard error, the time constant the regime is judged per.
+  for (const char* c : {"growth_rate_se", "tau"}) cols.push_back(c);
   // Gated cells: gate statistics and the memory time 1 / (1 - E[memory gate]).
   if (has_gated_cell(sc))
     for (const char* c : {"gate_memory_mean", "gate_memory_std", "memory_time", "gate_reset_mean", "gate_reset_std",
@@ -503,6 +520,8 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(csv_optional(r.spectrum.outlier));
   f.push_back(to_string(r.storage));
   f.push_back(csv_number(r.nonzeros));
+  f.push_back(csv_optional(m.fit.growth_rate_se));
+  f.push_back(csv_number(m.tau));
   if (has_gated_cell(scenario_)) {
     const auto& tr = r.trace;
     std::map<std::string, std::pair<double, double>> gate;  // stem -> (mean, std)
@@ -644,7 +663,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
   std::size_t facets = 1;
   for (auto i : facet_axes) facets *= axes[i].values.size();
   const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
-  std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0);
+  std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0), sumsq(sum.size(), 0.0);
   for (std::size_t l = 1; l < lines.size(); ++l) {
     const auto f = split_fields(lines[l]);
     std::int64_t cell = 0, rep = 0;
@@ -656,7 +675,9 @@ nlohmann::json RunWriter::write_heatmaps() const {
       const std::size_t c = column(metrics[m]);
       if (c >= f.size() || f[c].empty()) continue;
       const std::size_t at = ((facet * ny + idx[*y]) * nx + idx[*x]) * metrics.size() + m;
-      sum[at] += std::stod(f[c]);
+      const double v = std::stod(f[c]);
+      sum[at] += v;
+      sumsq[at] += v * v;
       count[at] += 1.0;
     }
   }
@@ -679,9 +700,14 @@ nlohmann::json RunWriter::write_heatmaps() const {
       facet_label += (facet_label.empty() ? "" : ", ") + p;
       facet_name += "_" + p;
     }
-    for (std::size_t m = 0; m < metrics.size(); ++m) {
-      const std::string name = "heatmaps/" + metrics[m] + facet_name + ".csv";
-      std::string text = "# " + metrics[m] + " (mean over replicates)" +
+    // Each metric's mean over replicates; growth_rate also its spread (sample sd over replicates, nan with
+    // one), so a transition can be told from noise.
+    for (std::size_t out = 0; out <= metrics.size(); ++out) {
+      const bool spread = out == metrics.size();
+      const std::size_t m = spread ? 0 : out;
+      const std::string metric = spread ? metrics[m] + "_sd" : metrics[m];
+      const std::string name = "heatmaps/" + metric + facet_name + ".csv";
+      std::string text = "# " + metric + (spread ? " (sample sd over replicates)" : " (mean over replicates)") +
                          (facet_label.empty() ? "" : " for " + facet_label) + "\n# rows: " + axes[*y].key + " =";
       for (const auto& v : axes[*y].values) text += " " + csv_field(v);
       text += "\n# columns: " + axes[*x].key + " =";
@@ -691,12 +717,18 @@ nlohmann::json RunWriter::write_heatmaps() const {
         for (std::size_t ix = 0; ix < nx; ++ix) {
           const std::size_t at = ((facet * ny + iy) * nx + ix) * metrics.size() + m;
           if (ix) text += ',';
-          text += count[at] > 0 ? csv_number(sum[at] / count[at]) : std::string("nan");
+          if (spread) {
+            const double n = count[at], mean = n > 0 ? sum[at] / n : 0.0;
+            const double var = n > 1 ? std::max(0.0, (sumsq[at] - n * mean * mean) / (n - 1.0)) : 0.0;
+            text += n > 1 ? csv_number(std::sqrt(var)) : std::string("nan");
+          } else {
+            text += count[at] > 0 ? csv_number(sum[at] / count[at]) : std::string("nan");
+          }
         }
         text += '\n';
       }
       write_atomically(dir_ / name, text);
-      written.push_back({{"file", name}, {"metric", metrics[m]}, {"x", axes[*x].key}, {"y", axes[*y].key},
+      written.push_back({{"file", name}, {"metric", metric}, {"x", axes[*x].key}, {"y", axes[*y].key},
                          {"facet", facet_label}});
     }
   }
@@ -731,6 +763,7 @@ void RunWriter::finish_locked(const std::string& status) {
     if (options_.shard.whole()) {
       heatmaps_ = write_heatmaps();
       verdicts_ = compute_verdicts(scenario_, cells_path_);
+      summary_text_ = format_summary(write_summary(dir_, SummaryOptions{}, verdicts_));
     }
     sorted_ = true;
   }
@@ -779,6 +812,7 @@ void RunWriter::finish_locked(const std::string& status) {
   if (scenario_.base.analysis.series) j["files"]["series"] = "series.csv";
   if (!heatmaps_.empty()) j["files"]["heatmaps"] = heatmaps_;
   if (!verdicts_.is_null()) j["verdicts"] = verdicts_;
+  if (!summary_text_.empty()) j["files"]["summary"] = "summary.csv";
   for (const auto& [key, value] : extra_.items())
     if (!j.contains(key)) j[key] = value;
   j["cells"] = cells;

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <memory>
 #include <limits>
 #include <sstream>
 #include <unistd.h>
@@ -327,24 +328,55 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     }
   }
 
+  // --set sweep.replicates=N and --set 'sweep.KEY=[...]' (or a range table) change the sweep itself: parsed
+  // as TOML here, they replace the file's entry (keeping its place) or add an axis after the file's.
+  struct SweepSet {
+    std::string key;
+    std::unique_ptr<toml::table> holder;  // keeps the parsed node alive
+    SourceLocation where;
+  };
+  std::vector<SweepSet> sweep_sets;
+  auto trim = [](std::string t) {
+    const auto a = t.find_first_not_of(" \t"), b = t.find_last_not_of(" \t");
+    return a == std::string::npos ? std::string() : t.substr(a, b - a + 1);
+  };
   for (const auto& o : overrides) {
     const auto eq = o.find('=');
     const SourceLocation where{"--set " + o, 0, 0};
     if (eq == std::string::npos || eq == 0) fail(where, "expected key=value");
-    const std::string name = o.substr(0, eq);
+    // 'spectrum.radius = 2' as well as 'spectrum.radius=2': spaces around the key and the value are not part of them.
+    const std::string name = trim(o.substr(0, eq));
+    if (name.empty()) fail(where, "expected key=value");
+    if (name.rfind("sweep.", 0) == 0 && name.size() > 6) {
+      SweepSet set{name.substr(6), std::make_unique<toml::table>(), where};
+      try {
+        *set.holder = toml::parse("v = " + trim(o.substr(eq + 1)));
+      } catch (const toml::parse_error&) {
+        fail(where, "expected a TOML value: a list [a, b], a range {start = a, stop = b, num = n} or, for "
+                    "sweep.replicates, an integer");
+      }
+      sweep_sets.push_back(std::move(set));
+      continue;
+    }
     const KeySpec* key = find_key(name);
     if (!key) fail(where, unknown_key_message(name));
-    apply_value(sc.base, *key, parse_override_value(o.substr(eq + 1)), where);
+    apply_value(sc.base, *key, parse_override_value(trim(o.substr(eq + 1))), where);
     sc.origins[name] = where;
   }
 
-  if (sweep) {
+  if (sweep || !sweep_sets.empty()) {
     std::vector<AxisNode> nodes;
-    collect_axes(*sweep, "", source_name, nodes);
+    if (sweep) collect_axes(*sweep, "", source_name, nodes);
     // toml++ keeps tables sorted by key; axes follow the order in which they are written.
     std::stable_sort(nodes.begin(), nodes.end(), [](const AxisNode& a, const AxisNode& b) {
       return std::tie(a.where.line, a.where.column) < std::tie(b.where.line, b.where.column);
     });
+    for (const auto& set : sweep_sets) {
+      const AxisNode replacement{set.key, set.holder->get("v"), set.where};
+      const auto same = std::find_if(nodes.begin(), nodes.end(), [&](const AxisNode& n) { return n.key == set.key; });
+      if (same != nodes.end()) *same = replacement;
+      else nodes.push_back(replacement);
+    }
     for (const auto& an : nodes) {
       if (an.key == "replicates") {
         const auto r = an.node->value<std::int64_t>();
@@ -363,7 +395,7 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
         if (axis.key == an.key) fail(an.where, "sweep axis " + an.key + ": appears twice");
       if (sc.origins.count(an.key) && sc.origins[an.key].line == 0)
         fail(an.where, "sweep axis " + an.key + ": also fixed by " + sc.origins[an.key].file +
-                           " (drop the --set or the axis)");
+                           " (drop the --set or the axis, or set the axis's values with --set 'sweep." + an.key + "=[...]')");
       sc.axes.push_back(SweepAxis{an.key, axis_values(*key, *an.node, an.where), an.where});
     }
   }

@@ -72,6 +72,7 @@ nlohmann::json compute_verdicts(const Scenario& sc, std::istream& in, const std:
     throw std::runtime_error(cells_csv.string() + ": needs the columns cell, replicate and regime");
   const auto c_growth = column("growth_rate");
   const auto c_lyap_status = column("lyapunov_status");
+  const auto c_tau = column("tau");  // the cell's time constant: regimes are judged per tau (metrics.hpp)
 
   struct Judged {
     const PredictorSpec* spec = nullptr;
@@ -120,6 +121,7 @@ nlohmann::json compute_verdicts(const Scenario& sc, std::istream& in, const std:
     const double tol =
         tolerance_swept ? sc.cell_config(cell).analysis.regime_tolerance : sc.base.analysis.regime_tolerance;
     const auto idx = sc.axis_indices(cell);
+    const double tau = c_tau ? parse_number(f[*c_tau]).value_or(1.0) : 1.0;
     for (auto& j : judged) {
       std::optional<double> factor = parse_number(f[j.col]);
       if (factor && j.spec->log) factor = std::exp(*factor);
@@ -128,7 +130,7 @@ nlohmann::json compute_verdicts(const Scenario& sc, std::istream& in, const std:
         ++j.unavailable;
         continue;
       }
-      const Regime predicted = predicted_regime(*factor, tol);
+      const Regime predicted = predicted_regime(*factor, tol, tau);
       const bool agree = predicted == measured;
       ++j.total.compared;
       j.total.agree += agree;
@@ -160,7 +162,7 @@ nlohmann::json compute_verdicts(const Scenario& sc, std::istream& in, const std:
   out["rows"] = rows;
   out["rule"] = "each predictor's per-step factor is classified like the measured growth_rate: vanishing < 1 - tol "
                 "<= critical <= 1 + tol < exploding, tol = analysis.regime_tolerance of the cell; lyapunov_max as "
-                "exp(lyapunov_max)";
+                "exp(lyapunov_max); per time constant tau (cells.csv tau: 1 / leak for leaky cells, else 1): factor^tau";
   nlohmann::json preds = nlohmann::json::array();
   for (const auto& j : judged) {
     nlohmann::json p = tally_json(j.total);

@@ -152,3 +152,79 @@ TEST_CASE("mean field is not applicable to residual and leaky cells; bad paramet
   CHECK_THROWS_AS(critical_gain(params(ActivationKind::tanh, 1.0), 2.0, 1.0), std::invalid_argument);
   CHECK(parse_mean_field_status("q_diverges") == MeanFieldStatus::q_diverges);
 }
+
+// ---- Mean field from the data actually used (issue 16) ----
+
+#include <filesystem>
+#include <random>
+#include <unistd.h>
+
+#include "gradflow/analysis/simulate.hpp"
+#include "gradflow/model/matrix_io.hpp"
+#include "gradflow/run/scenario.hpp"
+
+namespace {
+
+/// E[g(a)], a ~ N(mu, q), by the trapezoid rule on mu +- 12 sqrt(q) (independent of the library's
+/// Gauss-Kronrod quadrature).
+template <class G>
+double gauss_mean(G g, double mu, double q) {
+  if (q <= 0) return g(mu);
+  const double s = std::sqrt(q), h = 1e-3;
+  double sum = 0.0;
+  for (double z = -12.0; z <= 12.0 + h / 2; z += h) {
+    const double w = std::exp(-0.5 * z * z) / std::sqrt(2.0 * std::acos(-1.0));
+    sum += w * g(mu + s * z) * ((std::abs(z) > 12.0 - h / 2) ? 0.5 : 1.0);
+  }
+  return sum * h;
+}
+
+}  // namespace
+
+TEST_CASE("mean-field columns use the measured variances of file data (h0, input sequence, U, bias)",
+          "[meanfield][files]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("gradflow_mf_files_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  const int n = 64, batch = 3, dim = 5, burn = 10, steps = 60;
+  std::mt19937_64 rng(2024);
+  std::normal_distribution<double> z(0.0, 1.0);
+  auto draw = [&](int r, int c, double scale, double shift) {
+    Eigen::MatrixXd m(r, c);
+    for (int j = 0; j < c; ++j)
+      for (int i = 0; i < r; ++i) m(i, j) = shift + scale * z(rng);
+    return m;
+  };
+  const Eigen::MatrixXd h0 = draw(n, batch, 0.7, 0.0), x = draw(burn + steps, dim, 1.3, 0.2),
+                        u = draw(n, dim, 0.25, 0.0), b = draw(n, 1, 0.3, 0.1);
+  write_matrix(dir / "h0.npy", h0);
+  write_matrix(dir / "x.npy", x);
+  write_matrix(dir / "U.npy", u);
+  write_matrix(dir / "b.npy", b);
+  const std::string text = "seed = 3\n[network]\nunits = 64\nsteps = 60\nbatch = 3\nactivation = \"tanh\"\n"
+                           "[spectrum]\nradius = 2.0\n[input]\nkind = \"file\"\nfile = \"x.npy\"\nweights = \"U.npy\"\n"
+                           "dim = 5\n[bias]\nfile = \"b.npy\"\n[init]\nstate = \"file\"\nfile = \"h0.npy\"\n"
+                           "[analysis]\nburn_in = 10\nseries = false\n";
+  const Scenario sc = parse_scenario(text, "mf_files.toml", {}, dir);
+  const CellResult r = simulate_cell(sc.base, 0, 0);
+  fs::remove_all(dir);
+
+  // Independently: the variances of the arrays as written, then q_{n+1} = F(q_n) from q_0 to its fixed point.
+  const double g = r.gain_rms;
+  const double in_var = (x * u.transpose()).squaredNorm() / double(n * (burn + steps));
+  const double b_mean = b.mean(), b_var = (b.array() - b_mean).square().mean();
+  const double h0_sq = h0.squaredNorm() / double(n * batch);
+  double q = g * g * h0_sq + in_var + b_var;
+  for (int it = 0; it < 400; ++it) {
+    const double ef2 = gauss_mean([](double a) { return std::tanh(a) * std::tanh(a); }, b_mean, q);
+    q = g * g * ef2 + in_var + b_var;
+  }
+  const double ed2 = gauss_mean([](double a) { const double t = 1 - std::tanh(a) * std::tanh(a); return t * t; },
+                                b_mean, q);
+  const double growth = std::sqrt(g * g * ed2);
+  REQUIRE(r.mean_field.status == MeanFieldStatus::ok);
+  CHECK(r.mean_field.q == Approx(q).epsilon(1e-7));
+  CHECK(r.mean_field.growth == Approx(growth).epsilon(1e-7));
+  // The keys alone (input as if absent, bias 0, h0 = 0) give another answer: the data is what counts.
+  CHECK(std::abs(cell_mean_field(sc.base, g).q - q) > 0.01);
+}

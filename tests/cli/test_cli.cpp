@@ -385,6 +385,20 @@ TEST_CASE("gradflow critical prints the mean-field critical gain (ReLU sqrt 2, t
   CHECK(gradflow("critical").code == 2);
 }
 
+TEST_CASE("gradflow critical starts from the scenarios' zero state and reports a diverging q* as such",
+          "[cli][critical]") {
+  // ReLU with input at its edge sqrt 2: F(q) = q + input_std^2 has no fixed point.
+  Outcome o = gradflow("critical --activation relu --input-std 0.5 --json");
+  REQUIRE(o.code == 0);
+  auto j = nlohmann::json::parse(o.out);
+  CHECK(std::abs(j["critical_gain"].get<double>() - std::sqrt(2.0)) <= 1e-8);
+  CHECK(j["mf_status"] == "q_diverges");
+  CHECK(j["q_star"].is_null());
+  CHECK(j["init_std"].get<double>() == 0.0);  // init.state = "zero" of a scenario
+  o = gradflow("critical --activation relu --input-std 0.5");
+  CHECK(o.out.find("q* there        diverges") != std::string::npos);
+}
+
 TEST_CASE("a sweep writes verdicts to run.json and a summary to stderr (none with --quiet)", "[cli][verdict]") {
   TempDir tmp;
   const fs::path sc = tmp.write("v.toml", std::string(kSmall) +
@@ -438,4 +452,36 @@ TEST_CASE("series.csv carries the cumulative predictions: 0 at the seed, exact f
     CHECK(std::stod(row.at("log10_grad_norm")) - seed == Approx(predicted).margin(1e-12));
   }
   CHECK(rows.back().at("cum_log10_predictor") == "0");
+}
+
+TEST_CASE("gradflow spectrum --cell I --replicate R shows the W that cell of the sweep built", "[cli][spectrum]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("cells.toml", "seed = 4\n[network]\nsteps = 20\nbatch = 1\n[analysis]\nseries = false\n"
+                                              "burn_in = 0\n[sweep]\n\"network.units\" = [8, 16]\n"
+                                              "\"spectrum.radius\" = [0.5, 1.5]\nreplicates = 2\n");
+  const fs::path out = tmp.path / "out";
+  REQUIRE(gradflow("run \"" + sc.string() + "\" --quiet -o \"" + out.string() + "\"").code == 0);
+  // cells.csv row of cell 3 (units 16, radius 1.5), replicate 1.
+  std::ifstream in(out / "cells.csv");
+  std::string line, header;
+  std::getline(in, header);
+  std::vector<std::string> names, row;
+  for (std::stringstream h(header); std::getline(h, line, ',');) names.push_back(line);
+  while (std::getline(in, line))
+    if (line.rfind("3,1,", 0) == 0)
+      for (std::stringstream r(line); std::getline(r, header, ',');) row.push_back(header);
+  REQUIRE(row.size() >= names.size() - 1);
+  const auto col = [&](const std::string& n) { return std::stod(row[std::find(names.begin(), names.end(), n) - names.begin()]); };
+  const Outcome o = gradflow("spectrum \"" + sc.string() + "\" --cell 3 --replicate 1 --json");
+  REQUIRE(o.code == 0);
+  const auto j = nlohmann::json::parse(o.out);
+  CHECK(j["units"] == 16);
+  CHECK(j["cell"] == 3);
+  CHECK(j["rho"].get<double>() == Approx(col("rho")).epsilon(1e-10));
+  CHECK(j["spectral_norm"].get<double>() == Approx(col("spectral_norm")).epsilon(1e-10));
+  // Replicate 0 of the same cell is another draw.
+  const auto j0 = nlohmann::json::parse(gradflow("spectrum \"" + sc.string() + "\" --cell 3 --json").out);
+  CHECK(j0["spectral_norm"].get<double>() != j["spectral_norm"].get<double>());
+  CHECK(gradflow("spectrum \"" + sc.string() + "\" --cell 4").code == 2);
+  CHECK(gradflow("spectrum \"" + sc.string() + "\" --replicate 2").code == 2);
 }

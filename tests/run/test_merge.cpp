@@ -50,7 +50,7 @@ void require_same_run(const fs::path& reference, const fs::path& other) {
   CHECK(cells_without_timing(other / "cells.csv") == cells_without_timing(reference / "cells.csv"));
   CHECK(read_file(other / "series.csv") == read_file(reference / "series.csv"));
   const auto heatmaps = heatmaps_of(reference);
-  CHECK(heatmaps.size() == 10);  // 5 metrics x 2 activations
+  CHECK(heatmaps.size() == 12);  // (5 metrics + growth_rate_sd) x 2 activations
   CHECK(heatmaps_of(other) == heatmaps);
   CHECK(run_json_without_volatile(other) == run_json_without_volatile(reference));
 }

@@ -117,7 +117,7 @@ TEST_CASE("mpirun -n 2 and -n 3 give the files of a single-process run", "[mpi]"
   TempDir tmp("gradflow_mpi_");
   const fs::path sc = tmp.write("sweep.toml", kSweep);
   REQUIRE(gradflow_run({"run", sc.string(), "-o", (tmp.path / "single").string(), "--quiet"}) == 0);
-  CHECK(heatmaps_of(tmp.path / "single").size() == 10);
+  CHECK(heatmaps_of(tmp.path / "single").size() == 12);  // (5 metrics + growth_rate_sd) x 2 facets
 
   for (auto [ranks, threads] : {std::pair{2, 1}, std::pair{3, 2}}) {
     INFO(ranks << " ranks x " << threads << " threads");

@@ -119,6 +119,35 @@ TEST_CASE("set overrides (--set) replace file values, takes TOML literals or bar
   CHECK(c.title == "two words");
 }
 
+TEST_CASE("set overrides accept spaces around the equals sign", "[scenario]") {
+  const Scenario sc = parse_scenario("", "s.toml", {"spectrum.radius = 2", " network.activation =relu ", "title = a b"});
+  const Config c = sc.cell_config(0);
+  CHECK(*c.spectrum.radius == 2.0);
+  CHECK(c.network.activation == ActivationKind::relu);
+  CHECK(c.title == "a b");
+  CHECK(error_of("", {" = 2"}) == "--set  = 2: expected key=value");
+}
+
+TEST_CASE("set overrides of sweep.KEY and sweep.replicates change the sweep", "[scenario]") {
+  const std::string file = "[sweep]\n\"spectrum.radius\" = [0.5, 1.0]\n\"network.activation\" = [\"tanh\", \"relu\"]\n"
+                           "replicates = 2\n";
+  const Scenario sc = parse_scenario(file, "s.toml",
+                                     {"sweep.replicates=5", "sweep.spectrum.radius = {start = 1, stop = 2, num = 3}",
+                                      "sweep.input.std=[0.0, 0.5]"});
+  CHECK(sc.replicates == 5);
+  REQUIRE(sc.axes.size() == 3);
+  CHECK(sc.axes[0].key == "spectrum.radius");  // replaced in place
+  CHECK(sc.axes[0].values.size() == 3);
+  CHECK(sc.axes[1].key == "network.activation");
+  CHECK(sc.axes[2].key == "input.std");  // added after the file's axes
+  CHECK(sc.cell_count() == 3 * 2 * 2);
+  // Without [sweep] in the file, --set makes one.
+  CHECK(parse_scenario("", "s.toml", {"sweep.network.units=[4, 8]"}).cell_count() == 2);
+  CHECK(error_of("", {"sweep.replicates=0"}).find("sweep.replicates: expected an integer >= 1") != std::string::npos);
+  CHECK(error_of("", {"sweep.spectrum.radius=[1,"}).find("expected a TOML value") != std::string::npos);
+  CHECK(error_of("", {"sweep.network.unitz=[1]"}).find("unknown key network.unitz") != std::string::npos);
+}
+
 TEST_CASE("errors name where, the key, the value and the constraint", "[scenario][bad_input]") {
   CHECK(error_of("[network]\nunits = 0\n") == "t.toml:2:9: network.units = 0: must be >= 1");
   CHECK(error_of("[spectrum]\nradius = \"big\"\n") == "t.toml:2:10: spectrum.radius = \"big\": expected a number");

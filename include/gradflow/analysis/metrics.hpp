@@ -19,6 +19,11 @@ Regime parse_regime(const std::string& name);
 
 /// vanishing: rate < 1 - tol;  critical: 1 - tol <= rate <= 1 + tol;  exploding: rate > 1 + tol.
 Regime classify_regime(double growth_rate, double tolerance);
+/// The regime per time constant tau of the cell (steps over which its state relaxes): the factor over tau
+/// steps, rate^tau, classified with the same tolerance. tau = 1 is classify_regime (vanilla, residual); a
+/// leaky cell has tau = 1 / leak. A per-step tolerance alone would call every leaky cell near 1 critical:
+/// its per-step factor is 1 - leak (1 - rate') at best.
+Regime classify_regime(double growth_rate, double tolerance, double tau);
 
 /// Least-squares fit of log ||g_t|| against the lag k = horizon - t.
 struct GrowthFit {
@@ -26,12 +31,33 @@ struct GrowthFit {
   double log_slope = 0.0;             // slope in natural log per step
   Eigen::Index first_lag = 0;         // fit window [first_lag, last_lag] in lags
   Eigen::Index last_lag = 0;
+  /// Standard error of log_slope: sqrt(se_fit^2 + se_trajectories^2) (see fit_growth_rate); 0 for an exact line
+  /// shared by every trajectory.
+  double log_slope_se = 0.0;
+  /// growth_rate * log_slope_se (delta method); unset with growth_rate.
+  std::optional<double> growth_rate_se;
 };
+
+/// E[max - min] of B independent standard normals (d_2 of quality control; 0 for B < 2), by quadrature of
+/// int 1 - Phi(x)^B - (1 - Phi(x))^B dx.
+double expected_normal_range(Eigen::Index b);
 
 /// The window skips the first floor(skip_fraction * K) lags (the transient while g aligns with the
 /// dominant direction) and ends at K = horizon, or at the last lag before any trajectory's gradient
 /// became exactly zero. Needs two points; when a gradient became exactly zero before that, the rate is 0.
+///
+/// Its standard error adds two parts in quadrature (conservative: they overlap a little):
+///  - the fit: the OLS slope error sqrt(SSR / (n - 2) / Sxx) of the mean log norm, inflated by
+///    sqrt((1 + r1) / (1 - r1)) for the lag-1 autocorrelation r1 > 0 of the residuals (a log norm is a
+///    random walk around its line, so neighbouring residuals are not independent);
+///  - the trajectories: the rate is the mean of B per-trajectory slopes; their spread is estimated from the
+///    range of the log norms over trajectories (min, max: sd = range / d_2(B)) at both ends of the window,
+///    sd_slope = sqrt(max(0, sd_last^2 - sd_first^2)) / (last - first), and contributes sd_slope / sqrt(B).
 GrowthFit fit_growth_rate(const GradientTrace& trace, double skip_fraction);
+
+/// The cell's time constant tau in steps: trace.time_constant when the cell set one, else 1 / s for a cell
+/// h_t = (1 - s) h_{t-1} + s f(a_t) with 0 < s < 1 (leaky: tau = 1 / leak), else 1 (vanilla, residual).
+double cell_time_constant(const GradientTrace& trace);
 
 /// Every per-cell number of the output contract (cells.csv), computed from one run.
 struct CellMetrics {
@@ -46,7 +72,8 @@ struct CellMetrics {
   double bound = 0.0;               // c + s ||W||_2 sup|f'|  (Pascanu et al. 2013 upper bound on ||J_t||)
   GrowthFit fit;                    // growth_rate and its window
   std::optional<double> log10_grad_ratio;  // log10 ||g_0|| - log10 ||g_T|| (means over trajectories)
-  Regime regime = Regime::critical;
+  Regime regime = Regime::critical;  // judged per time constant (classify_regime with tau)
+  double tau = 1.0;                  // the cell's time constant in steps (GradientTrace::time_constant())
   std::optional<Eigen::Index> forward_diverged_at;
   std::optional<Eigen::Index> grad_zero_at;  // largest t at which some trajectory's g_t is exactly zero
   double dead_fraction = 0.0;

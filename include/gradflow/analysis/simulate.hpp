@@ -24,16 +24,30 @@ struct CellResult {
   double seconds_forward = 0.0;   // forward_pass: burn-in + T steps, the tape of f'(a_t)
   double seconds_backward = 0.0;  // backward_pass (BPTT) and the Lyapunov pass over the same tape
   double gain_rms = 0.0;          // ||W||_F / sqrt(N) of the W built
-  MeanField mean_field;           // mean-field prediction at gain_rms (not_applicable for residual/leaky cells)
+  MeanField mean_field;           // mean-field prediction at gain_rms from the data used (data_mean_field_params;
+                                  // not_applicable for residual/leaky cells)
   LyapunovResult lyapunov;        // top analysis.lyapunov exponents (empty when 0)
   Storage storage = Storage::dense;  // how W was stored
   double nonzeros = 0.0;             // stored nonzeros of W (N^2 for dense random kinds)
 };
 
-/// Mean-field prediction of a cell's network with gain sigma_w = `gain`: its activation, input std (0 for
-/// input.kind = "none") and bias; status not_applicable for residual and leaky cells, whose state is not
-/// f(a) of a Gaussian a.
+/// Mean-field prediction of a cell's network with gain sigma_w = `gain` from the scenario's keys alone: its
+/// activation, input std (0 for input.kind = "none") and bias; status not_applicable for residual and leaky
+/// cells, whose state is not f(a) of a Gaussian a. simulate_cell uses data_mean_field_params instead, which
+/// equals this for data drawn from the keys and measures file data.
 MeanField cell_mean_field(const Config& config, double gain);
+
+/// The mean-field parameters of the data a vanilla cell is actually fed (the scenario's keys where the data
+/// is drawn from them, measured where it comes from a file):
+///   input_std^2 = mean over the steps run and units of (U x_t)_i^2 for a file input sequence;
+///                 ||U||_F^2 / N for x_t ~ N(0, I) through a file U; input.std otherwise (0 for no input);
+///   bias_mean, bias_std = mean and spread over units of a file bias; bias.mean, bias.std otherwise;
+///   h0_sq = mean of h_0^2 over units and trajectories for a file h_0; init.std^2 (gaussian) or 0 otherwise.
+/// The theory averages over units: an input current spread unevenly across units (a U with few columns) or a
+/// time-varying sequence enters only through its mean square. It assumes W_ij independent: it does not hold
+/// for symmetric W (spectrum.kind = "symmetric": off by about a factor 2 in chi below the edge, and a
+/// discrete-time symmetric tanh network settles on fixed points or 2-cycles above it).
+MeanFieldParams data_mean_field_params(const Config& config, const Model& model, const Drive& drive, double gain);
 
 /// Builds the model and drive, runs forward + BPTT at the configured precision, computes the metrics,
 /// gain_rms, the mean-field prediction, and the Lyapunov exponents over the same tape when

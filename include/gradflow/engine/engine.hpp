@@ -24,6 +24,9 @@ struct GradientTrace {
   Eigen::Index batch = 0;
   double carry = 0.0;        // c of the cell's Jacobian J_t = c I + s diag(f'(a_t)) W (Model::carry())
   double drive_scale = 1.0;  // s (Model::drive_scale())
+  /// Steps over which the cell's state relaxes, for judging the regime per time constant (metrics.hpp,
+  /// cell_time_constant); 0: derived from carry and drive_scale. A cell kind with its own (gated) sets it.
+  double time_constant = 0.0;
   /// Steps actually backpropagated: T, or (forward_diverged_at - 1) when the state became non-finite.
   Eigen::Index horizon = 0;
   /// t (counted like the series, burn-in steps at t <= 0) of the first non-finite state, if any.

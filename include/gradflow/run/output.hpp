@@ -155,6 +155,9 @@ class RunWriter : public CellSink {
   const std::filesystem::path& cells_path() const { return cells_path_; }
   /// Predictor verdicts (verdict.hpp) of the complete run, computed by finish("complete"); null before.
   const nlohmann::json& verdicts() const { return verdicts_; }
+  /// The console summary (summary.hpp: crossings with intervals, or a one-cell run's values, and the verdict
+  /// table) of the complete run, written as summary.csv by finish("complete"); "" before.
+  const std::string& summary_text() const { return summary_text_; }
 
  private:
   std::size_t slot(std::int64_t cell, std::int64_t replicate) const {
@@ -188,6 +191,7 @@ class RunWriter : public CellSink {
   std::int64_t dropped_rows_ = 0;
   nlohmann::json heatmaps_ = nlohmann::json::array();
   nlohmann::json verdicts_;
+  std::string summary_text_;
   nlohmann::json extra_ = nlohmann::json::object();
   bool sorted_ = false;
 };

@@ -26,8 +26,10 @@ struct PredictorSpec {
 const std::vector<PredictorSpec>& verdict_predictors();
 
 /// The regime a predicted per-step factor implies, by the same rule as the measured one
-/// (classify_regime with the cell's analysis.regime_tolerance).
-inline Regime predicted_regime(double factor, double tolerance) { return classify_regime(factor, tolerance); }
+/// (classify_regime with the cell's analysis.regime_tolerance and time constant tau, cells.csv column tau).
+inline Regime predicted_regime(double factor, double tolerance, double tau = 1.0) {
+  return classify_regime(factor, tolerance, tau);
+}
 
 /// Verdicts over a finished cells.csv: for each predictor whose column exists, over every row (cell x
 /// replicate) with a value, how often the regime of its factor equals the measured `regime` column:
