@@ -122,7 +122,7 @@ def activations(mu=0.0, sigma=1.0, *, alpha=None, beta=1.0):
     return _core.activations(float(mu), float(sigma), alpha, float(beta))
 
 
-def critical(activation, *, input_std=0.0, bias_mean=0.0, bias_std=0.0, alpha=None, beta=1.0, init_std=1.0,
+def critical(activation, *, input_std=0.0, bias_mean=0.0, bias_std=0.0, alpha=None, beta=1.0, init_std=0.0,
              range=(1e-2, 1e3)):
     """Mean-field critical gain (chi = gain^2 E[f'(a)^2] = 1) as `gradflow critical --json`: a dict with
     critical_gain (None when chi = 1 is never reached in range), q_star, mf_status, crossings, jumps."""

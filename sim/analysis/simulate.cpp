@@ -114,6 +114,12 @@ CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t
   if (is_gated(model.cell) && !result.trace.coef_mean.empty())
     result.trace.cell_predictors =
         gated_predictors(model, result.trace.coef_mean, result.trace.coef_rms, result.trace.coef_max);
+  if (is_gated(model.cell) && !result.trace.coef_mean.empty()) {
+    // A gated cell keeps its state over its memory time 1 / (1 - E[memory gate]) (coefficient 0 is the memory
+    // gate: gru z, lstm f, minimalrnn u); its regime is judged per that time constant, at most the run's length.
+    const double gate = result.trace.coef_mean[0], steps = double(std::max<Eigen::Index>(1, config.network.steps));
+    result.trace.time_constant = gate < 1.0 ? std::min(1.0 / (1.0 - gate), steps) : steps;
+  }
   result.metrics = compute_metrics(result.spectrum, model.activation, result.trace, config.analysis);
   const Eigen::Index n = model.units();
   result.gain_rms = model.w_sparse ? model.w_sparse->norm() / std::sqrt(double(model.w_sparse->rows()))

@@ -42,7 +42,7 @@ int cmd_spectrum(const std::string& scenario, const std::vector<std::string>& se
   if (!out.empty()) {
     std::vector<std::filesystem::path> inputs{scenario};
     for (const auto& f : sc.inputs) inputs.emplace_back(f.path);
-    for (const std::string written : {out, out + ".json"})
+    for (const std::string& written : {out, out + ".json"})
       for (const auto& in : inputs) {
         std::error_code ec;
         if (std::filesystem::exists(written, ec) && std::filesystem::equivalent(written, in, ec))

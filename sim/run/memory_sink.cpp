@@ -70,7 +70,7 @@ std::string MemorySink::cells_csv() const {
 std::string MemorySink::series_csv() const {
   std::lock_guard<std::mutex> lock(mutex_);
   if (!scenario_.base.analysis.series) return "";
-  std::string text = detail::join_fields(series_columns()) + "\n";
+  std::string text = detail::join_fields(series_columns(scenario_)) + "\n";
   for (const auto& r : rows_)
     if (r) text += r->series;
   return text;

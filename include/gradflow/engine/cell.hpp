@@ -74,7 +74,8 @@ class Cell {
   virtual Eigen::Index state_size() const = 0;
   /// Scalars per trajectory and step that the forward step writes to the tape for the backward step.
   virtual Eigen::Index tape_rows() const = 0;
-  /// Names of the Jacobian coefficients StepStats reports (gated cells, e.g. "z", "r", ...); none by default.
+  /// Names of the Jacobian coefficients StepStats reports (gated cells, e.g. "z", "r", ...; the first is the gate
+  /// that carries memory); none by default.
   virtual std::vector<std::string> coefficient_names() const { return {}; }
 
   /// One forward step of B trajectories: s_next = F(s_prev, x_t), and tape (tape_rows() x B, column-major)
