@@ -30,6 +30,7 @@
 #include "gradflow/run/output.hpp"
 #include "gradflow/run/report.hpp"
 #include "gradflow/run/scenario.hpp"
+#include "gradflow/run/summary.hpp"
 #include "gradflow/run/sweep.hpp"
 
 namespace py = pybind11;
@@ -193,6 +194,15 @@ py::dict run(const py::object& scenario, const std::vector<std::string>& overrid
     result["cells_csv"] = cells;
     result["series_csv"] = series;
     result["run_json"] = run_json;
+    // The summary every complete whole run writes (summary.csv), here computed from the rows in memory.
+    if (complete) {
+      std::string summary;
+      {
+        py::gil_scoped_release release;
+        summary = summary_csv(compute_summary_text(cells));
+      }
+      result["summary_csv"] = summary;
+    }
     return result;
   }
   RunWriter writer(sc, *out, OutputOptions{resume, force, Shard{}}, nthreads);

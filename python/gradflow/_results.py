@@ -49,7 +49,8 @@ class Result:
 
     @classmethod
     def from_memory(cls, raw):
-        return cls(parse_csv(raw["cells_csv"]), parse_csv(raw["series_csv"]), json.loads(raw["run_json"]))
+        summary = parse_csv(raw["summary_csv"]) if "summary_csv" in raw else None
+        return cls(parse_csv(raw["cells_csv"]), parse_csv(raw["series_csv"]), json.loads(raw["run_json"]), summary)
 
     @classmethod
     def from_dir(cls, out):

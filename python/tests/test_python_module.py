@@ -71,6 +71,7 @@ def test_run_in_memory_equals_cli_bit_for_bit(small_scenario, tmp_path):
         assert len(r.cells["cell"]) == 16
         assert_columns_equal(r.cells, want_cells)
         assert_columns_equal(r.series, want_series)
+        assert_columns_equal(r.summary, gradflow.read_csv(out / "summary.csv"), skip=())
     want_run = json.loads((out / "run.json").read_text())
     assert r.run["scenario_hash"] == want_run["scenario_hash"]  # the dict is the same scenario as the file
     assert r.run["verdicts"] == want_run["verdicts"]

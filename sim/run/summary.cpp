@@ -109,6 +109,20 @@ double quantile(const std::vector<double>& sorted, double p) {
 Summary compute_summary(const fs::path& cells_csv, const SummaryOptions& options) {
   const auto lines = detail::read_complete_lines(cells_csv);
   if (lines.empty()) throw std::runtime_error(cells_csv.string() + ": cannot be read or has no header");
+  return summary_of_lines(lines, cells_csv, options);
+}
+
+Summary compute_summary_text(const std::string& cells_csv_text, const SummaryOptions& options) {
+  std::vector<std::string> lines;
+  std::size_t start = 0;
+  for (std::size_t end; (end = cells_csv_text.find('\n', start)) != std::string::npos; start = end + 1)
+    lines.push_back(cells_csv_text.substr(start, end - start));
+  if (lines.empty()) throw std::runtime_error("cells.csv text: empty or without a header");
+  return summary_of_lines(lines, "cells.csv", options);
+}
+
+Summary summary_of_lines(const std::vector<std::string>& lines, const fs::path& cells_csv,
+                         const SummaryOptions& options) {
   const auto header = split_fields(lines[0]);
   auto column = [&](const std::string& n) { return detail::column_index(header, n); };
   const auto c_rep = column("replicate"), c_rho = column("rho"), c_regime = column("regime");

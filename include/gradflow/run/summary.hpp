@@ -62,6 +62,11 @@ struct Summary {
 /// interval reaching past the grid is left empty with the reason. Throws InputError for an unknown or
 /// non-numeric `along`, std::runtime_error when cells.csv cannot be read.
 Summary compute_summary(const std::filesystem::path& cells_csv, const SummaryOptions& options = {});
+/// The same from cells.csv's text (a run kept in memory: MemorySink::cells_csv()).
+Summary compute_summary_text(const std::string& cells_csv_text, const SummaryOptions& options = {});
+/// The same from cells.csv's whole lines, header first; `cells_csv` names the source in messages.
+Summary summary_of_lines(const std::vector<std::string>& lines, const std::filesystem::path& cells_csv,
+                         const SummaryOptions& options = {});
 
 /// summary.csv: the other axes' columns, along, quantity, critical, critical_lo, critical_hi, replicates,
 /// crossings, interval, reason.
