@@ -381,14 +381,15 @@ void apply_identity(const Scalar* a, Scalar* h, Scalar* d, Eigen::Index n) {
 }
 
 template <class Scalar>
-void apply_leaky(const Scalar* a, Scalar* h_out, Scalar* d_out, Eigen::Index n, double alpha) {
+void apply_leaky(const Scalar* a, Scalar* h_out, Scalar* d_out, Eigen::Index n, double alpha, bool left_at_zero) {
   const Scalar al = static_cast<Scalar>(alpha);
-  const auto kernel = [al](Block<Scalar>& b, Scalar* __restrict h, Scalar* __restrict d, Eigen::Index m) {
+  const auto kernel = [al, left_at_zero](Block<Scalar>& b, Scalar* __restrict h, Scalar* __restrict d, Eigen::Index m) {
     const Scalar* __restrict x = b.x;
     for (Eigen::Index i = 0; i < m; ++i) {
       const bool neg = x[i] < 0;
       h[i] = neg ? al * x[i] : x[i];
-      d[i] = neg ? al : Scalar(1);
+      // f'(0): the right slope 1 by default, the left slope alpha (0 for relu, as PyTorch and JAX) on request.
+      d[i] = (neg || (left_at_zero && x[i] == 0)) ? al : Scalar(1);
     }
   };
   for_each_block(a, h_out, d_out, n, kernel);
@@ -635,9 +636,9 @@ double Activation::derivative(double x) const {
       return e / ((1 + e) * (1 + e));
     }
     case ActivationKind::relu:
-      return x < 0 ? 0.0 : 1.0;
+      return x < 0 || (left_slope_at_kink && x == 0) ? 0.0 : 1.0;
     case ActivationKind::leaky_relu:
-      return x < 0 ? alpha : 1.0;
+      return x < 0 || (left_slope_at_kink && x == 0) ? alpha : 1.0;
     case ActivationKind::elu:
       return x < 0 ? alpha * std::exp(x) : 1.0;
     case ActivationKind::softplus: {
@@ -726,10 +727,10 @@ void Activation::apply(const Scalar* a, Scalar* h, Scalar* d, Eigen::Index n) co
       apply_sigmoid(a, h, d, n);
       return;
     case ActivationKind::relu:
-      apply_leaky(a, h, d, n, 0.0);
+      apply_leaky(a, h, d, n, 0.0, left_slope_at_kink);
       return;
     case ActivationKind::leaky_relu:
-      apply_leaky(a, h, d, n, alpha);
+      apply_leaky(a, h, d, n, alpha, left_slope_at_kink);
       return;
     case ActivationKind::elu:
       apply_exp_linear(a, h, d, n, 1.0, alpha);

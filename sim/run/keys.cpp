@@ -137,6 +137,15 @@ std::vector<KeySpec> make_keys() {
   add("network.beta", ValueType::number, "sharpness of softplus (log(1 + e^(beta x)) / beta) and swish (> 0)",
       [](const Config& c) { return Value(c.network.beta); },
       [](Config& c, const Value& v) { c.network.beta = beta_range(positive(as_number(v))); });
+  add("network.slope_at_kink", ValueType::string,
+      "relu / leaky_relu f'(0): right (1, the default) or left (0 for relu, alpha for leaky_relu, as PyTorch and "
+      "JAX); it matters only where a pre-activation is exactly 0 (a network at rest)",
+      [](const Config& c) { return Value(std::string(c.network.left_slope_at_kink ? "left" : "right")); },
+      [](Config& c, const Value& v) {
+        const std::string& x = as_string(v);
+        if (x != "right" && x != "left") throw std::invalid_argument("must be \"right\" or \"left\"");
+        c.network.left_slope_at_kink = x == "left";
+      });
   add("network.precision", ValueType::string, "scalar of the forward and backward pass: float or double",
       [](const Config& c) { return Value(to_string(c.network.precision)); },
       [](Config& c, const Value& v) { c.network.precision = parse_precision(as_string(v)); });
@@ -445,7 +454,8 @@ void validate_gated(const Config& c) {
 
 const std::vector<std::string>& conditional_keys() {
   static const std::vector<std::string> keys{"network.leak", "network.alpha", "network.beta", "spectrum.density",
-                                             "input.std", "gates.radius", "gates.bias", "init.cell_file"};
+                                             "input.std", "gates.radius", "gates.bias", "init.cell_file",
+                                             "network.slope_at_kink"};
   return keys;
 }
 
@@ -460,6 +470,8 @@ std::string unused_reason(const Config& c, const std::string& key) {
     return "only used with network.activation = \"softplus\" or \"swish\" (" + activation + ")";
   if (key == "spectrum.density" && c.spectrum.kind != SpectrumKind::sparse)
     return "only used with spectrum.kind = \"sparse\" (it is \"" + to_string(c.spectrum.kind) + "\")";
+  if (key == "network.slope_at_kink" && act != ActivationKind::relu && act != ActivationKind::leaky_relu)
+    return "only used with network.activation = \"relu\" or \"leaky_relu\" (" + activation + ")";
   if ((key == "gates.radius" || key == "gates.bias") && !is_gated(c.network.cell))
     return "only used with network.cell = \"gru\", \"lstm\" or \"minimalrnn\" (it is \"" +
            to_string(c.network.cell) + "\")";

@@ -267,3 +267,21 @@ TEST_CASE("a released tape's memory is reused by the thread's next tape, and the
   CHECK(first.log10_norm_mean == second.log10_norm_mean);
   CHECK(first.mean_sq_dact_t == second.mean_sq_dact_t);
 }
+
+TEST_CASE("relu at rest: f'(0) = 1 (right slope) makes it the linear network, f'(0) = 0 (left, PyTorch's) kills "
+          "the gradient at once", "[engine][relu][kink]") {
+  Rng rng(77);
+  const Eigen::MatrixXd w = random_recurrent(SpectrumKind::orthogonal, 40, 1.5, rng);
+  Model m;
+  m.w = w;
+  m.u.resize(40, 0);
+  m.activation = Activation(ActivationKind::relu);
+  Drive d = random_seed_drive(40, 2, 50);  // h = 0, no input, no bias: every pre-activation is exactly 0
+  const GradientTrace right = run_bptt<double>(m, d);
+  for (Eigen::Index t = 0; t < right.horizon; ++t)  // orthogonal W times 1.5: ||g|| grows by exactly 1.5 per step
+    CHECK(right.log10_norm_mean[t] - right.log10_norm_mean[t + 1] == Approx(std::log10(1.5)).margin(1e-12));
+  m.activation.left_slope_at_kink = true;
+  const GradientTrace left = run_bptt<double>(m, d);
+  CHECK(left.zero_count[right.horizon - 1] == 2);
+  CHECK(left.dead_fraction == 1.0);
+}

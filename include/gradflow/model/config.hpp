@@ -70,8 +70,12 @@ struct NetworkConfig {
   CellKind cell = CellKind::vanilla;        // vanilla | residual | leaky (see CellKind)
   double leak = 1.0;                        // leak rate a of the leaky cell, 0 < a <= 1
 
+  bool left_slope_at_kink = false;          // network.slope_at_kink: relu / leaky_relu f'(0) = 1 ("right") or 0 / alpha ("left")
+
   Activation make_activation() const {
-    return Activation(activation, alpha ? *alpha : default_alpha(activation), beta);
+    Activation f(activation, alpha ? *alpha : default_alpha(activation), beta);
+    f.left_slope_at_kink = left_slope_at_kink;
+    return f;
   }
 };
 

@@ -36,6 +36,7 @@ struct Activation {
   ActivationKind kind = ActivationKind::tanh;
   double alpha = 0.01;  // negative slope (leaky_relu) or negative saturation (elu)
   double beta = 1.0;    // sharpness: softplus_beta, swish_beta
+  bool left_slope_at_kink = false;  // relu / leaky_relu f'(0): false the right slope 1, true the left (0 / alpha)
 
   Activation() = default;
   Activation(ActivationKind k) : kind(k), alpha(default_alpha(k)) {}
@@ -43,7 +44,7 @@ struct Activation {
 
   /// f(x), finite for every finite x (stable sigmoid / softplus forms).
   double value(double x) const;
-  /// f'(x); at a kink the right derivative.
+  /// f'(x); at a kink the right derivative (relu, leaky_relu: the left one when left_slope_at_kink).
   double derivative(double x) const;
   /// sup over x of |f'(x)|.
   double sup_abs_derivative() const;
