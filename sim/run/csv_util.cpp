@@ -1,6 +1,8 @@
 #include "csv_util.hpp"
 
 #include <algorithm>
+#include <chrono>
+#include <ctime>
 #include <charconv>
 #include <fstream>
 #include <sstream>
@@ -61,6 +63,20 @@ nlohmann::json value_json(const Value& value) {
     nlohmann::json operator()(const std::string& s) const { return s; }
   };
   return std::visit(Visitor{}, value);
+}
+
+
+std::string utc_now() {
+  const std::time_t now = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&now, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
 }  // namespace gradflow::detail

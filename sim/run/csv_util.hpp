@@ -35,4 +35,10 @@ std::vector<std::string> read_complete_lines(const std::filesystem::path& file);
 /// A scenario value as JSON: null (unset), boolean, integer, number or string.
 nlohmann::json value_json(const Value& value);
 
+/// The current UTC time as "2026-11-27T12:28:00Z" (run.json's start and end times).
+std::string utc_now();
+
+/// Seconds on the steady clock, for wall times.
+double wall_seconds();
+
 }  // namespace gradflow::detail

@@ -11,22 +11,8 @@
 
 namespace gradflow {
 
-namespace {
-
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-double wall_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
+using detail::utc_now;
+using detail::wall_seconds;
 
 MemorySink::MemorySink(const Scenario& scenario)
     : scenario_(scenario),

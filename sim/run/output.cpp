@@ -26,6 +26,9 @@
 
 namespace gradflow {
 
+using detail::utc_now;
+using detail::wall_seconds;
+
 namespace fs = std::filesystem;
 using detail::join_fields;
 using detail::read_complete_lines;
@@ -59,18 +62,6 @@ std::string csv_field(const Value& v) {
 std::string csv_optional(const std::optional<double>& x) { return x ? csv_number(*x) : ""; }
 std::string csv_optional(const std::optional<Eigen::Index>& x) { return x ? std::to_string(*x) : ""; }
 
-std::string utc_now() {
-  const std::time_t now = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&now, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
-
-double wall_seconds() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 /// Errors of opening a file that the user fixes by choosing another place: not a failing disk.
 bool user_fixable(int error) { return error == EACCES || error == EPERM || error == EROFS; }
