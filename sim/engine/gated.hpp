@@ -5,10 +5,12 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <optional>
 
 #include <Eigen/Core>
 
 #include "gradflow/engine/cell.hpp"
+#include "gradflow/numerics/blas.hpp"
 
 namespace gradflow::detail {
 
@@ -37,6 +39,33 @@ class GatedCell : public Cell<Scalar> {
     u_ = model.u.cast<Scalar>();
     b_ = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(model.u.rows());
     b_recurrent_ = model.b_recurrent.size() ? Vec(model.b_recurrent.cast<Scalar>()) : Vec::Zero(w_.rows());
+  }
+
+  /// The pass's stacked recurrent product, W (G N x N) forward and in the tangent pass, W^T backward: with more
+  /// than one column, W is packed once for the pass (PackedProduct: Eigen's GEMM kernel without packing W again
+  /// on each of the T products, its rows split between the GEMM threads with the same bits on any count).
+  void prepare_product(Pass pass, Index columns) {
+    transposed_product_ = pass == Pass::backward;
+    if (columns < 2) return;
+    if (pass == Pass::backward) product_.emplace(w_.data(), w_.cols(), w_.rows(), columns, true, gemm_threads());
+    else product_.emplace(w_.data(), w_.rows(), w_.cols(), columns, false, gemm_threads());
+  }
+
+  /// y = op(W) x, or y += op(W) x when `accumulate`, for `cols` columns of x and y (column-major, leading
+  /// dimensions ldx and ldy): op(W) = W^T in the backward pass, W otherwise.
+  void recurrent_product(const Scalar* x, Index ldx, Scalar* y, Index ldy, Index cols, bool accumulate) const {
+    if (product_ && cols > 1 && cols <= product_->columns()) {
+      product_->apply(x, ldx, y, ldy, cols, accumulate);
+      return;
+    }
+    using Stride = Eigen::OuterStride<>;
+    const bool transpose = transposed_product_;
+    const Index rows = transpose ? w_.cols() : w_.rows(), depth = transpose ? w_.rows() : w_.cols();
+    const Eigen::Map<const Mat, 0, Stride> xm(x, depth, cols, Stride(ldx));
+    Eigen::Map<Mat, 0, Stride> ym(y, rows, cols, Stride(ldy));
+    if (!accumulate) ym.setZero();
+    if (transpose) ym.noalias() += w_.transpose() * xm;
+    else ym.noalias() += w_ * xm;
   }
 
   /// Adds the candidate slope f'(a) of one trajectory (n values) to the step's statistics.
@@ -82,6 +111,8 @@ class GatedCell : public Cell<Scalar> {
   Activation f_, sigmoid_;
   Scalar saturation_level_;
   Mat w_;              // stacked recurrent weights, G N x N
+  std::optional<PackedProduct<Scalar>> product_;  // W or W^T packed for the pass (prepare_product)
+  bool transposed_product_ = false;               // the pass multiplies by W^T (backward)
   Mat u_;              // input weights, rows x dim
   Vec b_, b_recurrent_;
 };

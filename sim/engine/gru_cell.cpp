@@ -23,6 +23,7 @@ class GruCell final : public GatedCell<Scalar> {
 
  public:
   GruCell(const Model& model, Pass pass, Index columns) : Base(model, 3) {
+    this->prepare_product(pass, columns);
     const Index n = n_;
     if (pass == Pass::forward) {
       this->prepare_forward(model);
@@ -44,7 +45,7 @@ class GruCell final : public GatedCell<Scalar> {
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* tape, StepStats* stats) override {
     const Index n = n_, batch = h_prev.cols();
     gh_.colwise() = this->b_recurrent_;
-    gh_.noalias() += w_ * h_prev;  // one stacked product: W_hr h, W_hz h, W_hn h
+    this->recurrent_product(h_prev.data(), n, gh_.data(), 3 * n, batch, true);  // W_hr h, W_hz h, W_hn h in one
     gi_.colwise() = this->b_;
     x.add_to(gi_, this->u_);
     Scalar* ar = scratch_.col(0).data();  // r's pre-activation, then r
@@ -111,13 +112,13 @@ class GruCell final : public GatedCell<Scalar> {
         gp[i] = t[i] * gs;
       }
     }
-    g_prev.noalias() += w_.transpose() * d_;
+    this->recurrent_product(d_.data(), 3 * n, g_prev.data(), n, batch, true);
   }
 
   void tangent(const Scalar* tape, Mat& q, Index k) override {
     // J q = z q + hz (W_hz q) + cn (rg (W_hr q) + r (W_hn q)).
     const Index n = n_, cols = q.cols();
-    y_.noalias() = w_ * q;
+    this->recurrent_product(q.data(), n, y_.data(), 3 * n, cols, false);
     for (Index c = 0; c < cols; ++c) {
       const Scalar* t = tape + (c / k) * 5 * n;
       const Scalar* y = y_.data() + c * 3 * n;

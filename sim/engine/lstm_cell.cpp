@@ -25,6 +25,7 @@ class LstmCell final : public GatedCell<Scalar> {
 
  public:
   LstmCell(const Model& model, Pass pass, Index columns) : Base(model, 4) {
+    this->prepare_product(pass, columns);
     const Index n = n_;
     if (pass == Pass::forward) {
       this->prepare_forward(model);
@@ -48,7 +49,8 @@ class LstmCell final : public GatedCell<Scalar> {
   bool forward(const Mat& s_prev, const StepInput<Scalar>& x, Mat& s_next, Scalar* tape, StepStats* stats) override {
     const Index n = n_, batch = s_prev.cols();
     pre_.colwise() = bias_;
-    pre_.noalias() += w_ * s_prev.topRows(n);  // one stacked product: W_hi h, W_hf h, W_hg h, W_ho h
+    // One stacked product of the h rows of the state: W_hi h, W_hf h, W_hg h, W_ho h.
+    this->recurrent_product(s_prev.data(), 2 * n, pre_.data(), 4 * n, batch, true);
     x.add_to(pre_, this->u_);
     Scalar* gi_ = scratch_.col(0).data();  // i, then i (1 - i) in di
     Scalar* di = scratch_.col(1).data();
@@ -120,13 +122,13 @@ class LstmCell final : public GatedCell<Scalar> {
         pc[i] = t[i] * dc;
       }
     }
-    g_prev.topRows(n).noalias() = w_.transpose() * d_;
+    this->recurrent_product(d_.data(), 4 * n, g_prev.data(), 2 * n, batch, false);  // the h rows
   }
 
   void tangent(const Scalar* tape, Mat& q, Index k) override {
     // dc' = f q_c + cf (W_hf q_h) + gi (W_hi q_h) + ig (W_hg q_h);  dh' = po (W_ho q_h) + oc dc'.
     const Index n = n_, cols = q.cols();
-    y_.noalias() = w_ * q.topRows(n);
+    this->recurrent_product(q.data(), 2 * n, y_.data(), 4 * n, cols, false);
     for (Index col = 0; col < cols; ++col) {
       const Scalar* t = tape + (col / k) * 6 * n;
       const Scalar* y = y_.data() + col * 4 * n;

@@ -21,6 +21,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
 
  public:
   MinimalRnnCell(const Model& model, Pass pass, Index columns) : Base(model, 1) {
+    this->prepare_product(pass, columns);
     const Index n = n_;
     if (pass == Pass::forward) {
       this->prepare_forward(model);
@@ -49,7 +50,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
       this->f_.template apply<Scalar>(zj, zj, dz_.data() + j * n, n);
     }
     pre_.colwise() = this->b_recurrent_;
-    pre_.noalias() += w_ * h_prev;
+    this->recurrent_product(h_prev.data(), n, pre_.data(), n, batch, true);
     pre_.noalias() += u_z_ * z_;
     Scalar* du = du_.data();
     for (Index j = 0; j < batch; ++j) {
@@ -89,12 +90,12 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
         gp[i] = t[i] * gs;
       }
     }
-    g_prev.noalias() += w_.transpose() * d_;
+    this->recurrent_product(d_.data(), n, g_prev.data(), n, batch, true);
   }
 
   void tangent(const Scalar* tape, Mat& q, Index k) override {
     const Index n = n_, cols = q.cols();
-    y_.noalias() = w_ * q;
+    this->recurrent_product(q.data(), n, y_.data(), n, cols, false);
     for (Index c = 0; c < cols; ++c) {
       const Scalar* t = tape + (c / k) * 2 * n;
       Scalar* qc = q.data() + c * n;

@@ -150,25 +150,26 @@ using ResMapper = Eigen::internal::blas_data_mapper<Scalar, Eigen::Index, Eigen:
 }  // namespace
 
 template <class Scalar>
-PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose, int threads)
-    : n_(n), b_(b), kc_(n), mc_(n), nc_(b), threads_(std::max(1, threads)) {
+PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index rows, Eigen::Index depth, Eigen::Index b,
+                                     bool transpose, int threads)
+    : rows_(rows), depth_(depth), b_(b), kc_(depth), mc_(rows), nc_(b), threads_(std::max(1, threads)) {
   // The blocking of Eigen's sequential GEMM whatever the thread count: the threads split the rows of each
   // block (below), so that every entry of y is summed in the same order on any number of threads.
   Eigen::internal::computeProductBlockingSizes<Scalar, Scalar>(kc_, mc_, nc_, Eigen::Index(1));
-  packed_w_.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(n));
-  packed_x_.resize(static_cast<std::size_t>(n) * static_cast<std::size_t>(nc_));
+  packed_w_.resize(static_cast<std::size_t>(rows) * static_cast<std::size_t>(depth));
+  packed_x_.resize(static_cast<std::size_t>(depth) * static_cast<std::size_t>(nc_));
   Scalar* out = packed_w_.data();
-  for (Eigen::Index i2 = 0; i2 < n; i2 += mc_) {
-    const Eigen::Index mc = std::min(i2 + mc_, n) - i2;
-    for (Eigen::Index k2 = 0; k2 < n; k2 += kc_) {
-      const Eigen::Index kc = std::min(k2 + kc_, n) - k2;
-      // op(W)(i, k) = W(k, i) for the transpose: W read row-major is W^T column-major.
+  for (Eigen::Index i2 = 0; i2 < rows; i2 += mc_) {
+    const Eigen::Index mc = std::min(i2 + mc_, rows) - i2;
+    for (Eigen::Index k2 = 0; k2 < depth; k2 += kc_) {
+      const Eigen::Index kc = std::min(k2 + kc_, depth) - k2;
+      // op(W)(i, k) = W(k, i) for the transpose: W (depth x rows) read row-major is W^T column-major.
       if (transpose) {
-        PackLhs<Scalar, Eigen::RowMajor>()(out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::RowMajor>(w, n)
-                                                    .getSubMapper(i2, k2), kc, mc);
+        PackLhs<Scalar, Eigen::RowMajor>()(
+            out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::RowMajor>(w, depth).getSubMapper(i2, k2), kc, mc);
       } else {
-        PackLhs<Scalar, Eigen::ColMajor>()(out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>(w, n)
-                                                    .getSubMapper(i2, k2), kc, mc);
+        PackLhs<Scalar, Eigen::ColMajor>()(
+            out, const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>(w, rows).getSubMapper(i2, k2), kc, mc);
       }
       out += kc * mc;
     }
@@ -176,18 +177,21 @@ PackedProduct<Scalar>::PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Ind
 }
 
 template <class Scalar>
-void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y, bool accumulate) const {
+void PackedProduct<Scalar>::apply(const Scalar* x, Eigen::Index ldx, Scalar* y, Eigen::Index ldy, Eigen::Index cols,
+                                  bool accumulate) const {
   using Traits = GebpTraits<Scalar>;
   using RhsMapper = const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>;
   Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
-  if (!accumulate) std::fill(y, y + n_ * b_, Scalar(0));
-  const RhsMapper rhs(x, n_);
-  const ResMapper<Scalar> res(y, n_, 1);
-  for (Eigen::Index j2 = 0; j2 < b_; j2 += nc_) {
-    const Eigen::Index nc = std::min(j2 + nc_, b_) - j2;
+  if (cols > b_ || ldx < depth_ || ldy < rows_) throw std::logic_error("PackedProduct::apply: operand shapes");
+  if (!accumulate)
+    for (Eigen::Index j = 0; j < cols; ++j) std::fill(y + j * ldy, y + j * ldy + rows_, Scalar(0));
+  const RhsMapper rhs(x, ldx);
+  const ResMapper<Scalar> res(y, ldy, 1);
+  for (Eigen::Index j2 = 0; j2 < cols; j2 += nc_) {
+    const Eigen::Index nc = std::min(j2 + nc_, cols) - j2;
     // Every depth block (k2, j2) of x packed once, at offset k2 * nc: shared by all row blocks and threads.
-    for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_)
-      pack_rhs(packed_x_.data() + k2 * nc, rhs.getSubMapper(k2, j2), std::min(k2 + kc_, n_) - k2, nc);
+    for (Eigen::Index k2 = 0; k2 < depth_; k2 += kc_)
+      pack_rhs(packed_x_.data() + k2 * nc, rhs.getSubMapper(k2, j2), std::min(k2 + kc_, depth_) - k2, nc);
     // Thread `part` of `parts` runs rows [lo, hi) of every row block, the block cut at multiples of the
     // kernel's row panel (mr): the packed panels of a sub-range are a contiguous slice of the block's, and
     // each row goes through the same micro-kernel, in the same order over k, as in one call on the block.
@@ -195,13 +199,13 @@ void PackedProduct<Scalar>::apply(const Scalar* x, Scalar* y, bool accumulate) c
       Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false,
                                    false> gebp;
       const Scalar* panel = packed_w_.data();
-      for (Eigen::Index i2 = 0; i2 < n_; i2 += mc_) {
-        const Eigen::Index mc = std::min(i2 + mc_, n_) - i2;
+      for (Eigen::Index i2 = 0; i2 < rows_; i2 += mc_) {
+        const Eigen::Index mc = std::min(i2 + mc_, rows_) - i2;
         const Eigen::Index panels = (mc + Traits::mr - 1) / Traits::mr;
         const Eigen::Index lo = std::min(mc, panels * part / parts * Traits::mr);
         const Eigen::Index hi = std::min(mc, panels * (part + 1) / parts * Traits::mr);
-        for (Eigen::Index k2 = 0; k2 < n_; k2 += kc_) {
-          const Eigen::Index kc = std::min(k2 + kc_, n_) - k2;
+        for (Eigen::Index k2 = 0; k2 < depth_; k2 += kc_) {
+          const Eigen::Index kc = std::min(k2 + kc_, depth_) - k2;
           if (hi > lo)
             gebp(res.getSubMapper(i2 + lo, j2), panel + lo * kc, packed_x_.data() + k2 * nc, hi - lo, kc, nc,
                  Scalar(1));

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <limits>
+#include <stdexcept>
 
 #include <catch2/catch.hpp>
 
@@ -99,6 +100,47 @@ TEMPLATE_TEST_CASE("PackedProduct (W packed once) equals Eigen's own product, ac
       }
     }
   }
+}
+
+TEMPLATE_TEST_CASE("PackedProduct of a rectangular W (the gated cells' stacked blocks), strided operands",
+                   "[blas]", float, double) {
+  // Forward W (G N x N) times h, backward W^T (N x G N) times the stacked coefficients; the LSTM's h rows sit
+  // in a (h, c) state, so x or y may have a leading dimension larger than their rows, and a pass may use fewer
+  // columns than it was built for. Rows outside op(W)'s must not be touched.
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  std::srand(17);
+  for (Eigen::Index n : {5, 64, 700}) {
+    for (Eigen::Index g : {3, 4}) {
+      const Mat w = Mat::Random(g * n, n);
+      for (bool transpose : {false, true}) {
+        const Eigen::Index rows = transpose ? n : g * n, depth = transpose ? g * n : n, b = 9;
+        const Mat op = transpose ? Mat(w.transpose()) : w;
+        for (int threads : {1, 2}) {
+          const detail::PackedProduct<TestType> product(w.data(), rows, depth, b, transpose, threads);
+          CHECK(product.rows() == rows);
+          CHECK(product.depth() == depth);
+          const Mat x = Mat::Random(depth + 3, b);  // leading dimension depth + 3
+          Mat y = Mat::Constant(2 * rows, b, TestType(7));  // leading dimension 2 rows: the lower half is kept
+          for (Eigen::Index cols : {b, Eigen::Index(4)}) {
+            product.apply(x.data(), x.rows(), y.data(), y.rows(), cols, false);
+            const Mat ref = op * x.topLeftCorner(depth, cols);
+            const double bound = kProductOrderFactor * double(depth) * std::numeric_limits<TestType>::epsilon() *
+                                 double(op.norm()) * double(x.norm());
+            INFO("N = " << n << ", G = " << g << ", transpose = " << transpose << ", columns = " << cols);
+            CHECK(double((y.topLeftCorner(rows, cols) - ref).norm()) <= bound);
+            CHECK((y.bottomRows(rows).array() == TestType(7)).all());
+            Mat acc = y;
+            product.apply(x.data(), x.rows(), acc.data(), acc.rows(), cols, true);
+            CHECK(double((acc.topLeftCorner(rows, cols) - 2 * ref).norm()) <= 3 * bound);
+          }
+        }
+      }
+    }
+  }
+  const Mat w = Mat::Random(12, 4);
+  const detail::PackedProduct<TestType> product(w.data(), 12, 4, 3, false);
+  Mat x(4, 5), y(12, 5);
+  CHECK_THROWS_AS(product.apply(x.data(), 4, y.data(), 12, 5, false), std::logic_error);  // more columns than built for
 }
 
 TEMPLATE_TEST_CASE("PackedProduct on several threads gives the one-thread result to the bit", "[blas]", float, double) {

@@ -49,6 +49,40 @@ ROWS = [  # N, T, B, dtype, threads, input dim (0: no input) (issues 4 and 18)
     (256, 1000, 32, "float32", 1, 0),
 ]
 
+GATED_ROWS = [  # cell, N, T, B: float64, one thread (issue 14)
+    ("gru", 256, 1000, 1),
+    ("gru", 256, 1000, 32),
+    ("lstm", 256, 1000, 1),
+    ("lstm", 256, 1000, 32),
+]
+GATED_BLOCKS = {"gru": 3, "lstm": 4}
+
+# A gated cell as torch_gated.py runs it: h_0 (and c_0) = 0, a Gaussian input of dim 16 per step and
+# trajectory, L = ||h_T||^2 / 2; gradflow draws its own weights (only the time is compared).
+GATED_SCENARIO = """seed = 1
+[network]
+cell = "{cell}"
+units = {n}
+steps = {t}
+batch = {b}
+activation = "tanh"
+precision = "double"
+[spectrum]
+kind = "ginibre"
+radius = 1.0
+[input]
+kind = "gaussian"
+dim = 16
+std = 1.0
+[init]
+state = "zero"
+[loss]
+kind = "final_state"
+[analysis]
+burn_in = 0
+series = false
+"""
+
 SCENARIO = """seed = 1
 [network]
 units = {n}
@@ -159,6 +193,40 @@ class Bench:
         j = json.loads(out)
         packed = j.get("eigen_prepared") or [float("inf")]
         return {"eigen": j["eigen"][0], "openblas": j["openblas"][0], "packed": packed[0]}
+
+    def gated_row(self, cell, n, t, b):
+        """gradflow's gated cell against torch_gated.py (PyTorch autograd) and the stacked products' GEMM limit,
+        one thread, float64, alternated rounds."""
+        d = self.tmp / f"{cell}_n{n}_t{t}_b{b}"
+        d.mkdir()
+        (d / "time.toml").write_text(GATED_SCENARIO.format(cell=cell, n=n, t=t, b=b))
+        samples = {k: [] for k in ("gradflow", "cell", "torch", "eigen", "packed")}
+        rss = {"gradflow": [], "torch": []}
+        order = ["gradflow", "torch", "gemm"]
+        for rep in range(self.args.reps):
+            for what in order[rep % 3:] + order[:rep % 3]:
+                if what == "gradflow":
+                    g = self.run_gradflow(d, 1)
+                    samples["gradflow"].append(g["engine"])
+                    samples["cell"].append(g["cell"])
+                    rss["gradflow"].append(g["rss"])
+                elif what == "torch":
+                    out, r = run_timed([self.py, ROOT / "tools" / "bench" / "torch_gated.py", "--cell", cell, "--n", n,
+                                        "--steps", t, "--batch", b, "--repeat", 1, "--threads", 1],
+                                       env=bench_env(1))
+                    samples["torch"].append(json.loads(out.strip().splitlines()[-1])["seconds"])
+                    rss["torch"].append(r)
+                else:
+                    out, _ = run_timed([self.gemm_limit, "--n", n, "--b", b, "--t", t, "--dtype", "float64",
+                                        "--threads", 1, "--repeat", 1, "--blocks", GATED_BLOCKS[cell]],
+                                       env=bench_env(1))
+                    j = json.loads(out)
+                    samples["eigen"].append(j["eigen"][0])
+                    samples["packed"].append((j.get("eigen_prepared") or [float("inf")])[0])
+        med = {k: statistics.median(v) for k, v in samples.items()}
+        med["limit"] = min(med["eigen"], med["packed"])
+        return {"cell": cell, "n": n, "t": t, "b": b, "median": med, "samples": samples,
+                "rss": {k: max(v) for k, v in rss.items()}}
 
     # -- parts -------------------------------------------------------------------------------------------------
     def agreement(self, np, d, n, t, b, dtype, threads, input_dim):
@@ -290,7 +358,51 @@ def git_commit():
     return r.stdout.strip() or "unknown"
 
 
-def report(bench, rows, sweep, spectra, command, started, load_before, load_after, gemm_backend):
+def gated_section(gated, reps):
+    L = ["## Gated cells: gradflow against PyTorch autograd", "",
+         "GRU and LSTM (network.cell = \"gru\" / \"lstm\", PyTorch's equations and gate order), float64, one "
+         "thread: T steps forward from h_0 = 0 (and c_0 = 0) with a Gaussian input of dim 16 per step and "
+         "trajectory, then the per-step state gradients g_t = dL/dS_t of L = ||h_T||^2 / 2 and their norms. "
+         "**gradflow**: seconds_forward + seconds_backward of cells.csv (W drawn by gradflow at radius 1). "
+         "**PyTorch**: tools/bench/torch_gated.py, nn.GRUCell / nn.LSTMCell unrolled, one loss.backward() with "
+         "retain_grad() on every state (weights without grad), timed after a warm-up in the same process. "
+         "**GEMM limit**: `gemm_limit --blocks G`, the stacked products alone (W of G N x N, G = 3 or 4: "
+         "W H forward, W^T D backward, 4 G N^2 B T flops), the faster of Eigen's product and Eigen's kernel "
+         f"with W packed once as the cells run it. Medians of {reps} alternated rounds.", "",
+         "| cell | N, T, B | gradflow | (cell) | PyTorch | GEMM limit (Eigen / packed) | PyTorch / gradflow | "
+         "GFLOP/s | fraction of limit |",
+         "|---|---|---|---|---|---|---|---|---|"]
+    for r in gated:
+        m = r["median"]
+        flops = 4.0 * GATED_BLOCKS[r["cell"]] * r["n"] ** 2 * r["b"] * r["t"]
+        L.append(f"| {r['cell']} | {r['n']}, {r['t']}, {r['b']} | {fmt_ms(m['gradflow'])} | {fmt_ms(m['cell'])} | "
+                 f"{fmt_ms(m['torch'])} | {fmt_ms(m['limit'])} ({fmt_ms(m['eigen'])} / {fmt_opt_ms(m['packed'])}) | "
+                 f"{m['torch'] / m['gradflow']:.2f}x | {flops / m['gradflow'] / 1e9:.1f} | "
+                 f"{100 * m['limit'] / m['gradflow']:.0f} % |")
+    L.append("")
+    L.append("Peak resident memory: " + "; ".join(
+        f"{r['cell']} B = {r['b']}: gradflow {r['rss']['gradflow']:.0f} MB, PyTorch {r['rss']['torch']:.0f} MB"
+        for r in gated) + ".")
+    L.append("")
+    return L
+
+
+def gated_status(gated):
+    lines = []
+    for cell in ("gru", "lstm"):
+        for b, factor in ((1, 3.0), (32, 1.5)):
+            r = next((x for x in gated if (x["cell"], x["b"]) == (cell, b)), None)
+            ratio = r["median"]["torch"] / r["median"]["gradflow"] if r else 0
+            lines.append((f"{cell.upper()}: ≥ {factor:g}x PyTorch at N = 256, B = {b}",
+                          f"{ratio:.2f}x" if r else "row not run", bool(r) and ratio >= factor))
+        r = next((x for x in gated if (x["cell"], x["b"]) == (cell, 32)), None)
+        frac = r["median"]["limit"] / r["median"]["gradflow"] if r else 0
+        lines.append((f"{cell.upper()}: ≥ 80 % of the stacked GEMM limit at B = 32", f"{100 * frac:.0f} %"
+                      if r else "row not run", bool(r) and frac >= 0.8))
+    return lines
+
+
+def report(bench, rows, sweep, spectra, command, started, load_before, load_after, gemm_backend, gated=None):
     np_version = subprocess.run(["/usr/bin/python3", "-c", "import numpy; print(numpy.__version__)"],
                                 capture_output=True, text=True).stdout.strip()
     torch_version = subprocess.run(["/usr/bin/python3", "-c", "import torch; print(torch.__version__)"],
@@ -436,7 +548,9 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
                  f"`build/tools/bench/spectra_bench --n {spectra['n']}`. Measured in the run of {started} "
                  f"(commit {git_commit()}).")
     L.append("")
-    L.extend(status(rows, sweep, spectra))
+    if gated:
+        L.extend(gated_section(gated, bench.args.reps))
+    L.extend(status(rows, sweep, spectra, gated=gated))
     return "\n".join(L)
 
 
@@ -454,7 +568,7 @@ def memory_bound(r):
     return tape, w, tape + w + 30
 
 
-def status(rows, sweep, spectra, sparse=None):
+def status(rows, sweep, spectra, sparse=None, gated=None):
     """The targets of issues 4 and 18 against this run's figures: one line per target, met or not. A target
     whose row or section was not run says so (and counts as not met)."""
     def find(n, b, dtype, threads=1, input_dim=0):
@@ -531,6 +645,8 @@ def status(rows, sweep, spectra, sparse=None):
                       f"{r1:.2f}x on 1 core, {r2:.2f}x on 2 (NumPy credited with 2 processes)", min(r1, r2) >= 2))
         lines.append(("sweep: parallel efficiency ≥ 90 % on 2 cores", f"{100 * w1 / (2 * w2):.0f} %",
                       w1 / (2 * w2) >= 0.9))
+    if gated:
+        lines += gated_status(gated)
     over = [r for r in rows if r["rss"]["gradflow"] > memory_bound(r)[2]]
     lines.append(("peak memory within README's formula at every N", "every row under its bound" if not over else
                   "over in " + ", ".join(shape(r) for r in over), not over))
@@ -544,7 +660,7 @@ def status(rows, sweep, spectra, sparse=None):
 
 
 # The sections report() writes, by the start of their heading (a heading may carry figures, e.g. "at N = 2000").
-OWN_SECTIONS = ("## BPTT", "## Sweep throughput", "## Spectral radius and norm", "## Status against")
+OWN_SECTIONS = ("## BPTT", "## Sweep throughput", "## Spectral radius and norm", "## Gated cells", "## Status against")
 
 
 def main():
@@ -555,6 +671,7 @@ def main():
     p.add_argument("--sweep-reps", type=int, default=1)
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--no-spectra", action="store_true")
+    p.add_argument("--no-gated", action="store_true", help="leave out the GRU / LSTM rows against PyTorch")
     p.add_argument("--spectra-n", type=int, default=2000)
     p.add_argument("--dense-reps", type=int, default=1)
     p.add_argument("--write", help="write the Markdown report here (default: stdout)")
@@ -573,16 +690,20 @@ def main():
         rows.append(bench.row(np, *spec))
     sweep = None if args.no_sweep else (print("compare: sweep", file=sys.stderr), bench.sweep(np))[1]
     spectra = None if args.no_spectra else (print("compare: spectra", file=sys.stderr), bench.spectra())[1]
+    gated = []
+    for spec in ([] if args.no_gated else GATED_ROWS):
+        print(f"compare: {spec[0]} N={spec[1]} T={spec[2]} B={spec[3]}", file=sys.stderr)
+        gated.append(bench.gated_row(*spec))
     load_after = os.getloadavg()
     gemm = getattr(bench, "gemm", "unknown")
-    text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm)
+    text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm, gated)
     if args.write:
         Path(args.write).write_text(text + foreign_sections(Path(args.write)))
         print(f"compare: wrote {args.write}", file=sys.stderr)
     else:
         print(text)
     with open(bench.tmp / "raw.json", "w") as f:
-        json.dump({"rows": rows, "sweep": sweep, "spectra": spectra}, f, default=str, indent=1)
+        json.dump({"rows": rows, "sweep": sweep, "spectra": spectra, "gated": gated}, f, default=str, indent=1)
     print(f"compare: raw data in {bench.tmp / 'raw.json'}", file=sys.stderr)
 
 

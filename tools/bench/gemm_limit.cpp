@@ -5,8 +5,10 @@
 // and Eigen's kernels with W prepared once as gradflow's engine runs them (B > 1: W packed once,
 // detail::PackedProduct, rows split between the threads; B = 1, one thread: GEMV on a column-major copy of
 // W^T), so that "fraction of the GEMM limit" is against the fastest of them. Eigen products here are Eigen's own (no EIGEN_USE_BLAS).
+// --blocks G: the gated cells' stacked product instead, W of G N x N (GRU 3, LSTM 4): A = W H is G N x B and
+// G = W^T D is N x B, 4 G N^2 B T flops; OpenBLAS is not timed there (the engine's square wrapper only).
 //
-//   gemm_limit --n 256 --b 32 --t 1000 --dtype float64 --threads 1 --repeat 5
+//   gemm_limit --n 256 --b 32 --t 1000 --dtype float64 --threads 1 --repeat 5 [--blocks 3]
 // prints {"n", "b", "t", "dtype", "threads", "flops", "eigen": [seconds...], "openblas": [seconds...],
 // "eigen_prepared": [seconds...] (empty for B = 1 on several threads)}.
 #include <chrono>
@@ -26,11 +28,12 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 template <class Scalar>
-nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
+nlohmann::json measure(int n, int b, int t, int threads, int repeat, int blocks) {
   using Mat = Eigen::Matrix<Scalar, Eigen::Dynamic, Eigen::Dynamic>;
-  const Mat w = Mat::Random(n, n) / Scalar(std::sqrt(double(n)));
+  const int m = blocks * n;  // rows of W: n, or the stacked blocks of a gated cell
+  const Mat w = Mat::Random(m, n) / Scalar(std::sqrt(double(n)));
   // tanh-like operands in [-1, 1]; two buffers so that each product reads what the last one wrote.
-  Mat x = Mat::Random(n, b), y(n, b);
+  Mat x = Mat::Random(n, b), y(m, b);
   std::vector<double> eigen, blas, prepared;
   gradflow::set_gemm_threads(threads);  // Eigen's and OpenBLAS's thread counts
   for (int r = 0; r <= repeat; ++r) {  // r = 0: warm-up (thread start-up, page faults)
@@ -42,7 +45,7 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
     }
     const double e = std::chrono::duration<double>(Clock::now() - start).count();
     start = Clock::now();
-    for (int s = 0; s < t; ++s) {
+    for (int s = 0; s < t && blocks == 1; ++s) {
       gradflow::detail::blas_product(false, n, b, w.data(), x.data(), y.data());
       gradflow::detail::blas_product(true, n, b, w.data(), y.data(), x.data());
       x *= Scalar(0.5);
@@ -54,8 +57,8 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
       // column-major GEMV on a copy of W^T.
       start = Clock::now();
       if (b > 1) {
-        const gradflow::detail::PackedProduct<Scalar> forward(w.data(), n, b, false, threads),
-            backward(w.data(), n, b, true, threads);
+        const gradflow::detail::PackedProduct<Scalar> forward(w.data(), m, n, b, false, threads),
+            backward(w.data(), n, m, b, true, threads);
         for (int s = 0; s < t; ++s) {
           forward.apply(x.data(), y.data());
           backward.apply(y.data(), x.data());
@@ -74,7 +77,7 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
     }
     if (r > 0) {
       eigen.push_back(e);
-      blas.push_back(o);
+      if (blocks == 1) blas.push_back(o);
     }
   }
   return {{"eigen", eigen}, {"openblas", blas}, {"eigen_prepared", prepared}};
@@ -84,23 +87,26 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat) {
 
 int main(int argc, char** argv) {
   CLI::App app{"Time the recurrent GEMMs of BPTT alone (Eigen's kernel, OpenBLAS, Eigen with W prepared once)"};
-  int n = 256, b = 32, t = 1000, threads = 1, repeat = 5;
+  int n = 256, b = 32, t = 1000, threads = 1, repeat = 5, blocks = 1;
   std::string dtype = "float64";
   app.add_option("--n", n, "N")->check(CLI::PositiveNumber);
   app.add_option("--b", b, "B")->check(CLI::PositiveNumber);
   app.add_option("--t", t, "T")->check(CLI::PositiveNumber);
   app.add_option("--threads", threads)->check(CLI::PositiveNumber);
   app.add_option("--repeat", repeat)->check(CLI::PositiveNumber);
+  app.add_option("--blocks", blocks, "stacked blocks of W (G N x N): 3 for a GRU, 4 for an LSTM")
+      ->check(CLI::Range(1, 4));
   app.add_option("--dtype", dtype)->check(CLI::IsMember({"float32", "float64"}));
   CLI11_PARSE(app, argc, argv);
-  nlohmann::json j = dtype == "float32" ? measure<float>(n, b, t, threads, repeat)
-                                        : measure<double>(n, b, t, threads, repeat);
+  nlohmann::json j = dtype == "float32" ? measure<float>(n, b, t, threads, repeat, blocks)
+                                        : measure<double>(n, b, t, threads, repeat, blocks);
   j["n"] = n;
   j["b"] = b;
   j["t"] = t;
   j["dtype"] = dtype;
   j["threads"] = threads;
-  j["flops"] = 4.0 * double(n) * double(n) * double(b) * double(t);
+  j["blocks"] = blocks;
+  j["flops"] = 4.0 * double(blocks) * double(n) * double(n) * double(b) * double(t);
   std::printf("%s\n", j.dump().c_str());
   return 0;
 }

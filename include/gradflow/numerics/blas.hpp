@@ -48,24 +48,38 @@ void blas_product(bool transpose, Eigen::Index n, Eigen::Index b, const float* w
 /// slack of the README's memory formula. (The packed copy of W for B > 1 has no limit: the formula counts it.)
 constexpr double kPreparedMaxBytes = 8 << 20;
 
-/// y = op(W) x for a fixed n x n W and n x b batches x, on Eigen's GEMM kernel with W packed once.
+/// y = op(W) x for a fixed W and batches x of at most b columns, on Eigen's GEMM kernel with W packed once.
 /// Eigen's product packs its left operand into the kernel's panel layout on every call, which for the
 /// recurrent shapes (N^2 B flops against N^2 scalars copied) is about a quarter of the product's time; BPTT
 /// multiplies by the same W 2T times, so the panels are packed here once per pass. Same blocking, kernel and
 /// summation order as Eigen's sequential GEMM. With `threads` > 1 each product splits the rows of every block
 /// between that many OpenMP threads, at multiples of the kernel's row panel, so every entry is computed by
 /// the same kernel calls in the same order: the result is the same to the bit on any thread count. W is read
-/// only in the constructor.
+/// only in the constructor. op(W) may be rectangular: the gated cells' stacked blocks (3N x N forward, its
+/// transpose N x 3N backward).
 template <class Scalar>
 class PackedProduct {
  public:
-  /// W column-major with leading dimension n; transpose: op(W) = W^T.
-  PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose, int threads = 1);
-  /// y = op(W) x, or y += op(W) x when `accumulate` (the kernel adds into y either way; y = 0 first otherwise).
-  void apply(const Scalar* x, Scalar* y, bool accumulate = false) const;
+  /// W column-major, n x n; transpose: op(W) = W^T.
+  PackedProduct(const Scalar* w, Eigen::Index n, Eigen::Index b, bool transpose, int threads = 1)
+      : PackedProduct(w, n, n, b, transpose, threads) {}
+  /// op(W) is rows x depth: W column-major rows x depth (leading dimension rows), or, with `transpose`,
+  /// depth x rows (leading dimension depth) and op(W) = W^T.
+  PackedProduct(const Scalar* w, Eigen::Index rows, Eigen::Index depth, Eigen::Index b, bool transpose,
+                int threads = 1);
+  /// y = op(W) x, or y += op(W) x when `accumulate` (the kernel adds into y either way; y = 0 first otherwise),
+  /// for x depth x b and y rows x b, both contiguous.
+  void apply(const Scalar* x, Scalar* y, bool accumulate = false) const { apply(x, depth_, y, rows_, b_, accumulate); }
+  /// The same for the first `cols` (<= b) columns of x and y, column-major with leading dimensions ldx >= depth
+  /// and ldy >= rows (e.g. the h rows of an LSTM's (h, c) state).
+  void apply(const Scalar* x, Eigen::Index ldx, Scalar* y, Eigen::Index ldy, Eigen::Index cols, bool accumulate) const;
+
+  Eigen::Index rows() const { return rows_; }
+  Eigen::Index depth() const { return depth_; }
+  Eigen::Index columns() const { return b_; }
 
  private:
-  Eigen::Index n_, b_, kc_, mc_, nc_;
+  Eigen::Index rows_, depth_, b_, kc_, mc_, nc_;
   int threads_;
   std::vector<Scalar, Eigen::aligned_allocator<Scalar>> packed_w_;  // panels (i2, k2), i2 outer
   mutable std::vector<Scalar, Eigen::aligned_allocator<Scalar>> packed_x_;
