@@ -176,7 +176,7 @@ TEST_CASE("minimalRNN critical line: chi = 1 at the critical gain of each gate b
 }
 
 TEST_CASE("a large random minimalRNN (N = 1024): mf_growth is its measured statistics' RMS factor and its "
-          "measured growth rate; mf_q its E[h^2] at small gain",
+          "measured growth rate and mf_q its E[h^2] at small gain",
           "[meanfield][minimalrnn][finite_n]") {
   struct Case {
     double radius, gate_bias;
