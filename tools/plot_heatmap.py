@@ -346,6 +346,9 @@ def predictor_labels(meta):
                        f"(1−{leak}) + {leak}·‖W‖₂·sup|f′|")}
     order = [k for k in ("vanilla", "residual", "leaky") if k in kinds]
     names = ("textbook predictor", "RMS factor", "upper bound")
+    if not order:  # gated cells only: their predictors are those of each cell's own Jacobian (README)
+        gated = ("the cell's mean Jacobian", "its RMS factor", "upper bound")
+        return {col: f"{col} = 1  ({gated[i]})" for i, col in enumerate(("predictor", "predictor_rms", "bound"))}
     out = {}
     for i, col in enumerate(("predictor", "predictor_rms", "bound")):
         out[col] = f"{col} = 1  ({names[i]}; " + ", ".join(f"{k}: {forms[k][i]}" for k in order) + ")"

@@ -148,6 +148,14 @@ double mean_field_chi(const MeanFieldParams& p, double q) {
 }
 
 MeanField mean_field(const MeanFieldParams& p) {
+  if (p.cell == CellKind::minimalrnn) return minimalrnn_mean_field(p);
+  if (p.cell != CellKind::vanilla) {
+    MeanField mf;
+    mf.status = MeanFieldStatus::not_applicable;
+    mf.message = "mean-field theory of h = f(a) and of the minimalrnn only: not defined for the " +
+                 to_string(p.cell) + " cell";
+    return mf;
+  }
   check(p);
   const double q0 = p.initial_variance();
   if (!std::isfinite(q0) || q0 < 0) throw std::invalid_argument("mean field: h0_sq must satisfy h0_sq >= 0");
@@ -197,6 +205,120 @@ MeanField mean_field(const MeanFieldParams& p) {
   return finish(mean_field_map(p, 0.0));
 }
 
+
+namespace {
+
+/// E[g(x)], x ~ N(mu, sigma^2), to the quadrature's relative tolerance also when E[g] is far below its
+/// absolute tolerance (1e-14): the gate moments of the minimalRNN go like e^{-|b_u|} at large gate biases.
+/// The integrand is scaled by the inverse of its largest weighted value on a coarse grid first.
+double relative_expectation(const std::function<double(double)>& g, double mu, double sigma,
+                            const std::vector<double>& breaks) {
+  double peak = 0.0;
+  for (double t = -12.0; t <= 12.0; t += 0.25) peak = std::max(peak, std::abs(g(mu + sigma * t)) * std::exp(-0.5 * t * t));
+  if (!(peak > 1e-280) || peak >= 1.0) return gaussian_expectation(g, mu, sigma, breaks);
+  const double scale = 1.0 / peak;
+  return gaussian_expectation([&](double x) { return scale * g(x); }, mu, sigma, breaks) / scale;
+}
+
+/// The statistics of the input map z = f(c + xi) that the minimalRNN's theory needs (MinimalRnn below).
+struct InputMap {
+  double r = 0.0;   // R = E[z^2]
+  double m2 = 0.0;  // E_c[(E_xi z)^2]
+  double s = 0.0;   // S = R - m2 >= 0, the variance of z about its unit's mean
+};
+
+InputMap input_map(const MeanFieldParams& p) {
+  const Activation& f = p.activation;
+  const std::vector<double> b = breaks(f);
+  InputMap m;
+  m.r = gaussian_expectation(
+      [&](double x) {
+        const double v = f.value(x);
+        return v * v;
+      },
+      p.bias_mean, std::hypot(p.input_std, p.bias_std), b);
+  if (p.input_std == 0.0) {  // z is constant in time: E[z | c]^2 = z^2
+    m.m2 = m.r;
+    return m;
+  }
+  const auto unit_mean = [&](double c) { return gaussian_expectation([&](double x) { return f.value(x); }, c, p.input_std, b); };
+  m.m2 = gaussian_expectation(
+      [&](double c) {
+        const double v = unit_mean(c);
+        return v * v;
+      },
+      p.bias_mean, p.bias_std, b);
+  m.s = std::max(0.0, m.r - m.m2);
+  return m;
+}
+
+/// The minimalRNN's fixed point and chi (meanfield.hpp, minimalrnn_mean_field), with chi - 1 kept apart.
+struct MinimalRnnSolution {
+  double q = 0.0, chi = 0.0, excess = 0.0;  // Q*, chi, chi - 1
+};
+
+MinimalRnnSolution solve_minimalrnn(const MeanFieldParams& p, const InputMap& in) {
+  const Activation sigmoid(ActivationKind::sigmoid);
+  const std::vector<double> gate_breaks = breaks(sigmoid);
+  const double g2 = p.gain * p.gain, v2 = p.gate_input_gain * p.gate_input_gain;
+  const auto gate_std = [&](double pp) { return std::sqrt(g2 * (in.m2 + pp) + v2 * in.r); };
+  const auto moment = [&](double pp, auto&& g) {
+    return relative_expectation([&](double e) { return g(sigmoid.value(e), sigmoid.value(-e)); }, p.gate_bias,
+                                gate_std(pp), gate_breaks);
+  };
+  const auto v_sq = [](double, double v) { return v * v; };
+  const auto v_two = [](double, double v) { return v * (2.0 - v); };  // 1 - u^2
+  // P' - P = E[v^2] S - E[v (2 - v)] P: >= 0 at P = 0, <= 0 at P = S.
+  const auto gap = [&](double pp) { return moment(pp, v_sq) * in.s - moment(pp, v_two) * pp; };
+  double pp = 0.0;
+  if (in.s > 0) {
+    const double start = std::min(p.h0_sq + in.m2, in.s);
+    const double g0 = gap(start);
+    // Scan from P_0 towards the end the gap points to (where its sign is known) for the nearest sign change.
+    constexpr int kSteps = 8;
+    const double end = g0 > 0 ? in.s : 0.0;
+    double a = start, ga = g0;
+    pp = start;
+    for (int k = 1; k <= kSteps && ga != 0.0; ++k) {
+      const double b = start + (end - start) * k / kSteps;
+      const double gb = k == kSteps ? (g0 > 0 ? std::min(0.0, gap(b)) : std::max(0.0, gap(b))) : gap(b);
+      if ((ga > 0) != (gb > 0) || gb == 0.0) {
+        pp = gb == 0.0 ? b : detail::brent_root(gap, std::min(a, b), std::max(a, b), a < b ? ga : gb, a < b ? gb : ga,
+                                                 1e-15 * in.s);
+        break;
+      }
+      a = b, ga = gb;
+    }
+  }
+  const double d = pp + in.s;  // E[(h - z)^2]
+  const double slope = moment(pp, [](double u, double v) { return u * u * v * v; });  // E[sigmoid'(e)^2]
+  MinimalRnnSolution out;
+  out.q = in.m2 + pp;
+  out.chi = moment(pp, [](double u, double) { return u * u; }) + g2 * slope * d;
+  out.excess = g2 * slope * d - moment(pp, v_two);
+  return out;
+}
+
+void check_minimalrnn(const MeanFieldParams& p) {
+  check(p);
+  if (!std::isfinite(p.gate_bias)) throw std::invalid_argument("mean field: gate_bias must be finite");
+  if (!std::isfinite(p.gate_input_gain) || p.gate_input_gain < 0)
+    throw std::invalid_argument("mean field: gate_input_gain must satisfy gate_input_gain >= 0 (finite)");
+}
+
+}  // namespace
+
+MeanField minimalrnn_mean_field(const MeanFieldParams& p) {
+  check_minimalrnn(p);
+  const MinimalRnnSolution s = solve_minimalrnn(p, input_map(p));
+  MeanField mf;
+  mf.q = s.q;
+  mf.chi = s.chi;
+  mf.growth = std::sqrt(s.chi);
+  mf.lyapunov = mf.growth > 0 ? std::log(mf.growth) : -std::numeric_limits<double>::infinity();
+  return mf;
+}
+
 CriticalGain critical_gain(const MeanFieldParams& params, double lo, double hi) {
   if (!(lo > 0 && hi > lo && std::isfinite(hi)))
     throw std::invalid_argument("critical_gain: the range must satisfy 0 < lo < hi");
@@ -211,11 +333,19 @@ CriticalGain critical_gain(const MeanFieldParams& params, double lo, double hi) 
     pg.gain = g;
     return mean_field(pg);
   };
-  const auto excess = [&](double g) { return at(g).chi - 1.0; };
+  const bool minimal = p.cell == CellKind::minimalrnn;
+  if (minimal) check_minimalrnn(p);
+  const InputMap in = minimal ? input_map(p) : InputMap{};  // the input map does not depend on the gain
+  const auto excess = [&](double g) {
+    if (!minimal) return at(g).chi - 1.0;
+    MeanFieldParams pg = p;
+    pg.gain = g;
+    return solve_minimalrnn(pg, in).excess;
+  };
   // With no input, no bias spread and f(bias_mean) = 0, q = 0 is a fixed point at every gain and chi = 1
   // where it loses stability, at g0 = 1 / sqrt(lim_{q->0+} E f'^2), exactly; past g0, chi - 1 = O((g - g0)^2)
   // (tanh: 4/3 (g - 1)^2), too flat for a root finder at 1e-8: use g0 itself for the crossing it brackets.
-  const bool zero_fixed_point =
+  const bool zero_fixed_point = !minimal &&
       p.input_std == 0.0 && p.bias_std == 0.0 && p.activation.value(p.bias_mean) == 0.0;
   const double chi0 = zero_variance_mean_sq_deriv(p.activation, p.bias_mean);
   const double g0 = chi0 > 0 ? 1.0 / std::sqrt(chi0) : std::numeric_limits<double>::infinity();

@@ -14,14 +14,9 @@
 namespace gradflow {
 
 MeanField cell_mean_field(const Config& config, double gain) {
-  if (config.network.cell != CellKind::vanilla) {
-    MeanField mf;
-    mf.status = MeanFieldStatus::not_applicable;
-    mf.message = "mean-field theory of h = f(a) only: not defined for the " + to_string(config.network.cell) +
-                 " cell";
-    return mf;
-  }
   MeanFieldParams p;
+  p.cell = config.network.cell;  // mean_field: not_applicable for cells other than vanilla and minimalrnn
+  p.gate_bias = config.gates.bias;
   p.activation = config.network.make_activation();
   p.gain = gain;
   p.input_std = config.input.kind == InputKind::gaussian ? config.input.std : 0.0;
@@ -35,6 +30,12 @@ MeanFieldParams data_mean_field_params(const Config& config, const Model& model,
   MeanFieldParams p;
   p.activation = model.activation;
   p.gain = gain;
+  p.cell = model.cell;
+  if (model.cell == CellKind::minimalrnn) {
+    // b_u of every unit is gates.bias; U_z's gain as drawn (N(0, 1/N) entries: about 1).
+    p.gate_bias = model.b_recurrent.size() > 0 ? model.b_recurrent.mean() : 0.0;
+    p.gate_input_gain = gain_rms(model.w_gate_input);
+  }
   const auto& in = config.input;
   if (in.kind == InputKind::file && drive.inputs && model.u.cols() == drive.inputs->cols()) {
     // A fixed sequence shared by the trajectories: the time average over the steps run of the mean over
@@ -125,7 +126,8 @@ CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t
   result.gain_rms = model.w_sparse ? model.w_sparse->norm() / std::sqrt(double(model.w_sparse->rows()))
                   : is_gated(model.cell) ? gain_rms(Eigen::MatrixXd(model.w.middleRows(candidate_block(model.cell) * n, n)))
                                          : gain_rms(model.w);
-  result.mean_field = config.network.cell == CellKind::vanilla
+  const CellKind kind = config.network.cell;
+  result.mean_field = kind == CellKind::vanilla || kind == CellKind::minimalrnn
                           ? mean_field(data_mean_field_params(config, model, drive, result.gain_rms))
                           : cell_mean_field(config, result.gain_rms);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();

@@ -399,6 +399,71 @@ TEST_CASE("gradflow critical starts from the scenarios' zero state and reports a
   CHECK(o.out.find("q* there        diverges") != std::string::npos);
 }
 
+TEST_CASE("gradflow critical --cell minimalrnn prints the critical line: chi = 1 at each gate bias's gain",
+          "[cli][critical][minimalrnn]") {
+  Outcome o = gradflow("critical --activation tanh --cell minimalrnn --input-std 1 --gate-bias 0 2 5 --json");
+  INFO(o.err);
+  REQUIRE(o.code == 0);
+  const auto j = nlohmann::json::parse(o.out);
+  CHECK(j["cell"] == "minimalrnn");
+  REQUIRE(j["line"].size() == 3);
+  double previous = 0.0;
+  for (const auto& point : j["line"]) {
+    const double b = point["gate_bias"].get<double>(), g = point["critical_gain"].get<double>();
+    INFO("gate bias " << b << " critical gain " << g);
+    CHECK(point["q_star"].get<double>() > 0.0);
+    CHECK(g != previous);
+    previous = g;
+    // The gain is where chi first reaches 1 (chi = 1 there is checked in test_meanfield_minimalrnn): a range
+    // that ends just below it has no point, one that starts just above it starts past it.
+    char range[96];
+    std::snprintf(range, sizeof range, " --range 0.1 %.12g --json", 0.999 * g);
+    const std::string base = "critical --activation tanh --cell minimalrnn --input-std 1 --gate-bias " + std::to_string(b);
+    Outcome below = gradflow(base + range);
+    REQUIRE(below.code == 0);
+    CHECK(nlohmann::json::parse(below.out)["line"][0]["critical_gain"].is_null());
+    std::snprintf(range, sizeof range, " --range %.12g 100 --json", 0.9 * g);
+    Outcome around = gradflow(base + range);
+    REQUIRE(around.code == 0);
+    CHECK(nlohmann::json::parse(around.out)["line"][0]["critical_gain"].get<double>() == Approx(g).epsilon(1e-8));
+  }
+  // No drive: chi = sigmoid(b_u)^2 < 1 at every gain, so the line has no point.
+  o = gradflow("critical --activation tanh --cell minimalrnn --gate-bias 1 --json");
+  REQUIRE(o.code == 0);
+  CHECK(nlohmann::json::parse(o.out)["line"][0]["critical_gain"].is_null());
+  o = gradflow("critical --activation tanh --cell minimalrnn --input-std 1");
+  REQUIRE(o.code == 0);
+  CHECK(o.out.find("gate bias") != std::string::npos);
+  CHECK(std::count(o.out.begin(), o.out.end(), '\n') >= 5 + 13);  // the default line: -4, -3, ..., 8
+}
+
+TEST_CASE("a minimalrnn sweep fills the mean-field columns and its verdicts judge mf_growth; gru stays n/a",
+          "[cli][minimalrnn]") {
+  TempDir tmp;
+  const fs::path sc = tmp.write("m.toml", std::string(kSmall) +
+                                              "[input]\nstd = 1.0\n[sweep]\n\"network.cell\" = [\"minimalrnn\", "
+                                              "\"gru\"]\n\"gates.bias\" = [0.0, 2.0]\n");
+  const fs::path out = tmp.path / "out";
+  const Outcome o = gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\" --quiet");
+  INFO(o.err);
+  REQUIRE(o.code == 0);
+  int minimal = 0;
+  for (const auto& row : csv_rows(out / "cells.csv")) {
+    const bool is_minimal = row.at("network.cell") == "minimalrnn";
+    minimal += is_minimal;
+    CHECK(row.at("mf_status") == (is_minimal ? "ok" : "not_applicable"));
+    CHECK(row.at("mf_growth").empty() == !is_minimal);
+    CHECK(row.at("mf_q").empty() == !is_minimal);
+  }
+  CHECK(minimal == 2);
+  const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  for (const auto& p : j["verdicts"]["predictors"])
+    if (p["name"] == "mf_growth") {
+      CHECK(p["compared"] == 2);
+      CHECK(p["unavailable"] == 2);
+    }
+}
+
 TEST_CASE("a sweep writes verdicts to run.json and a summary to stderr (none with --quiet)", "[cli][verdict]") {
   TempDir tmp;
   const fs::path sc = tmp.write("v.toml", std::string(kSmall) +

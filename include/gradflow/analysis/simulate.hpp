@@ -25,20 +25,22 @@ struct CellResult {
   double seconds_backward = 0.0;  // backward_pass (BPTT) and the Lyapunov pass over the same tape
   double gain_rms = 0.0;          // ||W||_F / sqrt(N) of the W built
   MeanField mean_field;           // mean-field prediction at gain_rms from the data used (data_mean_field_params;
-                                  // not_applicable for residual/leaky cells)
+                                  // not_applicable for residual, leaky, gru and lstm cells)
   LyapunovResult lyapunov;        // top analysis.lyapunov exponents (empty when 0)
   Storage storage = Storage::dense;  // how W was stored
   double nonzeros = 0.0;             // stored nonzeros of W (N^2 for dense random kinds)
 };
 
 /// Mean-field prediction of a cell's network with gain sigma_w = `gain` from the scenario's keys alone: its
-/// activation, input std (0 for input.kind = "none") and bias; status not_applicable for residual and leaky
-/// cells, whose state is not f(a) of a Gaussian a. simulate_cell uses data_mean_field_params instead, which
-/// equals this for data drawn from the keys and measures file data.
+/// activation, input std (0 for input.kind = "none") and bias (minimalrnn: gates.bias and gate_input_gain 1, the
+/// gain of U_z ~ N(0, 1/N)); status not_applicable for residual, leaky, gru and lstm cells, whose state is not
+/// f(a) of a Gaussian a. simulate_cell uses data_mean_field_params instead, which equals this for data drawn
+/// from the keys (up to U_z's finite-N gain) and measures file data.
 MeanField cell_mean_field(const Config& config, double gain);
 
-/// The mean-field parameters of the data a vanilla cell is actually fed (the scenario's keys where the data
-/// is drawn from them, measured where it comes from a file):
+/// The mean-field parameters of the data a vanilla or minimalrnn cell is actually fed (the scenario's keys where
+/// the data is drawn from them, measured where it comes from a file; minimalrnn: gain is U_h's, gate_bias the
+/// mean of b_u, gate_input_gain = ||U_z||_F / sqrt(N)):
 ///   input_std^2 = mean over the steps run and units of (U x_t)_i^2 for a file input sequence;
 ///                 ||U||_F^2 / N for x_t ~ N(0, I) through a file U; input.std otherwise (0 for no input);
 ///   bias_mean, bias_std = mean and spread over units of a file bias; bias.mean, bias.std otherwise;
