@@ -500,7 +500,7 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   // Ground-truth block (same order as cell_columns).
   const MeanField& mf = r.mean_field;
   f.push_back(csv_number(r.gain_rms));
-  const bool mf_ok = mf.status != MeanFieldStatus::not_applicable;
+  const bool mf_ok = mf.status == MeanFieldStatus::ok || mf.status == MeanFieldStatus::q_diverges;
   f.push_back(mf.status == MeanFieldStatus::ok ? csv_number(mf.q) : "");
   f.push_back(mf_ok ? csv_number(mf.growth) : "");
   f.push_back(mf_ok ? csv_number(mf.lyapunov) : "");  // empty also when growth = 0 (ln 0)
