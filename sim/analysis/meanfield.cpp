@@ -68,6 +68,7 @@ std::string to_string(MeanFieldStatus s) {
     case MeanFieldStatus::ok: return "ok";
     case MeanFieldStatus::q_diverges: return "q_diverges";
     case MeanFieldStatus::not_applicable: return "not_applicable";
+    case MeanFieldStatus::overflow: return "overflow";
   }
   return "unknown";
 }
@@ -76,8 +77,9 @@ MeanFieldStatus parse_mean_field_status(const std::string& name) {
   if (name == "ok") return MeanFieldStatus::ok;
   if (name == "q_diverges") return MeanFieldStatus::q_diverges;
   if (name == "not_applicable") return MeanFieldStatus::not_applicable;
+  if (name == "overflow") return MeanFieldStatus::overflow;
   throw std::invalid_argument("unknown mean-field status \"" + name +
-                              "\": expected ok, q_diverges or not_applicable");
+                              "\": expected ok, q_diverges, not_applicable or overflow");
 }
 
 namespace {

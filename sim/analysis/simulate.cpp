@@ -64,6 +64,19 @@ MeanFieldParams data_mean_field_params(const Config& config, const Model& model,
   return p;
 }
 
+MeanField data_mean_field(const MeanFieldParams& p) {
+  const auto finite_square = [](double x) { return std::isfinite(x * x); };
+  if (finite_square(p.gain) && finite_square(p.input_std) && finite_square(p.bias_std) && std::isfinite(p.bias_mean) &&
+      std::isfinite(p.h0_sq) && std::isfinite(p.initial_variance()))
+    return mean_field(p);
+  MeanField mf;
+  mf.status = MeanFieldStatus::overflow;
+  mf.message = "the variances of the data used overflow (gain " + std::to_string(p.gain) + ", input std " +
+               std::to_string(p.input_std) + ", bias std " + std::to_string(p.bias_std) + ", E[h0^2] " +
+               std::to_string(p.h0_sq) + "): no mean-field prediction";
+  return mf;
+}
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
@@ -128,7 +141,7 @@ CellResult simulate_cell(const Config& config, std::uint64_t cell, std::uint64_t
                                          : gain_rms(model.w);
   const CellKind kind = config.network.cell;
   result.mean_field = kind == CellKind::vanilla || kind == CellKind::minimalrnn
-                          ? mean_field(data_mean_field_params(config, model, drive, result.gain_rms))
+                          ? data_mean_field(data_mean_field_params(config, model, drive, result.gain_rms))
                           : cell_mean_field(config, result.gain_rms);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return result;

@@ -1,5 +1,6 @@
 #include "gradflow/model/matrix_io.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cerrno>
 #include <charconv>
@@ -43,6 +44,15 @@ Format format_of(const fs::path& file) {
   fail(file, "unknown extension '" + file.extension().string() + "'; " + std::string(kSupported));
 }
 
+/// Physical memory in bytes (0 when unknown); fuzz builds cap it under libFuzzer's RSS limit.
+double machine_memory() {
+  double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
+#ifdef GRADFLOW_FUZZ_MEMORY_CAP
+  memory = std::min(memory, double(GRADFLOW_FUZZ_MEMORY_CAP));
+#endif
+  return memory > 0 ? memory : 0.0;
+}
+
 std::string slurp(const fs::path& file) {
   std::error_code ec;
   const fs::file_status st = fs::status(file, ec);
@@ -51,6 +61,11 @@ std::string slurp(const fs::path& file) {
   if (st.type() == fs::file_type::directory) fail(file, "is a directory, expected a matrix file");
   // A device or FIFO (/dev/zero, a pipe) would never end or never fill; only regular files are matrices.
   if (st.type() != fs::file_type::regular) fail(file, "is not a regular file, expected a matrix file");
+  // The bytes are held while parsing: a file larger than memory (e.g. a sparse file of 1 TB) is refused unread.
+  const std::uintmax_t size = fs::file_size(file, ec);
+  if (!ec && machine_memory() > 0 && double(size) > 0.5 * machine_memory())
+    fail(file, "is " + std::to_string(size / 1000000000u) + " GB, more than half of this machine's memory; expected a "
+               "matrix file that fits in memory");
 
   errno = 0;
   std::unique_ptr<std::FILE, int (*)(std::FILE*)> fp(std::fopen(file.c_str(), "rb"), &std::fclose);
@@ -79,6 +94,14 @@ void require_finite(const fs::path& file, const Eigen::MatrixXd& m) {
                      (std::isnan(x[k]) ? "NaN" : "infinite") +
                      "; expected finite values only (rows and columns counted from 1)");
     }
+}
+
+/// The caller's verdict on the declared shape, before anything of that size is allocated (a 60-byte .mtx
+/// declaring 15000 x 15000 would otherwise cost 1.8 GB before the caller sees the shape).
+void check_declared_shape(const ShapeCheck& expected, std::uint64_t rows, std::uint64_t cols) {
+  if (!expected) return;
+  const std::string why = expected(static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols));
+  if (!why.empty()) throw MatrixShapeError(why);
 }
 
 // ---------------------------------------------------------------------------------------------------
@@ -299,7 +322,7 @@ double decode(const unsigned char* p, const Dtype& t) {
   return static_cast<double>(i);
 }
 
-Eigen::MatrixXd read_npy(const fs::path& file, const std::string& bytes) {
+Eigen::MatrixXd read_npy(const fs::path& file, const std::string& bytes, const ShapeCheck& expected_shape) {
   static constexpr char kMagic[] = "\x93NUMPY";
   if (bytes.size() < 6 || bytes.compare(0, 6, kMagic, 6) != 0)
     fail(file, "not a NumPy .npy file: expected the magic string \\x93NUMPY at byte 0");
@@ -342,6 +365,7 @@ Eigen::MatrixXd read_npy(const fs::path& file, const std::string& bytes) {
   const std::uint64_t max_bytes = std::numeric_limits<std::uint64_t>::max() / dtype.size;
   if (rows > max_index || cols > max_index || (cols != 0 && rows > max_bytes / cols))
     fail(file, "shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ") is too large");
+  check_declared_shape(expected_shape, rows, cols);
   const std::uint64_t expected = rows * cols * dtype.size;
   const std::uint64_t found = bytes.size() - prefix - header_len;
   if (found != expected)
@@ -411,6 +435,8 @@ class LineReader {
   }
 
   std::size_t number() const { return number_; }
+  /// Bytes consumed so far (the start of the next line).
+  std::size_t offset() const { return pos_; }
 
  private:
   std::string_view text_;
@@ -453,7 +479,7 @@ struct MtxData {
   std::vector<Eigen::Triplet<double>> triplets;
 };
 
-MtxData read_mtx(const fs::path& file, const std::string& bytes, bool sparse) {
+MtxData read_mtx(const fs::path& file, const std::string& bytes, bool sparse, const ShapeCheck& expected_shape) {
   LineReader in(bytes);
   std::string_view line;
   const std::string banner_form =
@@ -519,27 +545,40 @@ MtxData read_mtx(const fs::path& file, const std::string& bytes, bool sparse) {
             "a " + symmetry_s + " matrix must be square; size line says " + std::to_string(rows) + " x " +
                 std::to_string(cols));
 
-  // Refuse before allocating (found by fuzzing: "3 2222122222222" asked for 53 TB). The dense result
-  // must fit in memory, and an array file must be long enough to hold its entries (>= 2 bytes each).
-  // A coordinate file read sparse needs its triplets (24 bytes, twice for symmetric storage) and the
-  // compressed matrix (12 bytes per nonzero and 8 per row) instead of the dense N x N.
+  // Refuse before allocating (found by fuzzing: "3 2222122222222" asked for 53 TB): first the shape the caller
+  // needs, then the file's length, then memory.
+  check_declared_shape(expected_shape, rows, cols);
+  // Stored values: an array file lists every value of its stored triangle, a coordinate file its nnz entries,
+  // one per line; a file with fewer lines left is refused before the values' storage is allocated.
+  std::uint64_t values = nnz;
+  if (!coordinate) {
+    // Column-major; symmetric stores the lower triangle with diagonal, skew the strict lower triangle (rows *
+    // cols <= 2^63 was checked, so these do not overflow).
+    values = rows * cols;
+    if (symmetry == MtxSymmetry::symmetric) values = rows * (rows + 1) / 2;
+    if (symmetry == MtxSymmetry::skew) values = rows == 0 ? 0 : rows * (rows - 1) / 2;
+  }
+  const std::string_view rest = std::string_view(bytes).substr(std::min(bytes.size(), in.offset()));
+  const auto lines_left = static_cast<std::uint64_t>(std::count(rest.begin(), rest.end(), '\n')) +
+                          (!rest.empty() && rest.back() != '\n' ? 1u : 0u);
+  if (lines_left < values)
+    fail_at(file, size_line,
+            "too few entries: " +
+                (coordinate ? "the size line promises " + std::to_string(values)
+                            : "expected " + std::to_string(values) + " values for a " + std::to_string(rows) + " x " +
+                                  std::to_string(cols) + " " + symmetry_s + " array") +
+                ", found " + std::to_string(lines_left) + " lines after the size line (one entry per line)");
+  // The dense result must fit in memory. A coordinate file read sparse needs its triplets (24 bytes, twice for
+  // symmetric storage) and the compressed matrix (12 bytes per nonzero and 8 per row) instead of the dense N x N.
   const bool as_triplets = coordinate && sparse;
   const double stored = double(nnz) * (symmetry == MtxSymmetry::general ? 1.0 : 2.0);
   const double needed = as_triplets ? 36.0 * stored + 8.0 * (double(rows) + 1.0) : 8.0 * double(rows) * double(cols);
-  double memory = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-#ifdef GRADFLOW_FUZZ_MEMORY_CAP
-  memory = std::min(memory, double(GRADFLOW_FUZZ_MEMORY_CAP));  // fuzz builds: keep under libFuzzer's RSS limit
-#endif
+  const double memory = machine_memory();
   if (memory > 0 && needed > 0.9 * memory)
     fail_at(file, size_line,
             "matrix size " + std::to_string(rows) + " x " + std::to_string(cols) + " needs " +
                 std::to_string(static_cast<long long>(needed / 1e9)) + (as_triplets ? " GB as a sparse matrix, more than " : " GB as a dense matrix, more than ") +
                 "this machine's memory");
-  if (!coordinate && double(rows) * double(cols) > double(bytes.size()) / 2.0 + 1.0 &&
-      symmetry == MtxSymmetry::general)
-    fail_at(file, size_line,
-            "too few entries: the size line promises " + std::to_string(rows) + " x " + std::to_string(cols) +
-                " values, the file is only " + std::to_string(bytes.size()) + " bytes long");
   MtxData out;
   out.rows = static_cast<Eigen::Index>(rows);
   out.cols = static_cast<Eigen::Index>(cols);
@@ -563,10 +602,7 @@ MtxData read_mtx(const fs::path& file, const std::string& bytes, bool sparse) {
   };
 
   if (!coordinate) {
-    // Column-major; symmetric stores the lower triangle with diagonal, skew the strict lower triangle.
-    std::uint64_t expected = rows * cols;
-    if (symmetry == MtxSymmetry::symmetric) expected = rows * (rows + 1) / 2;
-    if (symmetry == MtxSymmetry::skew) expected = rows == 0 ? 0 : rows * (rows - 1) / 2;
+    const std::uint64_t expected = values;
     std::uint64_t i = 0, j = 0, count = 0;
     auto first_row = [&](std::uint64_t col) {
       return symmetry == MtxSymmetry::general ? 0 : (symmetry == MtxSymmetry::symmetric ? col : col + 1);
@@ -694,29 +730,29 @@ std::string mtx_bytes(const Eigen::MatrixXd& m) {
 }  // namespace
 }  // namespace detail
 
-Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::path& name) {
+Eigen::MatrixXd parse_matrix(const std::string& bytes, const std::filesystem::path& name, const ShapeCheck& expected) {
   const detail::Format format = detail::format_of(name);
-  Eigen::MatrixXd m =
-      format == detail::Format::npy ? detail::read_npy(name, bytes) : detail::read_mtx(name, bytes, /*sparse=*/false).dense;
+  Eigen::MatrixXd m = format == detail::Format::npy ? detail::read_npy(name, bytes, expected)
+                                                    : detail::read_mtx(name, bytes, /*sparse=*/false, expected).dense;
   detail::require_finite(name, m);
   return m;
 }
 
-Eigen::MatrixXd read_matrix(const std::filesystem::path& file) {
+Eigen::MatrixXd read_matrix(const std::filesystem::path& file, const ShapeCheck& expected) {
   detail::format_of(file);  // an unknown extension is reported before reading anything
-  return parse_matrix(detail::slurp(file), file);
+  return parse_matrix(detail::slurp(file), file, expected);
 }
 
-MatrixFile read_matrix_file(const std::filesystem::path& file) {
+MatrixFile read_matrix_file(const std::filesystem::path& file, const ShapeCheck& expected) {
   const detail::Format format = detail::format_of(file);
   const std::string bytes = detail::slurp(file);
   MatrixFile out;
   if (format == detail::Format::npy) {
-    out.dense = detail::read_npy(file, bytes);
+    out.dense = detail::read_npy(file, bytes, expected);
     detail::require_finite(file, out.dense);
     return out;
   }
-  detail::MtxData d = detail::read_mtx(file, bytes, /*sparse=*/true);
+  detail::MtxData d = detail::read_mtx(file, bytes, /*sparse=*/true, expected);
   if (!d.coordinate) {
     out.dense = std::move(d.dense);
     detail::require_finite(file, out.dense);  // array values were checked while parsing; kept for symmetry

@@ -396,6 +396,11 @@ std::string shape(const Eigen::Index rows, const Eigen::Index cols) {
   return std::to_string(rows) + " x " + std::to_string(cols);
 }
 
+/// Throws file_shape_problem() as std::invalid_argument when there is one.
+void require_file_shape(const Config& c, const std::string& key, Eigen::Index rows, Eigen::Index cols) {
+  if (std::string why = file_shape_problem(c, key, rows, cols); !why.empty()) throw std::invalid_argument(why);
+}
+
 /// "key: only used with <condition>" when a file key is set but its kind does not read it.
 void require_unused_empty(const std::string& value, const std::string& key, bool used, const std::string& when) {
   if (!used && !value.empty()) throw std::invalid_argument(key + ": only used with " + when);
@@ -407,10 +412,7 @@ void validate_gated(const Config& c) {
   const Eigen::Index n = c.network.units;
   // gates.* and init.cell_file are ignored by the cells without gates or without c (so that one sweep can put
   // vanilla, gru and lstm side by side over gates.bias).
-  if (const auto& c0 = c.init.cell_matrix; c0 && (c0->rows() != n || (c0->cols() != 1 && c0->cols() != c.network.batch)))
-    throw std::invalid_argument("init.cell_file = \"" + c.init.cell_file + "\": holds " + shape(c0->rows(), c0->cols()) +
-                                ", expected network.units = " + std::to_string(n) + " values or units x network.batch = " +
-                                shape(n, c.network.batch));
+  if (const auto& c0 = c.init.cell_matrix) require_file_shape(c, "init.cell_file", c0->rows(), c0->cols());
   if (is_gated(kind) && (c.spectrum.kind == SpectrumKind::sparse || c.spectrum.kind == SpectrumKind::chain ||
                          c.spectrum.storage == StoragePolicy::sparse || c.spectrum.sparse_matrix))
     throw std::invalid_argument("spectrum.kind = \"" + to_string(c.spectrum.kind) + "\": the gated cells need dense "
@@ -428,23 +430,10 @@ void validate_gated(const Config& c) {
   }
   if (const auto& t = c.import.weights) {
     const Eigen::Index g = gate_blocks(kind);
-    const std::string where = "import.torch = \"" + c.import.torch + "\": ";
-    if (t->weight_hh.rows() != g * n || t->weight_hh.cols() != n)
-      throw std::invalid_argument(where + "weight_hh_l0.npy holds " + shape(t->weight_hh.rows(), t->weight_hh.cols()) +
-                                  ", expected " + shape(g * n, n) + " for network.cell = \"" + to_string(kind) +
-                                  "\" and network.units = " + std::to_string(n) +
-                                  (t->weight_hh.cols() > 0 && t->weight_hh.rows() % t->weight_hh.cols() == 0
-                                       ? " (the file holds " + std::to_string(t->weight_hh.rows() / t->weight_hh.cols()) +
-                                             " blocks of " + std::to_string(t->weight_hh.cols()) + " units)"
-                                       : std::string()));
-    if (t->weight_ih.rows() != g * n)
-      throw std::invalid_argument(where + "weight_ih_l0.npy holds " + shape(t->weight_ih.rows(), t->weight_ih.cols()) +
-                                  ", expected " + std::to_string(g * n) + " rows");
-    if (c.input.kind != InputKind::none && t->weight_ih.cols() != c.input.dim)
-      throw std::invalid_argument(where + "weight_ih_l0.npy has " + std::to_string(t->weight_ih.cols()) +
-                                  " input columns but input.dim = " + std::to_string(c.input.dim));
+    require_file_shape(c, "weight_hh_l0.npy", t->weight_hh.rows(), t->weight_hh.cols());
+    require_file_shape(c, "weight_ih_l0.npy", t->weight_ih.rows(), t->weight_ih.cols());
     if (t->bias_ih.size() != g * n || t->bias_hh.size() != g * n)
-      throw std::invalid_argument(where + "bias_ih_l0.npy and bias_hh_l0.npy must hold " + std::to_string(g * n) +
+      throw std::invalid_argument("import.torch = \"" + c.import.torch + "\": bias_ih_l0.npy and bias_hh_l0.npy must hold " + std::to_string(g * n) +
                                   " values each, got " + std::to_string(t->bias_ih.size()) + " and " +
                                   std::to_string(t->bias_hh.size()));
   }
@@ -484,6 +473,74 @@ std::string unused_reason(const Config& c, const std::string& key) {
   return "";
 }
 
+std::string file_shape_problem(const Config& c, const std::string& key, Eigen::Index rows, Eigen::Index cols) {
+  const Eigen::Index n = c.network.units, batch = c.network.batch;
+  const auto quoted = [](const std::string& path) { return "\"" + path + "\""; };
+  if (key == "spectrum.file") {
+    if (rows != cols || rows == 0)
+      return "spectrum.file = " + quoted(c.spectrum.file) + ": W must be a non-empty square matrix, got " + shape(rows, cols);
+    if (rows != n)
+      return "network.units = " + std::to_string(n) + ": but " + c.spectrum.file + " holds a " + shape(rows, cols) +
+             " matrix";
+    return "";
+  }
+  if (key == "input.file") {
+    const Eigen::Index forward_steps = c.analysis.burn_in + c.network.steps;
+    if (rows != forward_steps || cols != c.input.dim)
+      return "input.file = " + quoted(c.input.file) + ": holds " + shape(rows, cols) +
+             ", expected (analysis.burn_in + network.steps) x input.dim = " + shape(forward_steps, c.input.dim) +
+             " (one row per forward step)";
+    return "";
+  }
+  if (key == "input.weights") {
+    if (rows != n || cols != c.input.dim)
+      return "input.weights = " + quoted(c.input.weights) + ": holds " + shape(rows, cols) +
+             ", expected network.units x input.dim = " + shape(n, c.input.dim);
+    return "";
+  }
+  if (key == "init.file" || key == "init.cell_file") {
+    if (rows != n || (cols != 1 && cols != batch))
+      return key + " = " + quoted(key == "init.file" ? c.init.file : c.init.cell_file) + ": holds " + shape(rows, cols) +
+             ", expected network.units = " + std::to_string(n) + " values (shared by every trajectory) or units x "
+             "network.batch = " + shape(n, batch);
+    return "";
+  }
+  if (key == "bias.file") {
+    if (!((rows == n && cols == 1) || (rows == 1 && cols == n)))
+      return "bias.file = " + quoted(c.bias.file) + ": holds " + shape(rows, cols) + ", expected network.units = " +
+             std::to_string(n) + " values";
+    return "";
+  }
+  const CellKind kind = c.network.cell;
+  const Eigen::Index g = gate_blocks(kind);
+  const std::string torch = "import.torch = " + quoted(c.import.torch) + ": ";
+  if (key == "weight_hh_l0.npy") {
+    if (rows != g * n || cols != n)
+      return torch + "weight_hh_l0.npy holds " + shape(rows, cols) + ", expected " + shape(g * n, n) +
+             " for network.cell = \"" + to_string(kind) + "\" and network.units = " + std::to_string(n) +
+             (cols > 0 && rows % cols == 0
+                  ? " (the file holds " + std::to_string(rows / cols) + " blocks of " + std::to_string(cols) + " units)"
+                  : std::string());
+    return "";
+  }
+  if (key == "weight_ih_l0.npy") {
+    if (rows != g * n) return torch + "weight_ih_l0.npy holds " + shape(rows, cols) + ", expected " + std::to_string(g * n) + " rows";
+    if (c.input.kind != InputKind::none && cols != c.input.dim)
+      return torch + "weight_ih_l0.npy has " + std::to_string(cols) + " input columns but input.dim = " +
+             std::to_string(c.input.dim);
+    return "";
+  }
+  if (key == "bias_ih_l0.npy" || key == "bias_hh_l0.npy") {
+    if (rows != 1 && cols != 1)
+      return torch + key + " holds a " + shape(rows, cols) + " matrix, expected a vector";
+    if (rows * cols != g * n)
+      return torch + key + " holds " + std::to_string(rows * cols) + " values, expected " + std::to_string(g * n) +
+             " for network.cell = \"" + to_string(kind) + "\" and network.units = " + std::to_string(n);
+    return "";
+  }
+  throw std::logic_error("file_shape_problem: " + key + " is not a file key");
+}
+
 void validate_config(const Config& c) {
   const Eigen::Index n = c.network.units;
   const auto& sc = c.spectrum;
@@ -492,13 +549,9 @@ void validate_config(const Config& c) {
   if (sc.kind != SpectrumKind::file && !sc.file.empty())
     throw std::invalid_argument("spectrum.file: only used with kind = \"file\" (kind is \"" + to_string(sc.kind) +
                                 "\")");
-  if (sc.kind == SpectrumKind::file && (sc.matrix || sc.sparse_matrix)) {
-    const Eigen::Index rows = sc.sparse_matrix ? sc.sparse_matrix->rows() : sc.matrix->rows();
-    const Eigen::Index cols = sc.sparse_matrix ? sc.sparse_matrix->cols() : sc.matrix->cols();
-    if (rows != n)
-      throw std::invalid_argument("network.units = " + std::to_string(n) + ": but " + sc.file + " holds a " +
-                                  shape(rows, cols) + " matrix");
-  }
+  if (sc.kind == SpectrumKind::file && (sc.matrix || sc.sparse_matrix))
+    require_file_shape(c, "spectrum.file", sc.sparse_matrix ? sc.sparse_matrix->rows() : sc.matrix->rows(),
+                       sc.sparse_matrix ? sc.sparse_matrix->cols() : sc.matrix->cols());
   if (sc.kind == SpectrumKind::sparse) {
     if ((sc.sparse.density > 0.0) == (sc.sparse.in_degree > 0))
       throw std::invalid_argument("spectrum.kind: \"sparse\" needs exactly one of spectrum.density (0 < p <= 1) "
@@ -519,28 +572,16 @@ void validate_config(const Config& c) {
   require_unused_empty(in.weights, "input.weights", in.kind != InputKind::none, "input.kind = \"gaussian\" or \"file\"");
   if (in.kind == InputKind::file && in.file.empty())
     throw std::invalid_argument("input.file: kind = \"file\" needs a file (.npy or .mtx), (burn_in + steps) x dim");
-  const Eigen::Index forward_steps = c.analysis.burn_in + c.network.steps;
-  if (in.kind == InputKind::file && in.sequence &&
-      (in.sequence->rows() != forward_steps || in.sequence->cols() != in.dim))
-    throw std::invalid_argument("input.file = \"" + in.file + "\": holds " + shape(in.sequence->rows(), in.sequence->cols()) +
-                                ", expected (analysis.burn_in + network.steps) x input.dim = " +
-                                shape(forward_steps, in.dim) + " (one row per forward step)");
-  if (in.matrix && (in.matrix->rows() != n || in.matrix->cols() != in.dim))
-    throw std::invalid_argument("input.weights = \"" + in.weights + "\": holds " + shape(in.matrix->rows(), in.matrix->cols()) +
-                                ", expected network.units x input.dim = " + shape(n, in.dim));
+  if (in.kind == InputKind::file && in.sequence)
+    require_file_shape(c, "input.file", in.sequence->rows(), in.sequence->cols());
+  if (in.matrix) require_file_shape(c, "input.weights", in.matrix->rows(), in.matrix->cols());
   require_unused_empty(c.init.file, "init.file", c.init.state == InitState::file, "init.state = \"file\"");
   if (c.init.state == InitState::file && c.init.file.empty())
     throw std::invalid_argument("init.file: state = \"file\" needs a file (.npy or .mtx), units or units x batch");
-  if (const auto& h0 = c.init.matrix;
-      h0 && (h0->rows() != n || (h0->cols() != 1 && h0->cols() != c.network.batch)))
-    throw std::invalid_argument("init.file = \"" + c.init.file + "\": holds " + shape(h0->rows(), h0->cols()) +
-                                ", expected network.units = " + std::to_string(n) + " values (shared by every "
-                                "trajectory) or units x network.batch = " + shape(n, c.network.batch));
+  if (const auto& h0 = c.init.matrix) require_file_shape(c, "init.file", h0->rows(), h0->cols());
   if (!c.bias.file.empty() && (c.bias.mean != 0.0 || c.bias.std != 0.0))
     throw std::invalid_argument("bias.file: replaces the random bias; bias.mean and bias.std must stay 0");
-  if (const auto& b = c.bias.vector; b && !((b->rows() == n && b->cols() == 1) || (b->rows() == 1 && b->cols() == n)))
-    throw std::invalid_argument("bias.file = \"" + c.bias.file + "\": holds " + shape(b->rows(), b->cols()) +
-                                ", expected network.units = " + std::to_string(n) + " values");
+  if (const auto& b = c.bias.vector) require_file_shape(c, "bias.file", b->rows(), b->cols());
 
   validate_gated(c);
 

@@ -115,6 +115,17 @@ std::string legacy_scenario_hash(const Scenario& sc) { return fnv1a_hex(scenario
 
 }  // namespace
 
+std::string heatmap_file_name(const std::string& metric, const std::string& facet) {
+  // NAME_MAX is 255 bytes on Linux, macOS and the usual file systems; the atomic write adds ".tmp".
+  constexpr std::size_t kMaxName = 255 - 4;
+  std::string name = metric + facet + ".csv";
+  if (name.size() <= kMaxName) return name;
+  // A prefix that ends on a whole UTF-8 character, "_", the 16 hex digits of the full name's hash, ".csv".
+  std::size_t keep = kMaxName - 1 - 16 - 4;
+  while (keep > 0 && (static_cast<unsigned char>(name[keep]) & 0xC0) == 0x80) --keep;
+  return name.substr(0, keep) + "_" + fnv1a_hex(name) + ".csv";
+}
+
 nlohmann::json inputs_json(const Scenario& sc) {
   nlohmann::json files = nlohmann::json::array();
   for (const auto& f : sc.inputs)
@@ -489,7 +500,7 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   // Ground-truth block (same order as cell_columns).
   const MeanField& mf = r.mean_field;
   f.push_back(csv_number(r.gain_rms));
-  const bool mf_ok = mf.status != MeanFieldStatus::not_applicable;
+  const bool mf_ok = mf.status == MeanFieldStatus::ok || mf.status == MeanFieldStatus::q_diverges;
   f.push_back(mf.status == MeanFieldStatus::ok ? csv_number(mf.q) : "");
   f.push_back(mf_ok ? csv_number(mf.growth) : "");
   f.push_back(mf_ok ? csv_number(mf.lyapunov) : "");  // empty also when growth = 0 (ln 0)
@@ -697,7 +708,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
       const bool spread = out == metrics.size();
       const std::size_t m = spread ? 0 : out;
       const std::string metric = spread ? metrics[m] + "_sd" : metrics[m];
-      const std::string name = "heatmaps/" + metric + facet_name + ".csv";
+      const std::string name = "heatmaps/" + heatmap_file_name(metric, facet_name);
       std::string text = "# " + metric + (spread ? " (sample sd over replicates)" : " (mean over replicates)") +
                          (facet_label.empty() ? "" : " for " + facet_label) + "\n# rows: " + axes[*y].key + " =";
       for (const auto& v : axes[*y].values) text += " " + csv_field(v);

@@ -186,31 +186,92 @@ Value parse_override_value(const std::string& text) {
   return text;  // bare words: --set network.activation=relu
 }
 
-/// Reads one file key's matrix, turning a file problem into "where: key = "path": problem".
+using OriginOf = std::function<SourceLocation(const std::string&)>;
+
+/// Adds a file about to be read to the scenario's inputs, with its digest.
+void record_input(const std::string& key, const std::filesystem::path& p, std::vector<InputFile>* inputs) {
+  InputFile in{key, p.string(), "", 0};
+  // Digest first: a file replaced while it is read then shows as changed at --resume, not as the same.
+  if (std::filesystem::is_regular_file(p)) in.digest = file_digest(p, &in.bytes);
+  inputs->push_back(std::move(in));
+}
+
+/// Reads one file key's matrix, turning a file problem into "where: key = "path": problem". `expected` is asked
+/// with the size the file declares before anything is allocated; its answer names the key it is about
+/// ("network.units = 16: but ...") and is reported where that key was set.
 MatrixFile read_keyed_file(const std::string& key, const std::string& path, const std::filesystem::path& base_dir,
-                           const SourceLocation& where, bool keep_sparse, std::vector<InputFile>* inputs) {
+                           const OriginOf& origin_of, bool keep_sparse, const ShapeCheck& expected,
+                           std::vector<InputFile>* inputs) {
   std::filesystem::path p = path;
   if (p.is_relative()) p = base_dir / p;
   try {
-    if (inputs) {
-      InputFile in{key, p.string(), "", 0};
-      // Digest first: a file replaced while it is read then shows as changed at --resume, not as the same.
-      if (std::filesystem::is_regular_file(p)) in.digest = file_digest(p, &in.bytes);
-      inputs->push_back(std::move(in));
-    }
-    if (keep_sparse) return read_matrix_file(p);
+    if (inputs) record_input(key, p, inputs);
+    if (keep_sparse) return read_matrix_file(p, expected);
     MatrixFile f;
-    f.dense = read_matrix(p);
+    f.dense = read_matrix(p, expected);
     return f;
+  } catch (const MatrixShapeError& e) {
+    const std::string what = e.what();
+    const std::string named = what.substr(0, what.find_first_of(" :"));
+    fail(origin_of(find_key(named) ? named : key), what);
   } catch (const MatrixFileError& e) {
-    fail(where, key + " = \"" + path + "\": " + e.what());
+    fail(origin_of(key), key + " = \"" + path + "\": " + e.what());
   }
+}
+
+/// The base config under every combination of the swept values of the keys that decide the files' shapes, each
+/// with those values as text (empty when none is swept): every cell's files must fit, so a file is refused by
+/// the first of them it does not fit. Empty when there are more than kMaxShapeVariants combinations.
+struct ShapeVariant {
+  Config config;
+  std::string swept;  // "network.units = 16, input.dim = 4"
+};
+constexpr double kMaxShapeVariants = 4096;
+
+std::vector<ShapeVariant> shape_variants(const Scenario& sc) {
+  static const std::vector<std::string> shape_keys{"network.units", "network.batch", "network.steps",
+                                                   "analysis.burn_in", "input.dim", "input.kind", "network.cell"};
+  std::vector<ShapeVariant> out{{sc.base, ""}};
+  double combinations = 1;
+  for (const auto& axis : sc.axes) {
+    if (std::find(shape_keys.begin(), shape_keys.end(), axis.key) == shape_keys.end()) continue;
+    if ((combinations *= double(axis.values.size())) > kMaxShapeVariants) return {};
+    std::vector<ShapeVariant> next;
+    for (const auto& v : out)
+      for (const auto& value : axis.values) {
+        ShapeVariant w = v;
+        find_key(axis.key)->set(w.config, value);
+        w.swept += (w.swept.empty() ? "" : ", ") + axis.key + " = " + format_value(value);
+        next.push_back(std::move(w));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+/// What every cell needs of `shape_key`'s file (file_shape_problem), asked before it is read. Without variants
+/// (a sweep of too many shapes) only W's squareness is checked early; validation checks the rest after reading.
+ShapeCheck expected_shape(const std::vector<ShapeVariant>& variants, const Config& base, const std::string& shape_key) {
+  return [&variants, &base, shape_key](Eigen::Index rows, Eigen::Index cols) -> std::string {
+    if (variants.empty())
+      return shape_key == "spectrum.file" && (rows != cols || rows == 0) ? file_shape_problem(base, shape_key, rows, cols)
+                                                                          : std::string();
+    const bool torch_tensor = shape_key.find(".npy") != std::string::npos;
+    for (const auto& v : variants) {
+      // torch has only these cells; validation names the mismatch for the others.
+      const CellKind cell = v.config.network.cell;
+      if (torch_tensor && cell != CellKind::vanilla && cell != CellKind::gru && cell != CellKind::lstm) continue;
+      const std::string why = file_shape_problem(v.config, shape_key, rows, cols);
+      if (!why.empty()) return why + (v.swept.empty() ? "" : " (in the sweep cells with " + v.swept + ")");
+    }
+    return "";
+  };
 }
 
 /// The four tensors of [import] torch = DIR, each named in the message when it is missing or malformed.
 std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std::filesystem::path& base_dir,
-                                               const std::function<SourceLocation(const std::string&)>& origin_of,
-                                               std::vector<InputFile>* inputs) {
+                                               const OriginOf& origin_of, const std::vector<ShapeVariant>& variants,
+                                               const Config& base, std::vector<InputFile>* inputs) {
   const SourceLocation where = origin_of("import.torch");
   std::filesystem::path folder = dir;
   if (folder.is_relative()) folder = base_dir / folder;
@@ -218,12 +279,17 @@ std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std
   if (!std::filesystem::is_directory(folder, ec))
     fail(where, "import.torch = \"" + dir + "\": not a folder (expected the folder holding weight_ih_l0.npy, "
                 "weight_hh_l0.npy, bias_ih_l0.npy and bias_hh_l0.npy)");
-  auto read = [&](const char* name) {
-    const std::string path = (std::filesystem::path(dir) / name).string();
+  // All four present before any is read (a missing one is the first thing to say), and recorded in this order.
+  for (const char* name : {"weight_ih_l0.npy", "weight_hh_l0.npy", "bias_ih_l0.npy", "bias_hh_l0.npy"}) {
     if (!std::filesystem::exists(folder / name, ec))
-      fail(where, "import.torch = \"" + dir + "\": " + path + " is missing (numpy.save of the module's state_dict "
-                  "entry " + std::string(name).substr(0, std::string(name).size() - 4) + ")");
-    return read_keyed_file("import.torch", path, base_dir, where, /*keep_sparse=*/false, inputs).dense;
+      fail(where, "import.torch = \"" + dir + "\": " + (std::filesystem::path(dir) / name).string() +
+                      " is missing (numpy.save of the module's state_dict entry " +
+                      std::string(name).substr(0, std::string(name).size() - 4) + ")");
+    if (inputs) record_input("import.torch", folder / name, inputs);
+  }
+  auto read = [&](const char* name) {
+    return read_keyed_file("import.torch", (std::filesystem::path(dir) / name).string(), base_dir, origin_of,
+                           /*keep_sparse=*/false, expected_shape(variants, base, name), nullptr).dense;
   };
   auto vector = [&](const char* name) -> Eigen::VectorXd {
     Eigen::MatrixXd m = read(name);
@@ -233,32 +299,30 @@ std::shared_ptr<const TorchWeights> load_torch(const std::string& dir, const std
     return Eigen::Map<const Eigen::VectorXd>(m.data(), m.size());
   };
   auto t = std::make_shared<TorchWeights>();
+  t->weight_hh = read("weight_hh_l0.npy");  // first: its shape says the most (cell kind and units)
   t->weight_ih = read("weight_ih_l0.npy");
-  t->weight_hh = read("weight_hh_l0.npy");
   t->bias_ih = vector("bias_ih_l0.npy");
   t->bias_hh = vector("bias_hh_l0.npy");
   return t;
 }
 
-/// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet. Coordinate .mtx files for W
-/// stay sparse; everything else is read dense.
-void load_files(Config& c, const std::filesystem::path& base_dir,
-                const std::function<SourceLocation(const std::string&)>& origin_of,
-                std::vector<InputFile>* inputs) {
+/// Loads every file a config names (W, x, U, h_0, b) that is not loaded yet, each checked against the shape
+/// every cell needs before it is read (`variants`, see shape_variants). Coordinate .mtx files for W stay
+/// sparse; everything else is read dense.
+void load_files(Config& c, const std::filesystem::path& base_dir, const OriginOf& origin_of,
+                const std::vector<ShapeVariant>& variants, std::vector<InputFile>* inputs) {
   auto& sc = c.spectrum;
   if (sc.kind == SpectrumKind::file && !sc.file.empty() && !sc.matrix && !sc.sparse_matrix) {
-    const SourceLocation where = origin_of("spectrum.file");
-    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, where, /*keep_sparse=*/true, inputs);
-    if (f.rows() != f.cols() || f.rows() == 0)
-      fail(where, "spectrum.file = \"" + sc.file + "\": W must be a non-empty square matrix, got " +
-                      std::to_string(f.rows()) + " x " + std::to_string(f.cols()));
+    MatrixFile f = read_keyed_file("spectrum.file", sc.file, base_dir, origin_of, /*keep_sparse=*/true,
+                                   expected_shape(variants, c, "spectrum.file"), inputs);
     if (f.is_sparse()) sc.sparse_matrix = f.sparse;
     else sc.matrix = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
   }
   auto load_dense = [&](const std::string& key, const std::string& path,
                         std::shared_ptr<const Eigen::MatrixXd>& slot) {
     if (path.empty() || slot) return;
-    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of(key), /*keep_sparse=*/false, inputs);
+    MatrixFile f = read_keyed_file(key, path, base_dir, origin_of, /*keep_sparse=*/false,
+                                   expected_shape(variants, c, key), inputs);
     slot = std::make_shared<const Eigen::MatrixXd>(std::move(f.dense));
   };
   if (c.input.kind == InputKind::file) load_dense("input.file", c.input.file, c.input.sequence);
@@ -266,7 +330,8 @@ void load_files(Config& c, const std::filesystem::path& base_dir,
   if (c.init.state == InitState::file) load_dense("init.file", c.init.file, c.init.matrix);
   load_dense("bias.file", c.bias.file, c.bias.vector);
   load_dense("init.cell_file", c.init.cell_file, c.init.cell_matrix);
-  if (!c.import.torch.empty() && !c.import.weights) c.import.weights = load_torch(c.import.torch, base_dir, origin_of, inputs);
+  if (!c.import.torch.empty() && !c.import.weights)
+    c.import.weights = load_torch(c.import.torch, base_dir, origin_of, variants, c, inputs);
 }
 
 /// Keys naming files: loaded once with the base config, so they cannot be sweep axes.
@@ -421,7 +486,8 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
     auto it = sc.origins.find(key);
     return it != sc.origins.end() ? it->second : SourceLocation{source_name, 0, 0};
   };
-  load_files(sc.base, dir, origin_of, &sc.inputs);
+  const std::vector<ShapeVariant> variants = shape_variants(sc);
+  load_files(sc.base, dir, origin_of, variants, &sc.inputs);
   // Keys given (in the file, by --set, or as an axis) that may have no effect: used by any cell?
   std::vector<std::string> given;
   for (const auto& key : conditional_keys())

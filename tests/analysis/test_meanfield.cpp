@@ -1,4 +1,5 @@
 #include <cmath>
+#include <limits>
 
 #include <catch2/catch.hpp>
 
@@ -227,4 +228,41 @@ TEST_CASE("mean-field columns use the measured variances of file data (h0, input
   CHECK(r.mean_field.growth == Approx(growth).epsilon(1e-7));
   // The keys alone (input as if absent, bias 0, h0 = 0) give another answer: the data is what counts.
   CHECK(std::abs(cell_mean_field(sc.base, g).q - q) > 0.01);
+}
+
+TEST_CASE("file data whose variances overflow double give mf_status overflow; the cell still reports its numbers",
+          "[meanfield][files]") {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / ("gradflow_mf_overflow_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  // |b_i| = 1e200: finite values whose spread squared (1e400) is not; likewise h0 = 1e200 and U = 1e200.
+  Eigen::MatrixXd b(8, 1), h0 = Eigen::MatrixXd::Constant(8, 1, 1e200), u = Eigen::MatrixXd::Constant(8, 2, 1e200);
+  for (int i = 0; i < 8; ++i) b(i) = i % 2 ? 1e200 : -1e200;
+  write_matrix(dir / "b.npy", b);
+  write_matrix(dir / "h0.npy", h0);
+  write_matrix(dir / "U.npy", u);
+  const std::string head = "seed = 5\n[network]\nunits = 8\nsteps = 30\nbatch = 2\n[analysis]\nburn_in = 5\n";
+  for (const std::string& extra : {std::string("[bias]\nfile = \"b.npy\"\n"),
+                                   std::string("[init]\nstate = \"file\"\nfile = \"h0.npy\"\n"),
+                                   std::string("[input]\ndim = 2\nweights = \"U.npy\"\n")}) {
+    INFO(extra);
+    const Scenario sc = parse_scenario(head + extra, "overflow.toml", {}, dir);
+    const CellResult r = simulate_cell(sc.base, 0, 0);
+    CHECK(r.mean_field.status == MeanFieldStatus::overflow);
+    CHECK(r.mean_field.message.find("overflow") != std::string::npos);
+    CHECK(std::isfinite(r.metrics.rho));  // the measured numbers stand
+    CHECK(std::isfinite(r.metrics.predictor));
+    CHECK((r.metrics.fit.growth_rate.has_value() || r.metrics.forward_diverged_at.has_value() ||
+           r.metrics.grad_zero_at.has_value()));
+  }
+  fs::remove_all(dir);
+  // The same parameters are refused by mean_field() itself; finite ones give mean_field()'s answer.
+  MeanFieldParams p = params(ActivationKind::tanh, 1e200);
+  CHECK(data_mean_field(p).status == MeanFieldStatus::overflow);
+  CHECK_THROWS_AS(mean_field(params(ActivationKind::tanh, 2.0, std::numeric_limits<double>::infinity())),
+                  std::invalid_argument);
+  p = params(ActivationKind::tanh, 2.0);
+  CHECK(data_mean_field(p).q == mean_field(p).q);
+  CHECK(data_mean_field(p).growth == mean_field(p).growth);
+  CHECK(parse_mean_field_status(to_string(MeanFieldStatus::overflow)) == MeanFieldStatus::overflow);
 }

@@ -8,7 +8,9 @@
 #include <map>
 #include <sstream>
 #include <string>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <unistd.h>
 
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
@@ -21,6 +23,7 @@ struct Outcome {
   int code = -1;
   std::string out;  // stdout
   std::string err;  // stderr
+  long peak_rss_kb = 0;  // peak resident memory of the command (wait4's ru_maxrss: the largest process in it)
 };
 
 std::string read_file(const fs::path& p) {
@@ -33,18 +36,26 @@ std::string read_file(const fs::path& p) {
 /// Runs `gradflow ARGS` through the shell, capturing stdout and stderr separately.
 Outcome gradflow(const std::string& args) {
   static int counter = 0;
-  const fs::path err = fs::temp_directory_path() / ("gradflow_cli_err_" + std::to_string(::getpid()) + "_" +
-                                                    std::to_string(counter++));
-  const std::string cmd = std::string("\"") + GRADFLOW_CLI + "\" " + args + " 2>\"" + err.string() + "\"";
+  const std::string stem = (fs::temp_directory_path() / ("gradflow_cli_" + std::to_string(::getpid()) + "_" +
+                                                         std::to_string(counter++))).string();
+  const fs::path out = stem + "_out", err = stem + "_err";
+  const std::string cmd = std::string("\"") + GRADFLOW_CLI + "\" " + args + " >\"" + out.string() + "\" 2>\"" +
+                          err.string() + "\"";
+  const pid_t pid = fork();
+  REQUIRE(pid >= 0);
+  if (pid == 0) {
+    execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int status = 0;
+  struct rusage usage {};
+  REQUIRE(wait4(pid, &status, 0, &usage) == pid);
   Outcome o;
-  FILE* pipe = popen(cmd.c_str(), "r");
-  REQUIRE(pipe);
-  std::array<char, 4096> buf{};
-  std::size_t n;
-  while ((n = fread(buf.data(), 1, buf.size(), pipe)) > 0) o.out.append(buf.data(), n);
-  const int status = pclose(pipe);
   o.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  o.peak_rss_kb = usage.ru_maxrss;  // the shell's, or that of the largest process it waited for
+  o.out = read_file(out);
   o.err = read_file(err);
+  fs::remove(out);
   fs::remove(err);
   return o;
 }
@@ -112,8 +123,12 @@ std::string replace_all(std::string s, const std::string& from, const std::strin
 //   # args: ARGS                (optional) the command, default `run {scenario} -o {out} --quiet`;
 //                               placeholders {scenario}, {out} (a prepared output dir), {dir} (bad_inputs/)
 //   # outdir: other-run         (optional) {out} holds a finished run of another scenario
-// Every case must exit 2, name the scenario file when it is the culprit, and leave {out} byte-for-byte as
-// it was (it holds a sentinel file, or another run).
+// Every case must exit 2, name the scenario file when it is the culprit, leave {out} byte-for-byte as it was
+// (it holds a sentinel file, or another run), and refuse in little memory (peak RSS < kRefusalPeakKb).
+// gradflow's own footprint when it refuses an input is a few MB (tens under sanitizers); a declared size that
+// were allocated would show as hundreds of MB at least (the smallest such case, symmetric_15000.mtx, 1.8 GB).
+constexpr long kRefusalPeakKb = 256 * 1024;
+
 TEST_CASE("every input in the bad-input catalogue exits 2 with its message and touches no output",
           "[cli][bad_input]") {
   const fs::path dir = fs::path(GRADFLOW_TEST_DATA) / "bad_inputs";
@@ -152,6 +167,8 @@ TEST_CASE("every input in the bad-input catalogue exits 2 with its message and t
     if (default_args) CHECK(o.err.find(entry.path().filename().string()) != std::string::npos);
     CHECK(std::count(o.err.begin(), o.err.end(), '\n') <= 2);  // one clear line (+ a usage hint)
     CHECK(snapshot(out) == before);
+    // Refused before allocating what the input declares: a few tiny files declare 1.8 GB to 8 TB.
+    CHECK(o.peak_rss_kb < kRefusalPeakKb);
     ++cases;
   }
   CHECK(cases >= 40);

@@ -401,7 +401,7 @@ TEST_CASE("mtx errors name the file, the line and the problem", "[matrix_io]") {
   }
   SECTION("index out of range") {
     check_error(dir.write("r.mtx", coord + "1 1 1\n3 1 2\n"), {"r.mtx:5:", "out of range", "(3, 1)"});
-    check_error(dir.write("r0.mtx", coord + "0 1 1\n"), {"r0.mtx:4:", "out of range"});
+    check_error(dir.write("r0.mtx", coord + "0 1 1\n2 2 1\n"), {"r0.mtx:4:", "out of range"});
   }
   SECTION("too few entries") {
     check_error(dir.write("f.mtx", coord + "1 1 1\n"),
@@ -433,4 +433,66 @@ TEST_CASE("missing file, directory and unknown extension are reported", "[matrix
     CHECK_THAT(std::string(e.what()), StartsWith((dir.path / "w.csv").string()) && Contains(".npy"));
   }
   CHECK_FALSE(fs::exists(dir.path / "w.csv"));
+}
+
+TEST_CASE("the caller's shape check sees the declared size before anything is read or allocated", "[matrix_io]") {
+  TempDir dir;
+  std::vector<std::pair<Eigen::Index, Eigen::Index>> asked;
+  const gradflow::ShapeCheck only_8x4 = [&](Eigen::Index rows, Eigen::Index cols) {
+    asked.emplace_back(rows, cols);
+    return rows == 8 && cols == 4 ? std::string() : "U: holds " + std::to_string(rows) + " x " + std::to_string(cols);
+  };
+  auto shape_error = [&](const fs::path& p) -> std::string {
+    try {
+      read_matrix(p, only_8x4);
+    } catch (const gradflow::MatrixShapeError& e) {
+      return e.what();
+    }
+    FAIL("read_matrix(" << p << ") did not throw MatrixShapeError");
+    return {};
+  };
+  SECTION("a .npy header: refused on its shape although its data is truncated") {
+    const auto p = dir.write("big.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }",
+                                            f8(1.0)));
+    CHECK(shape_error(p) == "U: holds 1000000 x 1000000");
+    // Without the caller's check the same file is refused for its length.
+    check_error(p, {"truncated data", "expected 8000000000000 bytes"});
+  }
+  SECTION("a 1-D .npy is asked as a column") {
+    shape_error(dir.write("v.npy", npy("{'descr': '<f8', 'fortran_order': False, 'shape': (3,), }",
+                                       f8(1.0) + f8(2.0) + f8(3.0))));
+    REQUIRE(asked.size() == 1);
+    CHECK(asked[0] == std::make_pair(Eigen::Index(3), Eigen::Index(1)));
+  }
+  SECTION("a coordinate .mtx whose size line is plausible for the file but not for the caller") {
+    const auto p = dir.write("c.mtx", "%%MatrixMarket matrix coordinate real general\n20000 20000 1\n1 1 1.5\n");
+    CHECK(shape_error(p) == "U: holds 20000 x 20000");
+    CHECK(gradflow::read_matrix_file(p).is_sparse());  // kept sparse without a check: 20000 x 20000 stays cheap
+  }
+  SECTION("an accepted shape reads exactly as without a check") {
+    Eigen::MatrixXd m(8, 4);
+    for (Eigen::Index k = 0; k < m.size(); ++k) m.data()[k] = 0.5 * double(k) - 3.0;
+    for (const char* name : {"u.npy", "u.mtx"}) {
+      write_matrix(dir.path / name, m);
+      CHECK(bit_equal(read_matrix(dir.path / name, only_8x4), m));
+      CHECK(bit_equal(read_matrix(dir.path / name), m));
+    }
+    CHECK(asked.size() == 2);
+  }
+}
+
+TEST_CASE("mtx files with fewer lines than the values their size line promises are refused before allocating",
+          "[matrix_io]") {
+  TempDir dir;
+  // Each is refused at the size line (line 2), not after filling a dense matrix of the declared size.
+  check_error(dir.write("sym.mtx", "%%MatrixMarket matrix array real symmetric\n15000 15000\n1.5\n"),
+              {"sym.mtx:2:", "too few entries", "expected 112507500 values", "symmetric", "found 1 lines"});
+  check_error(dir.write("skew.mtx", "%%MatrixMarket matrix array real skew-symmetric\n4 4\n1\n2\n3\n4\n5\n"),
+              {"skew.mtx:2:", "expected 6 values", "found 5 lines"});
+  check_error(dir.write("dense.mtx", "%%MatrixMarket matrix array real general\n1000000 1000000\n1\n2"),
+              {"dense.mtx:2:", "expected 1000000000000 values", "found 2 lines"});
+  check_error(dir.write("coord.mtx", "%%MatrixMarket matrix coordinate pattern general\n9 9 1000000000000\n1 1\n"),
+              {"coord.mtx:2:", "promises 1000000000000", "found 1 lines"});
+  // Exactly enough lines (the last without its newline) is not refused early.
+  CHECK(read_matrix(dir.write("ok.mtx", "%%MatrixMarket matrix array real skew-symmetric\n3 3\n1\n2\n3")).rows() == 3);
 }

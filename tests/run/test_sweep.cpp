@@ -123,27 +123,36 @@ burn_in = 20
 replicates = 2
 )";
   const fs::path ref = tmp.path / "ref";
-  const auto start = std::chrono::steady_clock::now();
   REQUIRE(gradflow_run({"run", sc.string(), "-o", ref.string(), "--quiet"}) == 0);
-  const auto full_ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - start).count();
   const auto reference = cells_without_timing(ref / "cells.csv");
   const std::string reference_series = read_file(ref / "series.csv");
+  const int rows = static_cast<int>(reference.size()) - 1;  // 48
 
+  // Kill moments by progress, not by the clock: the run is killed a random 0-3 ms after its cells.csv reaches
+  // a random number of lines (-1: no wait, during start-up; rows + 1: all rows written, during completion).
+  // A delay drawn against one reference run's wall time assumed the trials would run as fast as it did: under
+  // a load that changes between the reference and the trials most kills could land after the end.
   std::mt19937 rng(20261127);  // fixed: the same kill moments on every run of the test
-  std::uniform_int_distribution<int> delay(0, static_cast<int>(std::max<long long>(full_ms, 20)));
-  int interrupted = 0;
+  std::uniform_int_distribution<int> lines(-1, rows + 1), delay_ms(0, 3);
+  int interrupted = 0, mid_run = 0;
   for (int trial = 0; trial < 20; ++trial) {
     const fs::path out = tmp.path / ("k" + std::to_string(trial));
+    const int at_lines = lines(rng), delay = delay_ms(rng);
     const pid_t pid =
         spawn(GRADFLOW_CLI, {"run", sc.string(), "-o", out.string(), "--threads", "2", "--quiet"});
-    std::this_thread::sleep_for(std::chrono::milliseconds(delay(rng)));
+    if (at_lines >= 0) wait_for_lines(out / "cells.csv", static_cast<std::size_t>(at_lines));
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay));
     kill(pid, SIGKILL);
     if (wait_exit(pid) == 128 + SIGKILL) ++interrupted;
-    INFO("trial " << trial);
+    if (at_lines <= rows) ++mid_run;  // at most rows - 1 rows written: the run cannot have ended yet
+    INFO("trial " << trial << ": killed " << delay << " ms after " << at_lines << " lines of cells.csv");
     // Resume (twice when the first resume is killed too is not needed: one clean resume must finish it).
     REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--resume", "--quiet"}) == 0);
     CHECK(cells_without_timing(out / "cells.csv") == reference);
     CHECK(read_file(out / "series.csv") == reference_series);
   }
-  CHECK(interrupted >= 10);  // most kills land while the run is still going
+  // Kills meant to land before the last row do (a run that ended first would need the test to sleep through
+  // its remaining cells after seeing the line count, and a one-line poll is 5 ms).
+  CHECK(interrupted >= mid_run / 2);
+  CHECK(mid_run >= 10);
 }

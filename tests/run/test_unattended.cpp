@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <csignal>
 #include <fstream>
@@ -15,6 +16,7 @@
 #include <catch2/catch.hpp>
 #include <nlohmann/json.hpp>
 
+#include "gradflow/run/output.hpp"
 #include "run_helpers.hpp"
 
 using namespace gradflow::test;
@@ -355,6 +357,98 @@ TEST_CASE("forcing (--force) removes exactly what gradflow wrote: the old run's 
   REQUIRE(gradflow_run({"run", one.string(), "-o", out2.string(), "--quiet", "--force"}) == kExitOk);
   CHECK(read_file(out2 / "heatmaps" / "figure.png") == "not gradflow's\n");
   CHECK(heatmaps_of(out2).size() == 1);
+}
+
+TEST_CASE("heatmap file names stay under 255 bytes with long facets; run.json keeps the full facet",
+          "[unattended][hygiene]") {
+  // Ten facet axes of long names and values: the plain names (metric + "_key=value" per facet) pass 255 bytes.
+  TempDir tmp("gradflow_facets_");
+  const fs::path sc = tmp.write("facets.toml", R"([network]
+units = 4
+steps = 6
+batch = 1
+activation = "leaky_relu"
+[init]
+state = "gaussian"
+[analysis]
+burn_in = 2
+series = false
+[sweep]
+"spectrum.radius" = [0.5, 1.5]
+"input.std" = [0.25, 0.5]
+"bias.std" = [0.0123456789012345, 0.0223456789012345]
+"bias.mean" = [0.0123456789012345]
+"init.std" = [0.0123456789012345]
+"network.alpha" = [0.0123456789012345]
+"analysis.regime_tolerance" = [0.0123456789012345]
+"network.activation" = ["leaky_relu"]
+"network.slope_at_kink" = ["right"]
+"network.precision" = ["double"]
+"spectrum.kind" = ["ginibre"]
+"network.cell" = ["vanilla"]
+)");
+  const fs::path out = tmp.path / "out";
+  const fs::path err = tmp.path / "err";
+  REQUIRE(gradflow_run({"run", sc.string(), "-o", out.string(), "--quiet"}, err) == kExitOk);
+  INFO(read_file(err));
+  const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  CHECK(j["status"] == "complete");
+  const auto& listed = j["files"]["heatmaps"];
+  REQUIRE(listed.size() == 2 * 6);  // two facets (bias.std) x five metrics and growth_rate_sd
+  std::set<std::string> names;
+  std::size_t longest_plain = 0;
+  for (const auto& h : listed) {
+    const std::string file = h["file"], facet = h["facet"], metric = h["metric"];
+    INFO(file);
+    // What the name would be in full: the metric, then "_" and each "key=value" of the facet.
+    std::string plain = metric;
+    for (std::size_t at = 0; at <= facet.size();) {
+      const std::size_t end = std::min(facet.find(", ", at), facet.size());
+      plain += "_" + facet.substr(at, end - at);
+      at = end + 2;
+    }
+    longest_plain = std::max(longest_plain, plain.size() + 4);
+    CHECK(file.rfind("heatmaps/", 0) == 0);
+    CHECK(fs::path(file).filename().string().size() <= 251);  // 255 less ".tmp" of the atomic write
+    CHECK(fs::is_regular_file(out / file));
+    CHECK(read_file(out / file).find("for " + facet + "\n") != std::string::npos);  // header keeps the full facet
+    CHECK(facet.find("bias.std=") != std::string::npos);
+    names.insert(file);
+  }
+  CHECK(longest_plain > 255);  // the premise: these facets would not fit in a file name
+  CHECK(names.size() == listed.size());
+  CHECK(heatmaps_of(out).size() == listed.size());  // nothing else under heatmaps/
+  // --force with a scenario that writes no heatmaps removes exactly them.
+  const fs::path one = tmp.write("one.toml", "[network]\nunits = 4\nsteps = 6\nbatch = 1\n");
+  REQUIRE(gradflow_run({"run", one.string(), "-o", out.string(), "--quiet", "--force"}) == kExitOk);
+  CHECK(!fs::exists(out / "heatmaps"));
+}
+
+TEST_CASE("heatmap_file_name keeps short names and shortens long ones deterministically and distinctly",
+          "[unattended][hygiene]") {
+  CHECK(gradflow::heatmap_file_name("growth_rate", "_network.activation=tanh") ==
+        "growth_rate_network.activation=tanh.csv");
+  CHECK(gradflow::heatmap_file_name("growth_rate", "").size() == std::string("growth_rate.csv").size());
+  const std::string facet_a = "_" + std::string(300, 'a') + "=1", facet_b = "_" + std::string(300, 'a') + "=2";
+  const std::string a = gradflow::heatmap_file_name("bound", facet_a), b = gradflow::heatmap_file_name("bound", facet_b);
+  CHECK(a.size() <= 251);
+  CHECK(a.rfind("bound_aaaa", 0) == 0);
+  CHECK(a.size() > 4);
+  CHECK(a.substr(a.size() - 4) == ".csv");
+  CHECK(a != b);  // same prefix, different facets
+  CHECK(a == gradflow::heatmap_file_name("bound", facet_a));
+  // 251 bytes exactly is kept; one more is shortened.
+  const std::string fits(251 - 4 - 5, 'x');
+  CHECK(gradflow::heatmap_file_name("bound", fits).size() == 251);
+  CHECK(gradflow::heatmap_file_name("bound", fits) == "bound" + fits + ".csv");
+  CHECK(gradflow::heatmap_file_name("bound", fits + "x") != "bound" + fits + "x.csv");
+  // A multi-byte character is never cut in half.
+  std::string utf8;
+  for (int i = 0; i < 200; ++i) utf8 += "\xc3\xa9";  // e-acute
+  const std::string u = gradflow::heatmap_file_name("mm", "_" + utf8);  // byte 230 falls inside a character
+  const std::size_t prefix = u.size() - 1 - 16 - 4;
+  CHECK((static_cast<unsigned char>(u[prefix]) == '_'));
+  CHECK((static_cast<unsigned char>(u[prefix - 1]) == 0xa9));
 }
 
 TEST_CASE("gradflow spectrum -o refuses to overwrite its scenario", "[unattended][hygiene]") {

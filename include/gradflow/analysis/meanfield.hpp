@@ -37,7 +37,9 @@ enum class MeanFieldStatus {
   ok,              // a finite fixed point q*
   q_diverges,      // q_{n+1} = F(q_n) grows without bound (e.g. ReLU at gain > sqrt 2): chi is its
                    // q -> infinity limit
-  not_applicable   // the theory is not defined here (residual, leaky, gru and lstm cells)
+  not_applicable,  // the theory is not defined here (residual, leaky, gru and lstm cells)
+  overflow         // the data's variances overflow double (a file's values beyond ~1e154: their squares are
+                   // infinite): no prediction, the cell's measured numbers stand
 };
 std::string to_string(MeanFieldStatus s);
 MeanFieldStatus parse_mean_field_status(const std::string& name);

@@ -50,6 +50,10 @@ MeanField cell_mean_field(const Config& config, double gain);
 /// for symmetric W (spectrum.kind = "symmetric": off by about a factor 2 in chi below the edge, and a
 /// discrete-time symmetric tanh network settles on fixed points or 2-cycles above it).
 MeanFieldParams data_mean_field_params(const Config& config, const Model& model, const Drive& drive, double gain);
+/// mean_field(p) of such data, or status overflow (no prediction) when a variance of it is not finite in double:
+/// gain^2, input_std^2, bias_std^2 or the initial variance (a file's values beyond ~1e154). A cell so fed still
+/// reports its measured numbers; mean_field() itself refuses such parameters.
+MeanField data_mean_field(const MeanFieldParams& p);
 
 /// Builds the model and drive, runs forward + BPTT at the configured precision, computes the metrics,
 /// gain_rms, the mean-field prediction, and the Lyapunov exponents over the same tape when

@@ -47,6 +47,11 @@ nlohmann::json scenario_json(const Scenario& scenario);
 std::string scenario_hash(const Scenario& scenario);
 /// run.json "inputs": [{key, file, fnv1a64, bytes}] of Scenario::inputs.
 nlohmann::json inputs_json(const Scenario& scenario);
+/// The file name of a heatmap under heatmaps/: METRIC FACET.csv (facet "_key=value_key=value..."), or, when that
+/// would pass the file-name limit (255 bytes, less ".tmp" for the atomic write), its first bytes, "_", the FNV-1a
+/// 64 of the full name as 16 hex digits and ".csv": deterministic, distinct per facet, at most 251 bytes.
+/// run.json's files.heatmaps and each file's header keep the full facet.
+std::string heatmap_file_name(const std::string& metric, const std::string& facet);
 /// run.json "build": {version, commit, compiler, flags} of this gradflow.
 nlohmann::json build_json();
 

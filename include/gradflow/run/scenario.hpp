@@ -59,6 +59,13 @@ std::string suggest_key(const std::string& name);
 /// memory the run needs). Throws std::invalid_argument with "key: message".
 void validate_config(const Config& config);
 
+/// What is wrong with a file of rows x cols for `key` under `config` (the message validate_config gives), or ""
+/// when it fits: spectrum.file (units x units), input.file ((burn_in + steps) x dim), input.weights (units x dim),
+/// init.file and init.cell_file (units, or units x batch), bias.file (units); the torch import's tensors by file
+/// name (weight_hh_l0.npy, weight_ih_l0.npy, bias_ih_l0.npy, bias_hh_l0.npy). Asked before a file is read, with
+/// the size it declares, so that nothing of a wrong size is allocated.
+std::string file_shape_problem(const Config& config, const std::string& key, Eigen::Index rows, Eigen::Index cols);
+
 /// Keys that act only under some kinds (network.leak: the leaky cell; network.alpha / beta: some
 /// activations; spectrum.density: sparse W; input.std: an input drive with random U).
 const std::vector<std::string>& conditional_keys();
