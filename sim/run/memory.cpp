@@ -11,6 +11,8 @@
 #include <sstream>
 #include <vector>
 
+#include "gradflow/run/output.hpp"
+
 namespace gradflow {
 
 namespace fs = std::filesystem;
@@ -100,7 +102,11 @@ MemoryPlan memory_plan(const Scenario& sc, int threads) {
     const double n = double(sc.peak_units > 0 ? sc.peak_units : sc.base.network.units);
     plan.cache = double(plan.threads) * 8.0 * n * n;
   }
-  plan.bookkeeping = kBookkeepingBytesPerCell * double(sc.cell_count()) * double(sc.replicates);
+  plan.bookkeeping = kBookkeepingBytesPerCell * pairs;
+  // Completion: the verdicts and summary.csv read cells.csv whole (a row is ~11 bytes per column; as
+  // strings, twice that), heatmaps/ sums 5 metrics x 3 doubles per grid point.
+  plan.completion = 2.0 * 11.0 * double(cell_columns(sc).size()) * pairs;
+  if (heatmap_axes(sc)) plan.completion += 120.0 * double(sc.cell_count());
   return plan;
 }
 
@@ -110,8 +116,8 @@ int fit_threads(const Scenario& sc, int threads, const MemoryLimit& limit, std::
   if (one.peak() > usable)
     throw InputError("this run needs " + format_bytes(one.peak()) + " on one thread (" +
                      format_bytes(one.per_cell) + " for its largest cell, " + format_bytes(one.bookkeeping) +
-                     " of bookkeeping for " + std::to_string(sc.cell_count() * sc.replicates) +
-                     " cells x replicates), more than " + std::to_string(int(kMemoryShare * 100)) + "% of " +
+                     " of bookkeeping and " + format_bytes(one.completion) + " to complete " +
+                     std::to_string(sc.cell_count() * sc.replicates) + " cells x replicates), more than " + std::to_string(int(kMemoryShare * 100)) + "% of " +
                      format_bytes(limit.bytes) + " (" + limit.source +
                      "); use fewer units, steps, batch or cells");
   int fit = std::max(threads, 1);

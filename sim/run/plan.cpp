@@ -16,11 +16,15 @@ namespace {
 constexpr double kCellsFieldBytes = 11.0;   // per cells.csv field, comma included
 constexpr double kSeriesFieldBytes = 13.0;  // per series.csv field, comma included
 constexpr double kRunJsonFixed = 8000.0;    // run.json without its per-cell parts: the resolved scenario
-constexpr double kRunJsonPerCell = 800.0;   // the cell's status entry (75 bytes) and its verdict records
+constexpr double kRunJsonPerCell = 75.0;    // a cell's status entry, as dump(2) writes it
+constexpr double kRunJsonPerAxisValue = 1000.0;  // verdicts: each predictor's agreement at each axis value
 // Work that is not flops: a step's fixed cost per trajectory (forward and backward) and a series row's
 // formatting and writing, measured on a loaded 2-core machine (tiny cells, where they dominate).
 constexpr double kSecondsPerStep = 2e-6;
 constexpr double kSecondsPerSeriesRow = 15e-6;
+// A cell's fixed cost (building W, U and b, the solves of a tiny W, the metrics, its rows): 1e6 cells of
+// N = 2 ran at ~1,400 cells/s on one loaded thread.
+constexpr double kSecondsPerCell = 1e-3;
 // Products of an eigen-solve (Arnoldi for rho, Lanczos for ||W||_2, restarts included), once per W family.
 constexpr double kSolveProducts = 2000.0;
 // Cells sampled for the flop count of a very large sweep (evenly spaced; the sum is scaled up).
@@ -75,7 +79,9 @@ RunEstimate estimate_run(const Scenario& sc, const Shard& shard, int threads, co
     const double fields = double(series_columns(sc).size());
     e.series_csv = fields * kSeriesFieldBytes * (1.0 + series_rows * scale);
   }
-  e.run_json = kRunJsonFixed + kRunJsonPerCell * double(e.pairs);
+  double axis_values = 0;
+  for (const auto& a : sc.axes) axis_values += double(a.values.size());
+  e.run_json = kRunJsonFixed + kRunJsonPerCell * double(e.pairs) + kRunJsonPerAxisValue * axis_values;
   if (const auto grid = heatmap_axes(sc); grid && shard.whole()) {
     const double nx = double(sc.axes[grid->x].values.size()), ny = double(sc.axes[grid->y].values.size());
     e.heatmap_files = static_cast<std::int64_t>(6 * grid->facets);  // 5 metrics and growth_rate's sd
@@ -86,8 +92,8 @@ RunEstimate estimate_run(const Scenario& sc, const Shard& shard, int threads, co
   const double gemm = double(base.network.units) * double(base.network.units) * double(base.network.batch);
   const double at_work = e.pairs > 1 ? std::min<double>(e.threads, double(e.pairs))
                                      : (gemm >= double(1 << 22) ? e.threads : 1);
-  const double overhead = (steps * kSecondsPerStep + (sc.base.analysis.series ? series_rows : 0.0) *
-                                                         kSecondsPerSeriesRow) * scale;
+  const double per_row = sc.base.analysis.series ? kSecondsPerSeriesRow : 0.0;
+  const double overhead = double(e.pairs) * kSecondsPerCell + (steps * kSecondsPerStep + series_rows * per_row) * scale;
   e.seconds = (e.flops / kEstimateFlopsPerSecond + overhead) / std::max(1.0, at_work);
   return e;
 }
@@ -120,8 +126,8 @@ std::string format_estimate(const RunEstimate& e) {
   out += "\nthreads:   " + std::to_string(e.threads) + " (" + std::to_string(m.threads) + " cells at once)";
   if (!e.threads_note.empty()) out += "; " + e.threads_note;
   out += "\nmemory:    per cell " + with_bytes(m.per_cell) + "; peak " + with_bytes(m.peak()) + " = " +
-         std::to_string(m.threads) + " x cell + W cache " + format_bytes(m.cache) + " + bookkeeping " +
-         format_bytes(m.bookkeeping) + "; limit " + format_bytes(e.limit.bytes) + " (" + e.limit.source + ")";
+         "bookkeeping " + format_bytes(m.bookkeeping) + " + the larger of " + std::to_string(m.threads) +
+         " x cell + W cache " + format_bytes(m.cache) + " and completing " + format_bytes(m.completion) + "; limit " + format_bytes(e.limit.bytes) + " (" + e.limit.source + ")";
   out += "\noutput:    cells.csv " + with_bytes(e.cells_csv);
   if (e.series_csv > 0) out += ", series.csv " + with_bytes(e.series_csv);
   out += ", run.json " + with_bytes(e.run_json);
@@ -131,8 +137,8 @@ std::string format_estimate(const RunEstimate& e) {
   char flops[32];
   std::snprintf(flops, sizeof flops, "%.3g", e.flops);
   out += "\ntime:      about " + duration(e.seconds) + " (" + flops + " flops of forward passes, BPTT and "
-         "eigen-solves at a conservative 1 GFLOP/s per thread at work, plus 2 us per step and trajectory and 15 us "
-         "per series row; expect less)\n";
+         "eigen-solves at a conservative 1 GFLOP/s per thread at work, plus 1 ms per cell, 2 us per step and "
+         "trajectory and 15 us per series row; expect less)\n";
   return out;
 }
 

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
@@ -35,13 +36,16 @@ inline constexpr double kMemoryShare = 0.9;
 inline constexpr double kBookkeepingBytesPerCell = 40.0;
 
 /// Peak memory of a run on `threads` threads: one cell per thread (each the largest cell of the scenario),
-/// the radius-family cache, and the bookkeeping of every cell.
+/// the radius-family cache, the bookkeeping of every cell, and what completing the run reads.
 struct MemoryPlan {
   double per_cell = 0.0;     // Scenario::peak_cell_bytes
   double cache = 0.0;        // 2 x threads base matrices (8 N^2 each) when cells share W's family, else 0
   double bookkeeping = 0.0;  // kBookkeepingBytesPerCell x cells x replicates
+  double completion = 0.0;   // the end of a whole run: cells.csv read whole by the verdicts and summary
+                             // (~2x its size) and the heatmaps' sums (120 bytes per grid point)
   int threads = 1;           // cells at once: min(threads, cells x replicates)
-  double peak() const { return per_cell * threads + cache + bookkeeping; }
+  /// The cells run first, the completion after them: the larger of the two, and the bookkeeping throughout.
+  double peak() const { return bookkeeping + std::max(per_cell * threads + cache, completion); }
 };
 MemoryPlan memory_plan(const Scenario& scenario, int threads);
 
