@@ -15,7 +15,9 @@
 
 #include "cli.hpp"
 #include "gradflow/numerics/interrupt.hpp"
+#include "gradflow/run/memory.hpp"
 #include "gradflow/run/output.hpp"
+#include "gradflow/run/plan.hpp"
 #include "gradflow/run/report.hpp"
 #include "gradflow/run/scenario.hpp"
 #include "gradflow/run/shard.hpp"
@@ -89,6 +91,7 @@ struct RunArgs {
   bool quiet = false;
   bool no_report = false;  // no OUTDIR/report.html at the end of a complete run
   bool strict = false;  // keys without effect are errors, not warnings
+  bool dry_run = false;  // print cells, memory, output size and time; run and write nothing
   std::string shard;  // "i/n", "" for the whole run
 };
 
@@ -177,7 +180,17 @@ int cmd_run(const RunArgs& a) {
   report_warnings(sc, a.strict);
   const Shard shard = a.shard.empty() ? Shard{} : parse_shard(a.shard);
   const std::string outdir = a.outdir.empty() ? "out/" + sc.name : a.outdir;
-  const int threads = checked_threads(a.threads);
+  if (a.dry_run) {
+    // Nothing is created: not OUTDIR, not its lock.
+    const RunEstimate e = estimate_run(sc, shard, checked_threads(a.threads), memory_limit());
+    std::printf("gradflow run %s --dry-run: nothing is computed or written (OUTDIR %s)\n%s", a.scenario.c_str(),
+                outdir.c_str(), format_estimate(e).c_str());
+    return kExitOk;
+  }
+  // One cell per thread at once: fewer threads when their cells would not fit in memory.
+  std::string memory_note;
+  const int threads = fit_threads(sc, checked_threads(a.threads), memory_limit(), &memory_note);
+  if (!memory_note.empty()) std::fprintf(stderr, "gradflow: %s\n", memory_note.c_str());
   std::optional<RunWriter> writer_slot;
   try {
     writer_slot.emplace(sc, outdir, OutputOptions{a.resume, a.force, shard}, threads);
@@ -294,6 +307,8 @@ Command add_run(CLI::App& app) {
   cmd->add_option("--progress-every", a->progress_every,
                   "Seconds between progress lines when stderr is not a terminal (default 30)")
       ->check(CLI::Range(0.1, 86400.0));
+  cmd->add_flag("--dry-run", a->dry_run, "Print the cells, peak memory, output size and an estimate of the time; "
+                                         "run nothing, write nothing");
   cmd->add_option("--shard", a->shard,
                   "Run only shard i of n (0 <= i < n): the (cell, replicate) pairs with "
                   "(cell * replicates + replicate) % n == i; combine the parts with gradflow merge");

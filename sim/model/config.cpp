@@ -1,6 +1,7 @@
 #include "gradflow/model/config.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 
 namespace gradflow {
@@ -75,9 +76,11 @@ double cell_memory_bytes(const Config& c) {
     const double nnz = expected_nonzeros(c);
     w_bytes = nnz * (12.0 + 12.0) + 8.0 * n + 8.0 * n * 64.0;  // + Arnoldi's Krylov basis (ncv = 60)
   } else {
-    // gated cells: G stacked blocks (minimalrnn: U_h and U_z)
+    // gated cells: G stacked blocks (minimalrnn: U_h and U_z). Every copy a cell holds at once, 8 N^2
+    // bytes each: W as read or drawn, its cached base, the cell's scaled copy and the engine's packed copy
+    // (in float: 4 N^2 packed plus the 4 N^2 float W it is packed from).
     const double blocks = c.network.cell == CellKind::minimalrnn ? 2.0 : double(gate_blocks(c.network.cell));
-    w_bytes = blocks * n * n * (8.0 + scalar);
+    w_bytes = blocks * 32.0 * n * n;
   }
   double inputs = 0.0;
   if (c.input.kind == InputKind::file) inputs = 8.0 * double(c.analysis.burn_in + c.network.steps) * dim;
@@ -87,7 +90,10 @@ double cell_memory_bytes(const Config& c) {
                            : c.network.cell == CellKind::lstm ? 6.0
                            : c.network.cell == CellKind::minimalrnn ? 2.0
                                                                     : 1.0;
-  return tape_rows * n * b * t * scalar + w_bytes + 8.0 * n * b * scalar + n * dim * (8.0 + scalar) + inputs + lyapunov;
+  // The tape is its own mapping, rounded up to 2 MiB (huge pages).
+  const double huge_page = 2.0 * 1024.0 * 1024.0;
+  const double tape = std::ceil(tape_rows * n * b * t * scalar / huge_page) * huge_page;
+  return tape + w_bytes + 8.0 * n * b * scalar + n * dim * (8.0 + scalar) + inputs + lyapunov;
 }
 
 std::string to_string(CellKind k) {

@@ -1,5 +1,6 @@
 // The scenario key registry (names, types, defaults, constraints) and the validation of a resolved config.
 #include "gradflow/run/scenario.hpp"
+#include "gradflow/run/memory.hpp"
 
 #include <unistd.h>
 
@@ -597,15 +598,17 @@ void validate_config(const Config& c) {
     throw std::invalid_argument("network.alpha: elu needs alpha >= 0");
 
   // Refuse before allocating what cannot fit (cell_memory_bytes: tape, W in its storage, U, states and the
-  // Lyapunov tangent frames).
+  // Lyapunov tangent frames) in the memory this process may use (the smallest of RAM, the cgroup limit and
+  // RLIMIT_AS; read once). The run layer checks the cells running at once (fit_threads).
+  static const MemoryLimit limit = memory_limit();
   const double bytes = cell_memory_bytes(c);
-  const double phys = double(sysconf(_SC_PHYS_PAGES)) * double(sysconf(_SC_PAGESIZE));
-  if (phys > 0 && bytes > 0.9 * phys) {
+  if (limit.bytes > 0 && bytes > kMemoryShare * limit.bytes) {
     const double scalar = c.network.precision == Precision::float32 ? 4.0 : 8.0;
     std::ostringstream os;
     os.precision(3);
     os << "network.units: this cell needs " << bytes / 1e9 << " GB (tape N*B*T*" << scalar << " bytes + W, "
-       << to_string(expected_storage(c)) << "), more than 90% of this machine's " << phys / 1e9 << " GB";
+       << to_string(expected_storage(c)) << "), more than " << int(kMemoryShare * 100) << "% of "
+       << limit.bytes / 1e9 << " GB (" << limit.source << ")";
     throw std::invalid_argument(os.str());
   }
 }

@@ -1,18 +1,18 @@
 #include "gradflow/run/merge.hpp"
 
+#include <algorithm>
 #include <fstream>
-#include <unordered_map>
 
 #include "gradflow/run/output.hpp"
 #include "gradflow/run/shard.hpp"
 #include "csv_util.hpp"
+#include "stream_csv.hpp"
 
 namespace gradflow {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
 using detail::join_fields;
-using detail::read_complete_lines;
 using detail::row_key;
 
 namespace {
@@ -195,18 +195,21 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
   const std::int64_t total = sc.cell_count() * replicates;
 
   // Pass 1, before writing anything: every (cell, replicate) in exactly one part, in that part's shard.
+  // Every pass streams the parts' files line by line: memory O(cells), whatever their size.
+  const std::size_t buffer = options.stream_buffer;
+  std::string line;
   std::vector<int> owner(static_cast<std::size_t>(total), -1);
   for (std::size_t k = 0; k < parts.size(); ++k) {
     const fs::path file = parts[k].dir / "cells.csv";
     const std::string f = file.string();
     if (!fs::exists(file, ec)) throw InputError(f + ": missing");
-    const auto lines = read_complete_lines(file);
-    if (lines.empty() || lines[0] != header)
+    detail::LineReader in(file, buffer);
+    if (!in.next(line) || line != header)
       throw InputError(f + ":1: header differs from the scenario's columns (expected \"" + header + "\")");
-    for (std::size_t l = 1; l < lines.size(); ++l) {
+    for (std::size_t l = 1; in.next(line); ++l) {
       const std::string at = f + ":" + std::to_string(l + 1);
       std::int64_t cell = 0, rep = 0;
-      if (!row_key(lines[l], &cell, &rep))
+      if (!row_key(line, &cell, &rep))
         throw InputError(at + ": expected a row starting with cell,replicate");
       if (!sc.contains(cell, rep))
         throw InputError(at + ": cell " + std::to_string(cell) + " replicate " + std::to_string(rep) +
@@ -232,34 +235,55 @@ MergeSummary merge_runs(const std::vector<fs::path>& dirs, const fs::path& outdi
     }
 
   // Pass 2: write through RunWriter, which sorts the rows and writes heatmaps/ and run.json like any run.
-  RunWriter writer(sc, outdir, OutputOptions{false, options.force, Shard{}, "gradflow merge"}, first.run.value("threads", 1));
+  OutputOptions out_options{false, options.force, Shard{}, "gradflow merge"};
+  out_options.stream_buffer = buffer;
+  RunWriter writer(sc, outdir, out_options, first.run.value("threads", 1));
   json merged_from = json::array();
-  for (const auto& p : parts) {
-    std::unordered_map<std::int64_t, std::string> series;
+  for (std::size_t k = 0; k < parts.size(); ++k) {
+    const Part& p = parts[k];
+    // Where each cell's series rows are in this part's series.csv (blocks of consecutive rows of one cell,
+    // in file order): a cell's rows are read back only when its cells row is written, so memory holds one
+    // cell's series at a time (T + 1 rows, far less than the cell's tape needed).
+    std::vector<detail::RowBlock> blocks;
+    const fs::path series_file = p.dir / "series.csv";
     if (sc.base.analysis.series) {
-      const fs::path file = p.dir / "series.csv";
-      const std::string f = file.string();
-      if (!fs::exists(file, ec)) throw InputError(f + ": missing (analysis.series is on)");
-      const auto lines = read_complete_lines(file);
-      if (lines.empty() || lines[0] != series_header)
+      const std::string f = series_file.string();
+      if (!fs::exists(series_file, ec)) throw InputError(f + ": missing (analysis.series is on)");
+      detail::LineReader in(series_file, buffer);
+      if (!in.next(line) || line != series_header)
         throw InputError(f + ":1: header differs from series.csv's columns (expected \"" + series_header +
                          "\")");
-      for (std::size_t l = 1; l < lines.size(); ++l) {
+      std::uint64_t offset = 0;
+      for (std::size_t l = 1; in.next(line, &offset); ++l) {
         std::int64_t cell = 0, rep = 0;
-        if (!row_key(lines[l], &cell, &rep) || !sc.contains(cell, rep) ||
-            &parts[static_cast<std::size_t>(owner[static_cast<std::size_t>(cell * replicates + rep)])] != &p)
+        if (!row_key(line, &cell, &rep) || !sc.contains(cell, rep) ||
+            owner[static_cast<std::size_t>(cell * replicates + rep)] != static_cast<int>(k))
           throw InputError(f + ":" + std::to_string(l + 1) + ": not a series row of a cell in " +
                            (p.dir / "cells.csv").string());
-        series[cell * replicates + rep] += lines[l] + "\n";
+        const std::pair<std::int64_t, std::int64_t> key{cell, rep};
+        if (!blocks.empty() && blocks.back().last == key && blocks.back().offset + blocks.back().bytes == offset)
+          blocks.back().bytes += line.size() + 1;
+        else
+          blocks.push_back(detail::RowBlock{key, key, offset, line.size() + 1});
       }
+      std::stable_sort(blocks.begin(), blocks.end(), [](const detail::RowBlock& a, const detail::RowBlock& b) {
+        return a.first < b.first;
+      });
     }
-    const auto lines = read_complete_lines(p.dir / "cells.csv");
-    for (std::size_t l = 1; l < lines.size(); ++l) {
+    detail::RangeReader series(series_file, blocks.empty());
+    detail::LineReader in(p.dir / "cells.csv", buffer);
+    in.next(line);
+    while (in.next(line)) {
       std::int64_t cell = 0, rep = 0;
-      row_key(lines[l], &cell, &rep);
-      const auto it = series.find(cell * replicates + rep);
-      writer.write_rows(cell, rep,
-                        CellRows{lines[l] + "\n", it == series.end() ? std::string() : it->second});
+      row_key(line, &cell, &rep);
+      const std::pair<std::int64_t, std::int64_t> key{cell, rep};
+      auto [from, to] = std::equal_range(blocks.begin(), blocks.end(), detail::RowBlock{key, key, 0, 0},
+                                         [](const detail::RowBlock& a, const detail::RowBlock& b) {
+                                           return a.first < b.first;
+                                         });
+      std::string rows;
+      for (auto b = from; b != to; ++b) rows += series.read(b->offset, b->bytes);
+      writer.write_rows(cell, rep, CellRows{line + "\n", std::move(rows)});
     }
     json entry = {{"dir", p.dir.string()}, {"shard", p.shard.str()}};
     for (const char* key : {"start_time", "end_time", "wall_seconds", "threads", "mpi"})

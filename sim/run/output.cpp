@@ -23,6 +23,7 @@
 #include "gradflow/numerics/blas.hpp"
 #include "csv_util.hpp"
 #include "durable_file.hpp"
+#include "stream_csv.hpp"
 
 namespace gradflow {
 
@@ -31,7 +32,6 @@ using detail::wall_seconds;
 
 namespace fs = std::filesystem;
 using detail::join_fields;
-using detail::read_complete_lines;
 using detail::row_key;
 using detail::split_fields;
 using detail::value_json;
@@ -244,7 +244,6 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
   total_ = options_.shard.size(scenario_.cell_count(), scenario_.replicates);
   hash_ = scenario_hash(scenario_);
   status_.assign(static_cast<std::size_t>(scenario_.cell_count() * scenario_.replicates), CellStatus::pending);
-  failures_.assign(status_.size(), "");
   cells_path_ = dir_ / "cells.csv";
   series_path_ = dir_ / "series.csv";
   json_path_ = dir_ / "run.json";
@@ -361,90 +360,109 @@ RunWriter::RunWriter(const Scenario& scenario, fs::path outdir, OutputOptions op
 }
 
 void RunWriter::prepare(bool resuming) {
-  std::error_code ec;
   // run.json (status "running") is written before any row, so a run killed at any moment leaves a
   // directory that --resume recognises; a cells.csv without a complete header holds no finished cell.
-  const auto lines = resuming && fs::exists(cells_path_) ? read_complete_lines(cells_path_)
-                                                         : std::vector<std::string>{};
-  if (!lines.empty()) {
-    if (lines[0] != join_fields(cell_columns(scenario_)))
-      throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
-    std::string kept = lines[0] + "\n";
-    const std::size_t columns = cell_columns(scenario_).size();
-    for (std::size_t i = 1; i < lines.size(); ++i) {
+  // Every pass streams the files line by line: memory O(cells), whatever their size.
+  const std::size_t buffer = options_.stream_buffer;
+  const std::string header = join_fields(cell_columns(scenario_));
+  std::string line;
+  bool rows = false;
+  if (resuming && fs::exists(cells_path_)) rows = detail::LineReader(cells_path_, buffer).next(line);
+  if (!rows) {
+    finish("running");
+    open_streams(false);
+    return;
+  }
+  if (line != header)
+    throw InputError(cells_path_.string() + ": header differs from this run's columns; cannot resume");
+  const std::size_t columns = cell_columns(scenario_).size();
+  // The row kept of a cell is its first whole one in this shard.
+  auto kept_row = [&](const std::string& row, std::int64_t* cell, std::int64_t* rep) {
+    return row_key(row, cell, rep) && scenario_.contains(*cell, *rep) && in_shard(*cell, *rep);
+  };
+  std::uint64_t cells_kept = header.size() + 1;
+  {
+    detail::LineReader in(cells_path_, buffer);
+    in.next(line);
+    while (in.next(line)) {
       std::int64_t cell, rep;
-      if (!row_key(lines[i], &cell, &rep) || !scenario_.contains(cell, rep) || !in_shard(cell, rep) ||
-          status_[slot(cell, rep)] == CellStatus::done)
-        continue;
+      if (!kept_row(line, &cell, &rep) || status_[slot(cell, rep)] == CellStatus::done) continue;
       // A row with the wrong number of fields (edited, or damaged) would fail the completion of every
       // resume: dropped, so that its cell is recomputed.
-      if (split_fields(lines[i]).size() != columns) {
+      if (detail::field_count(line) != columns) {
         ++dropped_rows_;
         continue;
       }
       status_[slot(cell, rep)] = CellStatus::done;
       ++done_;
-      kept += lines[i] + "\n";
+      cells_kept += line.size() + 1;
     }
-    // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
-    if (kept.size() != fs::file_size(cells_path_, ec)) write_atomically(cells_path_, kept);
-    // Series rows are written before their cells row: drop those of cells that did not finish.
-    std::string series_kept = join_fields(series_columns(scenario_)) + "\n";
-    const std::size_t series_width = series_columns(scenario_).size();
-    std::vector<std::size_t> bad_series;
-    if (fs::exists(series_path_)) {
-      const auto slines = read_complete_lines(series_path_);
-      for (std::size_t i = 1; i < slines.size(); ++i) {
-        std::int64_t cell, rep;
-        if (row_key(slines[i], &cell, &rep) && scenario_.contains(cell, rep) &&
-            status_[slot(cell, rep)] == CellStatus::done) {
-          if (split_fields(slines[i]).size() == series_width) {
-            series_kept += slines[i] + "\n";
-          } else {  // its cell's series is incomplete now: recompute the cell
-            bad_series.push_back(slot(cell, rep));
-            ++dropped_rows_;
-          }
-        }
-      }
-    }
-    if (!bad_series.empty()) {
-      // Cells with a damaged series row: drop their cells row and every series row, recompute them.
-      std::sort(bad_series.begin(), bad_series.end());
-      auto bad = [&](const std::string& line) {
-        std::int64_t cell, rep;
-        return row_key(line, &cell, &rep) && scenario_.contains(cell, rep) &&
-               std::binary_search(bad_series.begin(), bad_series.end(), slot(cell, rep));
-      };
-      for (const std::size_t b : bad_series)
-        if (status_[b] == CellStatus::done) {
-          status_[b] = CellStatus::pending;
-          --done_;
-        }
-      std::string cells_text, series_text;
-      for (const auto* pair : {&kept, &series_kept}) {
-        std::string& out = pair == &kept ? cells_text : series_text;
-        std::size_t at = 0;
-        bool header = true;
-        while (at < pair->size()) {
-          const std::size_t end = pair->find('\n', at);
-          const std::string line = pair->substr(at, end - at);
-          if (header || !bad(line)) out += line + "\n";
-          header = false;
-          at = end + 1;
-        }
-      }
-      kept = std::move(cells_text);
-      series_kept = std::move(series_text);
-      write_atomically(cells_path_, kept);
-    }
-    if (scenario_.base.analysis.series && series_kept.size() != fs::file_size(series_path_, ec))
-      write_atomically(series_path_, series_kept);
-    finish("running");
-    open_streams(true);
-  } else {
-    finish("running");
-    open_streams(false);
   }
+  // Series rows are written before their cells row: drop those of cells that did not finish.
+  const std::string series_header = join_fields(series_columns(scenario_));
+  const std::size_t series_width = series_columns(scenario_).size();
+  auto series_of_done = [&](const std::string& row, std::int64_t* cell, std::int64_t* rep) {
+    return row_key(row, cell, rep) && scenario_.contains(*cell, *rep) &&
+           status_[slot(*cell, *rep)] == CellStatus::done;
+  };
+  std::uint64_t series_kept = series_header.size() + 1;
+  std::vector<std::size_t> bad_series;
+  if (fs::exists(series_path_)) {
+    detail::LineReader in(series_path_, buffer);
+    in.next(line);
+    while (in.next(line)) {
+      std::int64_t cell, rep;
+      if (!series_of_done(line, &cell, &rep)) continue;
+      if (detail::field_count(line) == series_width) {
+        series_kept += line.size() + 1;
+      } else {  // its cell's series is incomplete now: recompute the cell
+        bad_series.push_back(slot(cell, rep));
+        ++dropped_rows_;
+      }
+    }
+  }
+  // Cells with a damaged series row: drop their cells row and every series row, recompute them.
+  for (const std::size_t b : bad_series)
+    if (status_[b] == CellStatus::done) {
+      status_[b] = CellStatus::pending;
+      --done_;
+    }
+  std::error_code ec;
+  // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
+  if (!bad_series.empty() || cells_kept != fs::file_size(cells_path_, ec)) {
+    detail::AtomicFile out(cells_path_, buffer);
+    out.write(header + "\n");
+    std::vector<bool> written(status_.size(), false);  // the row pass 1 kept: the first whole one
+    detail::LineReader in(cells_path_, buffer);
+    in.next(line);
+    while (in.next(line)) {
+      std::int64_t cell, rep;
+      if (!kept_row(line, &cell, &rep) || status_[slot(cell, rep)] != CellStatus::done ||
+          written[slot(cell, rep)] || detail::field_count(line) != columns)
+        continue;
+      written[slot(cell, rep)] = true;
+      out.write(line);
+      out.write("\n");
+    }
+    out.commit();
+  }
+  if (scenario_.base.analysis.series &&
+      (!bad_series.empty() || series_kept != fs::file_size(series_path_, ec))) {
+    detail::AtomicFile out(series_path_, buffer);
+    out.write(series_header + "\n");
+    detail::LineReader in(series_path_, buffer);
+    in.next(line);
+    while (in.next(line)) {
+      std::int64_t cell, rep;
+      if (series_of_done(line, &cell, &rep) && detail::field_count(line) == series_width) {
+        out.write(line);
+        out.write("\n");
+      }
+    }
+    out.commit();
+  }
+  finish("running");
+  open_streams(true);
 }
 
 RunWriter::~RunWriter() = default;
@@ -619,27 +637,16 @@ void RunWriter::record_failure(std::int64_t cell, std::int64_t replicate, const 
 }
 
 void RunWriter::sort_file(const fs::path& file) const {
-  auto lines = read_complete_lines(file);
-  if (lines.size() < 2) return;
-  std::stable_sort(lines.begin() + 1, lines.end(), [](const std::string& a, const std::string& b) {
-    std::int64_t ca = 0, ra = 0, cb = 0, rb = 0;
-    row_key(a, &ca, &ra);
-    row_key(b, &cb, &rb);
-    return std::tie(ca, ra) < std::tie(cb, rb);
-  });
-  std::string text;
-  for (const auto& l : lines) text += l + "\n";
-  write_atomically(file, text);
+  sort_rows(file, scenario_.replicates, options_.stream_buffer);
 }
 
-nlohmann::json RunWriter::write_heatmaps() const {
-  nlohmann::json written = nlohmann::json::array();
+std::optional<HeatmapAxes> heatmap_axes(const Scenario& scenario) {
   // x: the first numeric axis; y: the second numeric axis, else the first string axis; facets: the rest.
   auto numeric = [](const SweepAxis& a) {
     return !a.values.empty() && (std::holds_alternative<double>(a.values[0]) ||
                                  std::holds_alternative<std::int64_t>(a.values[0]));
   };
-  const auto& axes = scenario_.axes;
+  const auto& axes = scenario.axes;
   std::optional<std::size_t> x, y;
   for (std::size_t i = 0; i < axes.size(); ++i)
     if (numeric(axes[i])) {
@@ -648,28 +655,44 @@ nlohmann::json RunWriter::write_heatmaps() const {
     }
   for (std::size_t i = 0; i < axes.size() && x && !y; ++i)
     if (!numeric(axes[i])) y = i;
-  if (!x || !y) return written;
+  if (!x || !y) return std::nullopt;
+  HeatmapAxes grid{*x, *y, {}, 1};
+  for (std::size_t i = 0; i < axes.size(); ++i)
+    if (i != *x && i != *y) {
+      grid.facet_axes.push_back(i);
+      grid.facets *= axes[i].values.size();
+    }
+  return grid;
+}
 
-  const auto lines = read_complete_lines(cells_path_);
-  if (lines.size() < 2) return written;
-  const auto header = split_fields(lines[0]);
+nlohmann::json RunWriter::write_heatmaps() const {
+  nlohmann::json written = nlohmann::json::array();
+  const auto& axes = scenario_.axes;
+  const auto grid = heatmap_axes(scenario_);
+  if (!grid) return written;
+  const std::optional<std::size_t> x = grid->x, y = grid->y;
+
+  // Read row by row: memory O(grid), not O(cells.csv).
+  detail::LineReader in(cells_path_, options_.stream_buffer);
+  std::string line;
+  if (!in.next(line)) return written;
+  const auto header = split_fields(line);
   auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
     return detail::column_index(header, name).value_or(std::string::npos);
   };
   const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
 
   // Sum and count per (facet, y, x, metric) over replicates.
-  std::vector<std::size_t> facet_axes;
-  for (std::size_t i = 0; i < axes.size(); ++i)
-    if (i != *x && i != *y) facet_axes.push_back(i);
-  std::size_t facets = 1;
-  for (auto i : facet_axes) facets *= axes[i].values.size();
+  const std::vector<std::size_t>& facet_axes = grid->facet_axes;
+  const std::size_t facets = grid->facets;
   const std::size_t nx = axes[*x].values.size(), ny = axes[*y].values.size();
   std::vector<double> sum(facets * ny * nx * metrics.size(), 0.0), count(sum.size(), 0.0), sumsq(sum.size(), 0.0);
-  for (std::size_t l = 1; l < lines.size(); ++l) {
-    const auto f = split_fields(lines[l]);
+  bool rows = false;
+  while (in.next(line)) {
+    rows = true;
+    const auto f = split_fields(line);
     std::int64_t cell = 0, rep = 0;
-    if (!row_key(lines[l], &cell, &rep)) continue;
+    if (!row_key(line, &cell, &rep)) continue;
     const auto idx = scenario_.axis_indices(cell);
     std::size_t facet = 0;
     for (auto i : facet_axes) facet = facet * axes[i].values.size() + idx[i];
@@ -683,6 +706,7 @@ nlohmann::json RunWriter::write_heatmaps() const {
       count[at] += 1.0;
     }
   }
+  if (!rows) return written;
   const fs::path dir = dir_ / "heatmaps";
   std::error_code ec;
   fs::create_directories(dir, ec);
@@ -769,21 +793,11 @@ void RunWriter::finish_locked(const std::string& status) {
     }
     sorted_ = true;
   }
-  nlohmann::json cells = nlohmann::json::array();
   std::int64_t failed = 0;
-  for (std::int64_t c = 0; c < scenario_.cell_count(); ++c)
-    for (std::int64_t r = 0; r < scenario_.replicates; ++r) {
-      if (!in_shard(c, r)) continue;
-      const auto s = status_[slot(c, r)];
-      nlohmann::json e = {{"cell", c},
-                          {"replicate", r},
-                          {"status", s == CellStatus::done ? "done" : s == CellStatus::failed ? "failed" : "pending"}};
-      if (s == CellStatus::failed) {
-        e["error"] = failures_[slot(c, r)];
-        ++failed;
-      }
-      cells.push_back(e);
-    }
+  for (const auto& [at, message] : failures_)
+    if (status_[at] == CellStatus::failed &&
+        in_shard(static_cast<std::int64_t>(at) / scenario_.replicates, static_cast<std::int64_t>(at) % scenario_.replicates))
+      ++failed;
   nlohmann::json j;
   j["gradflow_version"] = GRADFLOW_VERSION;
   j["gradflow_commit"] = git_commit();
@@ -817,8 +831,33 @@ void RunWriter::finish_locked(const std::string& status) {
   if (!summary_text_.empty()) j["files"]["summary"] = "summary.csv";
   for (const auto& [key, value] : extra_.items())
     if (!j.contains(key)) j[key] = value;
-  j["cells"] = cells;
-  write_atomically(json_path_, j.dump(2) + "\n");
+  // The status of every cell is streamed into the text after the rest of run.json: a run of 1e7 cells
+  // holds no JSON object per cell. The text is nlohmann's dump(2) of the whole, byte for byte.
+  j["cells"] = "cells";
+  const std::string text = j.dump(2) + "\n";
+  const std::string marker = "\n  \"cells\": \"cells\"";  // a raw newline is never inside a JSON string
+  const std::size_t at = text.find(marker) + marker.size() - std::string("\"cells\"").size();
+  detail::AtomicFile out(json_path_, options_.stream_buffer);
+  out.write(std::string_view(text).substr(0, at));
+  bool first = true;
+  for (std::int64_t c = 0; c < scenario_.cell_count(); ++c)
+    for (std::int64_t r = 0; r < scenario_.replicates; ++r) {
+      if (!in_shard(c, r)) continue;
+      const auto s = status_[slot(c, r)];
+      std::string e = first ? "[\n" : ",\n";
+      first = false;
+      e += "    {\n      \"cell\": " + std::to_string(c) + ",\n";
+      if (s == CellStatus::failed) {
+        const auto it = failures_.find(slot(c, r));
+        e += "      \"error\": " + nlohmann::json(it == failures_.end() ? std::string() : it->second).dump() + ",\n";
+      }
+      e += "      \"replicate\": " + std::to_string(r) + ",\n      \"status\": \"" +
+           (s == CellStatus::done ? "done" : s == CellStatus::failed ? "failed" : "pending") + "\"\n    }";
+      out.write(e);
+    }
+  out.write(first ? "[]" : "\n  ]");
+  out.write(std::string_view(text).substr(at + std::string("\"cells\"").size()));
+  out.commit();
 }
 
 }  // namespace gradflow

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <functional>
 #include <fstream>
 #include <map>
 #include <optional>
@@ -59,14 +60,20 @@ std::vector<std::string> split_csv(const std::string& line) {
   return fields;
 }
 
-std::optional<Table> read_table(const fs::path& file) {
+/// Which rows of a table to keep (given its header and the row's fields); all when empty.
+using RowFilter = std::function<bool(const std::vector<std::string>&, const std::vector<std::string>&)>;
+
+std::optional<Table> read_table(const fs::path& file, const RowFilter& keep = {}) {
   std::ifstream in(file, std::ios::binary);
   if (!in) return std::nullopt;
   Table t;
   std::string line;
   if (std::getline(in, line)) t.header = split_csv(line);
-  while (std::getline(in, line))
-    if (!line.empty()) t.rows.push_back(split_csv(line));
+  while (std::getline(in, line)) {
+    if (line.empty()) continue;
+    auto fields = split_csv(line);
+    if (!keep || keep(t.header, fields)) t.rows.push_back(std::move(fields));
+  }
   return t;
 }
 
@@ -383,9 +390,16 @@ fs::path write_report(const fs::path& outdir) {
   }
   const auto cells = read_table(outdir / "cells.csv");
   if (!cells || !cells->col("cell")) throw InputError((outdir / "cells.csv").string() + ": missing or without a header");
-  const auto series = read_table(outdir / "series.csv");
   const Axes axes = sweep_axes(run, *cells);
   const auto chosen = chosen_rows(*cells);
+  // Only the drawn cells' rows of series.csv are kept: it may be larger than memory.
+  std::set<std::string> drawn;
+  for (const std::size_t row : chosen) drawn.insert(cells->at(row, 0));
+  const auto series = read_table(outdir / "series.csv", [&](const auto& header, const auto& row) {
+    const auto c = std::find(header.begin(), header.end(), "cell") - header.begin();
+    const auto r = std::find(header.begin(), header.end(), "replicate") - header.begin();
+    return std::size_t(c) < row.size() && std::size_t(r) < row.size() && row[r] == "0" && drawn.count(row[c]) > 0;
+  });
 
   std::string html = "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\n<title>gradflow report: " +
                      html_escape(run.value("scenario_name", std::string())) + "</title>\n<style>" + kStyle +

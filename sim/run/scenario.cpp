@@ -520,6 +520,8 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
       }
       fail(origin_of(key), what + where_cell);
     }
+    sc.peak_cell_bytes = std::max(sc.peak_cell_bytes, cell_memory_bytes(c));
+    sc.peak_units = std::max<std::int64_t>(sc.peak_units, c.network.units);
     if (sc.axes.empty()) break;
   }
   for (std::size_t k = 0; k < given.size(); ++k) {

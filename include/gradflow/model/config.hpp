@@ -177,7 +177,8 @@ struct Config {
 double expected_nonzeros(const Config& config);
 /// The storage build_recurrent_matrix() (cell.hpp) uses: choose_storage(spectrum.storage, N, expected_nonzeros).
 Storage expected_storage(const Config& config);
-/// Bytes one cell needs at most: the tape (N B T scalars), W (dense: 8 N^2 plus a copy at the run's precision;
+/// Bytes one cell needs at most: the tape (N B T scalars, rounded up to 2 MiB), W (dense: 32 N^2 per block,
+/// every copy a cell holds at once: W as drawn or read, its cached base, the scaled copy, the packed copy;
 /// sparse: 12 bytes per nonzero for W plus as much again for the one extra copy alive at a time: the run's
 /// precision in the forward pass, W^T in BPTT, the row arrays while a random W is drawn), U, the N x B state
 /// buffers, the fixed inputs and the Lyapunov tangent frames (2 N B analysis.lyapunov scalars).

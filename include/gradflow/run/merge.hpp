@@ -18,6 +18,9 @@ Scenario scenario_from_run_json(const nlohmann::json& run, const std::string& wh
 
 struct MergeOptions {
   bool force = false;  // replace an OUTDIR that holds another run
+  /// Bytes read or written at a time: the parts are streamed, memory is this plus O(cells) and one cell's
+  /// series, whatever the size of the parts' series.csv (tests set it tiny).
+  std::size_t stream_buffer = std::size_t{1} << 20;
 };
 
 struct MergeSummary {

@@ -2,6 +2,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -61,6 +62,15 @@ std::vector<std::string> series_columns(const Scenario& scenario);
 /// The number of lyapunov_i columns: the largest analysis.lyapunov of any cell (0: no Lyapunov columns).
 std::int64_t max_lyapunov_count(const Scenario& scenario);
 
+/// The axes of heatmaps/: x the first numeric axis, y the second numeric axis (else the first string axis),
+/// one file per combination of the other axes' values (facets); nullopt when the sweep has no such pair.
+struct HeatmapAxes {
+  std::size_t x = 0, y = 0;
+  std::vector<std::size_t> facet_axes;
+  std::size_t facets = 1;  // product of the facet axes' sizes
+};
+std::optional<HeatmapAxes> heatmap_axes(const Scenario& scenario);
+
 /// A number as CSV text: shortest round-trip form; non-finite or unset values are empty fields.
 std::string csv_number(double x);
 
@@ -77,6 +87,14 @@ struct CellRows {
 /// or closing it fails.
 void write_text_file(const std::filesystem::path& file, const std::string& text);
 
+/// Sorts the rows of a gradflow CSV (cells.csv, series.csv) after its header by (cell, replicate), stably
+/// (rows of one key keep their order), and replaces the file atomically (FILE.tmp renamed over FILE); a
+/// last line cut short is dropped. Rows move as blocks (runs of consecutive rows in key order): memory is
+/// O(blocks) plus `buffer` bytes, never O(file). A file already in order is left untouched. Throws
+/// WriteError naming the file.
+void sort_rows(const std::filesystem::path& file, std::int64_t replicates,
+               std::size_t buffer = std::size_t{1} << 20);
+
 /// Formats a cell's rows; thread-safe, touches no file.
 CellRows format_cell_rows(const Scenario& scenario, std::int64_t cell, std::int64_t replicate,
                           const CellResult& result);
@@ -86,9 +104,12 @@ struct OutputOptions {
   bool force = false;   // replace a directory holding a different run
   Shard shard;          // the part of the run this directory holds (default: all of it)
   std::string command = "gradflow run";  // who holds OUTDIR's lock, as another process is told
+  /// Bytes read or written at a time when --resume filters the rows kept and completion sorts them: memory
+  /// of those passes is this plus O(cells), whatever the size of series.csv (tests set it tiny).
+  std::size_t stream_buffer = std::size_t{1} << 20;
 };
 
-enum class CellStatus { pending, done, failed };
+enum class CellStatus : std::uint8_t { pending, done, failed };  // one byte per cell: 1e7-cell sweeps
 
 /// Where run_sweep() puts finished cells: the output directory (RunWriter) or memory (MemorySink,
 /// memory_sink.hpp, for the Python module's run(out=None)). Implementations are thread-safe: workers call
@@ -186,7 +207,7 @@ class RunWriter : public CellSink {
   std::int64_t total_;
   std::string hash_;
   std::vector<CellStatus> status_;
-  std::vector<std::string> failures_;
+  std::map<std::size_t, std::string> failures_;  // by slot, only the failed cells
   std::unique_ptr<detail::AppendFile> cells_, series_;
   std::optional<WriteError> write_error_;
   mutable std::mutex mutex_;

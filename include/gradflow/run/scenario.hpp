@@ -107,6 +107,10 @@ struct Scenario {
   /// Keys given explicitly that have no effect in any cell ("FILE:LINE:COL: key = value: only used with
   /// ..."): warnings (errors under `gradflow run --strict`). Sweeping such a key is an error.
   std::vector<std::string> warnings;
+  /// The largest cell_memory_bytes and network.units of any cell (found while the cells are validated; 0
+  /// for a scenario not loaded from a file or text): what one thread of the run holds at its peak.
+  double peak_cell_bytes = 0.0;
+  std::int64_t peak_units = 0;
 
   std::int64_t cell_count() const;
   /// Whether (cell, replicate) is a run of this scenario: 0 <= cell < cell_count(), 0 <= replicate < replicates.
