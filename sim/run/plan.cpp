@@ -137,7 +137,7 @@ std::string format_estimate(const RunEstimate& e) {
   char flops[32];
   std::snprintf(flops, sizeof flops, "%.3g", e.flops);
   out += "\ntime:      about " + duration(e.seconds) + " (" + flops + " flops of forward passes, BPTT and "
-         "eigen-solves at a conservative 1 GFLOP/s per thread at work, plus 1 ms per cell, 2 us per step and "
+         "eigen-solves at a conservative 5 GFLOP/s per thread at work, plus 1 ms per cell, 2 us per step and "
          "trajectory and 15 us per series row; expect less)\n";
   return out;
 }

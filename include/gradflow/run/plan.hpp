@@ -9,10 +9,10 @@
 
 namespace gradflow {
 
-/// The rate the time estimate assumes: multiply-adds count 2 flops; 1e9 flops per second and thread is
-/// below what the engine reaches on any machine it was measured on (README "Memory and time"), so the
-/// estimate errs long.
-inline constexpr double kEstimateFlopsPerSecond = 1e9;
+/// The rate the time estimate assumes: multiply-adds count 2 flops; 5e9 flops per second and thread is
+/// below every row of BENCHMARKS.md (10.7 GFLOP/s for the slowest, an LSTM at B = 1; 16-67 for the vanilla
+/// cells; the default sweep runs at ~30 per thread), so the estimate errs long, by ~4x on the default sweep.
+inline constexpr double kEstimateFlopsPerSecond = 5e9;
 
 /// What `gradflow run --dry-run` prints: the size of the run, its peak memory, its output and its time,
 /// computed from the scenario alone (nothing is simulated, nothing is written).
