@@ -44,14 +44,16 @@ constexpr double kMinimalRnnMonteCarloTol = 0.01;
 // ln(1 - chi) and ln growth against their asymptotes e^{-b_u} and e^{b_u} at |b_u| = 10..60: corrections are
 // O(e^{-|b_u|}) and the last digits of 1 - chi near 1 (1e-16 / 1e-6).
 constexpr double kMinimalRnnAsymptoteTol = 1e-3;
-// A simulated minimalRNN at N = 1024 (B = 4, 200 steps after a 200-step burn-in, input dim 256) against the
-// theory at its gain_rms. E[h^2] of the final states at radius 2: measured 7 % below Q* (the input variance
-// spread over units of a fixed W_x with 256 columns, and the partly frozen gates; README). The RMS factor of the
-// run's own Jacobian coefficients: measured within 1.1 %. The measured growth rate: |ln| measured <= 0.032
-// (finite T = 200 fit and the partly frozen gates inside the chaotic band).
+// A simulated minimalRNN at N = 512 (B = 4, 200 steps after a 200-step burn-in, input dim 256) against the
+// theory at its gain_rms (N = 512, not 1024: the test's cost is the dense eigensolves of the gated predictors,
+// 8x cheaper). E[h^2] of the final states at radius 2: measured 7 % below Q* (the input variance spread over
+// units of a fixed W_x with 256 columns, and the partly frozen gates; README). The RMS factor of the run's own
+// Jacobian coefficients: measured within 0.9 %. The measured growth rate: |ln| measured <= 0.038 (0.032 at
+// N = 1024; finite T = 200 fit and the partly frozen gates inside the chaotic band, whose trajectory another
+// CPU's rounding changes).
 constexpr double kMinimalRnnFiniteNQTol = 0.1;
 constexpr double kMinimalRnnStatsTol = 0.03;
-constexpr double kMinimalRnnFiniteNGrowthTol = 0.05;
+constexpr double kMinimalRnnFiniteNGrowthTol = 0.06;
 // OpenBLAS vs Eigen products: both sum N products per entry, in different orders, so they differ by at most
 // ~N eps ||W||_F ||x||_F (Higham, Accuracy and Stability of Numerical Algorithms, 2002, sec. 3.1); this factor
 // times N eps.
