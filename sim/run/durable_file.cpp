@@ -1,5 +1,7 @@
 #include "durable_file.hpp"
 
+#include "stream_csv.hpp"
+
 #include <fcntl.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -15,7 +17,7 @@ namespace fs = std::filesystem;
 
 namespace detail {
 
-bool write_all(int fd, const std::string& text) {
+bool write_all(int fd, std::string_view text) {
   const char* p = text.data();
   std::size_t left = text.size();
   while (left > 0) {
@@ -35,23 +37,10 @@ bool write_all(int fd, const std::string& text) {
 }
 
 void write_atomically(const fs::path& file, const std::string& content) {
-  const fs::path tmp = file.string() + ".tmp";
-  // Never through a symlink planted at FILE.tmp, never blocking on a FIFO there.
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-  if (fd < 0) throw WriteError(file, errno);  // named by the file meant, not its temporary
-  const bool ok = write_all(fd, content);
-  const int write_errno = errno;
-  const bool closed = ::close(fd) == 0;  // NFS and quotas report some failures only at close
-  const int close_errno = errno;
-  if (!ok || !closed) {
-    ::unlink(tmp.c_str());
-    throw WriteError(file, !ok ? write_errno : close_errno);
-  }
-  if (::rename(tmp.c_str(), file.c_str()) != 0) {
-    const int e = errno;
-    ::unlink(tmp.c_str());
-    throw WriteError(file, e);
-  }
+  // The one-piece case of AtomicFile: FILE.tmp (never through a symlink or FIFO), renamed over FILE.
+  AtomicFile out(file, 1);  // a 1-byte buffer: the content goes to write() as it is, never copied
+  out.write(content);
+  out.commit();
 }
 
 namespace {

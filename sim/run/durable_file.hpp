@@ -11,13 +11,14 @@
 
 #include <filesystem>
 #include <string>
+#include <string_view>
 
 #include "gradflow/run/output.hpp"
 
 namespace gradflow::detail {
 
 /// Writes all of `text` to fd at its current offset, retrying short writes; false (errno set) on failure.
-bool write_all(int fd, const std::string& text);
+bool write_all(int fd, std::string_view text);
 
 /// Replaces `file` by `content` atomically: FILE.tmp is written, then renamed over FILE. On failure the
 /// temporary file is removed (it may hold the space the next attempt needs) and FILE is untouched. Throws

@@ -86,7 +86,7 @@ void AtomicFile::flush() {
 void AtomicFile::write(std::string_view text) {
   if (pending_.size() + text.size() > buffer_) flush();
   if (text.size() >= buffer_) {
-    if (!write_all(fd_, std::string(text))) fail(errno);
+    if (!write_all(fd_, text)) fail(errno);
   } else {
     pending_.append(text);
   }
