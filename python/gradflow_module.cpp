@@ -23,6 +23,7 @@
 
 #include "gradflow/analysis/meanfield.hpp"
 #include "gradflow/analysis/simulate.hpp"
+#include "gradflow/model/config.hpp"
 #include "gradflow/model/spectrum.hpp"
 #include "gradflow/numerics/activation.hpp"
 #include "gradflow/numerics/version.hpp"
@@ -373,8 +374,52 @@ py::list activations(double mu, double sigma, std::optional<double> alpha, doubl
   return out;
 }
 
+/// The minimalRNN's critical line as `gradflow critical --cell minimalrnn --json` gives it: for each gate bias b_u,
+/// the gains sigma_h of U_h where chi = E[u^2] + sigma_h^2 E[sigmoid'(e)^2] E[(h - z)^2] = 1, and Q* there.
+py::dict minimalrnn_line(MeanFieldParams p, double init_std, const std::vector<double>& gate_biases, double lo,
+                         double hi) {
+  py::list line;
+  for (double b : gate_biases) {
+    p.gate_bias = b;
+    CriticalGain c;
+    double q = 0.0;
+    {
+      py::gil_scoped_release release;
+      c = critical_gain(p, lo, hi);
+      if (c.gain) {
+        MeanFieldParams at = p;
+        at.gain = *c.gain;
+        q = mean_field(at).q;
+      }
+    }
+    py::dict e;
+    e["gate_bias"] = b;
+    e["critical_gain"] = c.gain ? py::object(py::float_(*c.gain)) : py::object(py::none());
+    e["q_star"] = c.gain ? py::object(py::float_(q)) : py::object(py::none());
+    e["gain_is_jump"] = c.gain_is_jump;
+    e["crossings"] = c.crossings;
+    e["jumps"] = c.jumps;
+    line.append(e);
+  }
+  py::dict d;
+  d["cell"] = "minimalrnn";
+  d["activation"] = to_string(p.activation.kind);
+  d["alpha"] = p.activation.alpha;
+  d["beta"] = p.activation.beta;
+  d["input_std"] = p.input_std;
+  d["bias_mean"] = p.bias_mean;
+  d["bias_std"] = p.bias_std;
+  d["init_std"] = init_std;
+  d["gate_input_gain"] = p.gate_input_gain;
+  d["range"] = py::make_tuple(lo, hi);
+  d["line"] = line;
+  return d;
+}
+
 py::dict critical(const std::string& activation, double input_std, double bias_mean, double bias_std,
-                  std::optional<double> alpha, double beta, double init_std, double lo, double hi) {
+                  std::optional<double> alpha, double beta, double init_std, double lo, double hi,
+                  const std::string& cell, std::optional<std::vector<double>> gate_biases,
+                  std::optional<double> gate_input_gain) {
   auto non_negative = [](const char* name, double x) {
     if (!std::isfinite(x) || x < 0) throw InputError(std::string(name) + " = " + std::to_string(x) + ": must be >= 0");
   };
@@ -389,6 +434,27 @@ py::dict critical(const std::string& activation, double input_std, double bias_m
   p.bias_mean = bias_mean;
   p.bias_std = bias_std;
   p.h0_sq = init_std * init_std;
+  CellKind kind;
+  try {
+    kind = parse_cell_kind(cell);
+  } catch (const std::invalid_argument& e) {
+    throw InputError("cell " + cell + ": " + e.what());
+  }
+  if (kind != CellKind::vanilla && kind != CellKind::minimalrnn)
+    throw InputError("cell " + cell + ": expected vanilla or minimalrnn (the cells with a mean-field theory)");
+  if (kind == CellKind::vanilla && (gate_biases || gate_input_gain))
+    throw InputError("gate_bias and gate_input_gain: only with cell = \"minimalrnn\"");
+  if (kind == CellKind::minimalrnn) {
+    std::vector<double> biases;  // default -4, -3, ..., 8 as the CLI's --gate-bias
+    if (gate_biases) biases = *gate_biases;
+    else for (int k = -4; k <= 8; ++k) biases.push_back(k);
+    for (double b : biases)
+      if (!std::isfinite(b)) throw InputError("gate_bias " + std::to_string(b) + ": must be finite");
+    p.cell = kind;
+    p.gate_input_gain = gate_input_gain.value_or(1.0);
+    non_negative("gate_input_gain", p.gate_input_gain);
+    return minimalrnn_line(p, init_std, biases, lo, hi);
+  }
   CriticalGain c;
   MeanField at;
   {
@@ -463,7 +529,7 @@ PYBIND11_MODULE(_gradflow, m) {
   m.def("activations", &activations, py::arg("mu"), py::arg("sigma"), py::arg("alpha").none(true), py::arg("beta"));
   m.def("critical", &critical, py::arg("activation"), py::arg("input_std"), py::arg("bias_mean"),
         py::arg("bias_std"), py::arg("alpha").none(true), py::arg("beta"), py::arg("init_std"), py::arg("lo"),
-        py::arg("hi"));
+        py::arg("hi"), py::arg("cell"), py::arg("gate_biases").none(true), py::arg("gate_input_gain").none(true));
   m.def("spectrum", &spectrum, py::arg("W"), py::arg("eigenvalues"));
   m.def("scenario_toml", [](const py::dict& d) { return dict_to_toml(d); }, py::arg("scenario"),
         "The TOML text run() parses for a scenario dict");

@@ -123,12 +123,22 @@ def activations(mu=0.0, sigma=1.0, *, alpha=None, beta=1.0):
 
 
 def critical(activation, *, input_std=0.0, bias_mean=0.0, bias_std=0.0, alpha=None, beta=1.0, init_std=0.0,
-             range=(1e-2, 1e3)):
+             range=(1e-2, 1e3), cell="vanilla", gate_bias=None, gate_input_gain=None):
     """Mean-field critical gain (chi = gain^2 E[f'(a)^2] = 1) as `gradflow critical --json`: a dict with
-    critical_gain (None when chi = 1 is never reached in range), q_star, mf_status, crossings, jumps."""
+    critical_gain (None when chi = 1 is never reached in range), q_star, mf_status, crossings, jumps.
+
+    cell = "minimalrnn": its critical line as `gradflow critical --cell minimalrnn --json` (Chen et al. 2018;
+    README, "minimalRNN: the mean-field critical line"): a dict whose "line" lists, for each gate bias b_u in
+    gate_bias (a number or a sequence; default -4, -3, ..., 8), the gain of U_h where chi = E[u^2] + gain^2
+    E[sigmoid'(e)^2] E[(h - z)^2] = 1 (critical_gain, q_star, gain_is_jump, crossings, jumps);
+    gate_input_gain is U_z's gain (default 1, as gradflow draws it). gate_bias and gate_input_gain are
+    InputErrors with cell = "vanilla"."""
     lo, hi = range
+    if gate_bias is not None:
+        gate_bias = [float(b) for b in np.atleast_1d(gate_bias)]
     return _core.critical(activation, float(input_std), float(bias_mean), float(bias_std), alpha, float(beta),
-                          float(init_std), float(lo), float(hi))
+                          float(init_std), float(lo), float(hi), cell, gate_bias,
+                          None if gate_input_gain is None else float(gate_input_gain))
 
 
 def spectrum(W, *, eigenvalues=True):

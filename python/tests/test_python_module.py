@@ -212,6 +212,50 @@ def test_activations_and_critical_equal_the_cli():
     assert abs(gradflow.critical("relu")["critical_gain"] - np.sqrt(2)) < 1e-8  # He: E[relu'^2] = 1/2
 
 
+def test_critical_minimalrnn_line_equals_the_cli():
+    args = ["--activation", "tanh", "--cell", "minimalrnn", "--input-std", "1", "--gate-input-gain", "1", "--json"]
+    want = json.loads(run_cli("critical", *args, "--gate-bias", "-2", "0", "2").stdout)
+    got = gradflow.critical("tanh", input_std=1.0, cell="minimalrnn", gate_bias=[-2, 0, 2], gate_input_gain=1.0)
+    got["range"] = list(got["range"])
+    assert got == want
+    # The default line is the CLI's default (-4 ... 8), and a scalar gate_bias is a one-point line.
+    default = gradflow.critical("tanh", input_std=1.0, cell="minimalrnn")
+    assert [e["gate_bias"] for e in default["line"]] == [e["gate_bias"] for e in
+                                                         json.loads(run_cli("critical", *args).stdout)["line"]]
+    assert gradflow.critical("tanh", input_std=1.0, cell="minimalrnn", gate_bias=0)["line"] == [want["line"][1]]
+
+
+def test_critical_minimalrnn_gain_is_where_chi_crosses_1():
+    g = gradflow.critical("tanh", input_std=1.0, cell="minimalrnn", gate_bias=0)["line"][0]
+    assert g["critical_gain"] is not None and not g["gain_is_jump"]
+    gain = g["critical_gain"]
+    # chi = 1 is a root: a bracket 2 % around the gain finds it again, one just below it finds no crossing.
+    near = gradflow.critical("tanh", input_std=1.0, cell="minimalrnn", gate_bias=0, range=(0.98 * gain, 1.02 * gain))
+    assert abs(near["line"][0]["critical_gain"] - gain) < 1e-7 * gain
+    below = gradflow.critical("tanh", input_std=1.0, cell="minimalrnn", gate_bias=0, range=(0.01, 0.98 * gain))
+    assert below["line"][0]["critical_gain"] is None
+    # Without input fluctuations h settles on z and chi = E[u^2] < 1 at every gain: no critical line.
+    still = gradflow.critical("tanh", cell="minimalrnn", gate_bias=[-2, 0, 2, 4])
+    assert all(e["critical_gain"] is None for e in still["line"])
+
+
+def test_critical_gate_arguments_need_the_minimalrnn():
+    p = run_cli("critical", "--activation", "tanh", "--gate-bias", "1", check=False)
+    assert p.returncode == 2
+    with pytest.raises(gradflow.InputError) as e:
+        gradflow.critical("tanh", gate_bias=[1.0])
+    # The CLI's message in the Python argument names.
+    cli_message = p.stderr.strip().removeprefix("gradflow: ")
+    assert str(e.value) == (cli_message.replace("--gate-bias", "gate_bias").replace("--gate-input-gain", "gate_input_gain")
+                            .replace("--cell minimalrnn", 'cell = "minimalrnn"'))
+    with pytest.raises(gradflow.InputError, match="gate_input_gain"):
+        gradflow.critical("tanh", gate_input_gain=1.0)
+    with pytest.raises(gradflow.InputError, match="expected vanilla or minimalrnn"):
+        gradflow.critical("tanh", cell="gru")
+    with pytest.raises(gradflow.InputError, match="gate_input_gain"):
+        gradflow.critical("tanh", input_std=1.0, cell="minimalrnn", gate_input_gain=-1.0)
+
+
 def test_spectrum_of_known_matrices():
     s = gradflow.spectrum(np.diag([0.5, -2.0, 1.0]))
     assert s["rho"] == pytest.approx(2.0, abs=1e-12) and s["spectral_norm"] == pytest.approx(2.0, abs=1e-12)

@@ -19,6 +19,15 @@ regenerate = importlib.util.module_from_spec(_spec)
 _loader.exec_module(regenerate)
 
 
+class MinimalRnnRows(unittest.TestCase):
+    def test_rows_agree_until_the_theory_parts_from_the_measured_edge(self):
+        measured = {-4: None, -3: 10.0, 0: 7.0, 2: 6.5, 3: 7.5, 4: 10.0, 5: None}
+        theory = {-4: None, -3: 10.5, 0: 7.2, 2: 6.0, 3: 6.2, 4: 7.2, 5: 8.0}
+        self.assertEqual(regenerate.agreeing_rows(measured, theory), ([-3, 0, 2], 3))   # 6.2 is 17 % below 7.5
+        self.assertEqual(regenerate.agreeing_rows(measured, theory, within=0.5), ([-3, 0, 2, 3, 4], None))
+        self.assertEqual(regenerate.agreeing_rows(measured, theory, within=0.01), ([], -3))
+
+
 class Tolerance(unittest.TestCase):
     def test_numbers_agree_to_two_units_of_the_last_digit_or_one_percent(self):
         same = regenerate.same_to_printed_precision
