@@ -400,16 +400,9 @@ def sparse_section(sparse, reps):
                  f"{fmt_ms(m['gradflow_2'])} | {fmt_ms(m['scipy'])} | {m['scipy'] / m['gradflow']:.2f}x | "
                  f"{m['scipy'] / m['gradflow_2']:.2f}x | {fmt_ms(m['gradflow_cpu'])} / {fmt_ms(m['gradflow_2_cpu'])} / "
                  f"{fmt_ms(m['scipy_cpu'])} | {rho['gradflow']:.15g} | {rho['scipy']:.15g} | {diff:.1e} |")
-    L.append("")
-    L.append("All samples (seconds), in round order:")
-    L.append("")
-    L.append("```")
-    for r in sparse:
-        L.append(f"N={r['n']}")
-        for k, v in r["samples"].items():
-            L.append(f"  {k:10s} " + " ".join(f"{x:.3f}" for x in v))
-    L.append("```")
-    L.append("")
+    L += ["", "All samples (seconds), in round order:", "", "```"]
+    L += [f"N={r['n']} {k:14s} " + " ".join(f"{x:.3f}" for x in v) for r in sparse for k, v in r["samples"].items()]
+    L += ["```", ""]
     return L
 
 
