@@ -11,7 +11,7 @@ packages=(build-essential cmake libeigen3-dev libspectra-dev libopenblas-openmp-
           pybind11-dev python3-dev python3-pytest chromium git)
 for arg in "$@"; do
   case "$arg" in
-    --with-bench) packages+=(python3-torch time libbenchmark-dev) ;;
+    --with-bench) packages+=(python3-torch python3-scipy time libbenchmark-dev) ;;
     --with-mpi) ;;  # MPI is in the default list now; kept so that old command lines still work
     --with-sanitizers) packages+=(clang libclang-rt-14-dev libomp-14-dev) ;;  # fuzzing and TSan (clang)
     *) echo "setup.sh: unknown option $arg (expected --with-bench, --with-mpi or --with-sanitizers)" >&2; exit 2 ;;

@@ -74,7 +74,10 @@ double cell_memory_bytes(const Config& c) {
     // W (double values + int indices), then one more copy at a time: the run's precision (forward) or W^T
     // (backward); building a random sparse W holds its row arrays and the matrix once more.
     const double nnz = expected_nonzeros(c);
-    w_bytes = nnz * (12.0 + 12.0) + 8.0 * n + 8.0 * n * 64.0;  // + Arnoldi's Krylov basis (ncv = 60)
+    // + the Krylov basis of the radius solve (ncv = 100); two above the dense fallback, where the confirming
+    // run can go beside the first.
+    const double bases = c.network.units > kSparseDenseFallbackMax ? 2.0 : 1.0;
+    w_bytes = nnz * (12.0 + 12.0) + 8.0 * n + bases * 8.0 * n * 101.0;
   } else {
     // gated cells: G stacked blocks (minimalrnn: U_h and U_z). Every copy a cell holds at once, 8 N^2
     // bytes each: W as read or drawn, its cached base, the cell's scaled copy and the engine's packed copy

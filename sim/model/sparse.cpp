@@ -1,18 +1,23 @@
 #include "gradflow/model/sparse.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <complex>
 #include <cstdio>
+#include <exception>
 #include <limits>
 #include <optional>
 #include <stdexcept>
 #include <string>
 
+#include <omp.h>
+
 #include <Spectra/GenEigsSolver.h>
 #include <Spectra/MatOp/SparseGenMatProd.h>
 #include <Spectra/SymEigsSolver.h>
 
+#include "gradflow/numerics/blas.hpp"
 #include "gradflow/numerics/random.hpp"
 #include "spectra_util.hpp"
 
@@ -110,6 +115,23 @@ SparseEstimate dense_fallback_radius(const SparseMatrix& w, const std::string& w
 // (residual <= 1e-10), so a larger difference means one of them is not the top.
 constexpr double kSparseAgreeTol = 1e-9;
 
+/// Thrown inside a speculative run that is no longer needed (not an error: never leaves sparse_radius).
+struct ArnoldiCancelled {};
+
+/// The sparse product of the radius solve, abandoning the solve (ArnoldiCancelled) once `cancel` is set.
+template <class Op>
+class Cancellable : public Polled<Op> {
+ public:
+  Cancellable(const SparseMatrix& w, const std::atomic<bool>* cancel) : Polled<Op>(w), cancel_(cancel) {}
+  void perform_op(const double* x_in, double* y_out) const {
+    if (cancel_ && cancel_->load(std::memory_order_relaxed)) throw ArnoldiCancelled{};
+    Polled<Op>::perform_op(x_in, y_out);
+  }
+
+ private:
+  const std::atomic<bool>* cancel_;
+};
+
 /// One Arnoldi solve for the largest moduli (start: Spectra's fixed-seed vector, or `start`).
 struct ArnoldiRun {
   bool converged = false;
@@ -122,13 +144,14 @@ struct ArnoldiRun {
   std::string why;             // why it did not converge
 };
 
-ArnoldiRun arnoldi_top(const SparseMatrix& w, const Eigen::VectorXd* start) {
+ArnoldiRun arnoldi_top(const SparseMatrix& w, const Eigen::VectorXd* start,
+                       const std::atomic<bool>* cancel = nullptr) {
   const Eigen::Index n = w.rows();
   const Eigen::Index nev = std::min(kSparseNev, n - 2);
   const Eigen::Index ncv = std::min(n, std::max(2 * nev + 1, kSparseNcv));
   const Eigen::Index max_restarts = sparse_max_restarts(n);
-  using Op = Polled<Spectra::SparseGenMatProd<double, Eigen::RowMajor>>;
-  Op op(w);
+  using Op = Cancellable<Spectra::SparseGenMatProd<double, Eigen::RowMajor>>;
+  Op op(w, cancel);
   ArnoldiSolver<Op> solver(op, nev, ncv);
   ArnoldiRun run;
   try {
@@ -167,6 +190,14 @@ ArnoldiRun arnoldi_top(const SparseMatrix& w, const Eigen::VectorXd* start) {
   return run;
 }
 
+/// True when this solve has two threads of its own for the confirming run: the run gave the cell's products
+/// more than one thread (gradflow::gemm_threads(), not inside a sweep across cells), and a parallel region
+/// opened here leaves the sparse products inside it on one thread each (a nested region would be inactive),
+/// so the two runs never oversubscribe the cores.
+bool concurrent_confirmation() {
+  return gemm_threads() > 1 && !omp_in_parallel() && omp_get_max_active_levels() <= omp_get_active_level() + 1;
+}
+
 SparseEstimate sparse_radius(const SparseMatrix& w) {
   if (w.rows() != w.cols())
     throw std::invalid_argument("spectral_radius: W must be square (rows = cols), got " + std::to_string(w.rows()) +
@@ -191,7 +222,49 @@ SparseEstimate sparse_radius(const SparseMatrix& w) {
     return e;
   };
 
-  const ArnoldiRun first = arnoldi_top(w, nullptr);
+  // The confirming run's start: independent of Spectra's (fixed-seed) start vector.
+  auto confirm_start = [n] {
+    Rng rng(kConfirmSeed);
+    return Eigen::VectorXd(gaussian_matrix(n, 1, 1.0, rng).col(0));
+  };
+  ArnoldiRun first, second;
+  bool have_second = false;
+  if (n > kSparseDenseFallbackMax && concurrent_confirmation()) {
+    // Two threads for this solve: the confirming run starts at once beside the first (speculatively) and is
+    // abandoned as soon as the first turns out to need no confirmation. Each run is the same deterministic
+    // sequence of operations as when the two run one after the other, so rho and the status are the same
+    // bits; wall time is one run instead of two when the top is crowded (every large disk spectrum).
+    std::atomic<bool> first_suffices{false};
+    std::exception_ptr error[2];
+#pragma omp parallel sections num_threads(2)
+    {
+#pragma omp section
+      {
+        try {
+          first = arnoldi_top(w, nullptr);
+          if (!first.converged || first.spread >= kSparseMinSpread) first_suffices.store(true);
+        } catch (...) {
+          error[0] = std::current_exception();
+          first_suffices.store(true);
+        }
+      }
+#pragma omp section
+      {
+        try {
+          const Eigen::VectorXd start = confirm_start();
+          second = arnoldi_top(w, &start, &first_suffices);
+          have_second = true;
+        } catch (const ArnoldiCancelled&) {
+        } catch (...) {
+          error[1] = std::current_exception();
+        }
+      }
+    }
+    if (error[0]) std::rethrow_exception(error[0]);
+    if (error[1] && !first_suffices.load()) std::rethrow_exception(error[1]);
+  } else {
+    first = arnoldi_top(w, nullptr);
+  }
   if (!first.converged) {
     if (n <= kSparseDenseFallbackMax) return dense_fallback_radius(w, first.why + ": dense EigenSolver");
     return give_up(first, first.why);
@@ -201,9 +274,10 @@ SparseEstimate sparse_radius(const SparseMatrix& w) {
   char spread[64];
   std::snprintf(spread, sizeof spread, "the top %d moduli spread only %.1e", int(first.count), first.spread);
   if (n <= kSparseDenseFallbackMax) return dense_fallback_radius(w, std::string(spread) + ": dense EigenSolver");
-  Rng rng(kConfirmSeed);
-  const Eigen::VectorXd start = gaussian_matrix(n, 1, 1.0, rng).col(0);
-  const ArnoldiRun second = arnoldi_top(w, &start);
+  if (!have_second) {
+    const Eigen::VectorXd start = confirm_start();
+    second = arnoldi_top(w, &start);
+  }
   if (!second.converged) return give_up(first, std::string(spread) + "; the confirming run: " + second.why);
   const double rho = std::max(first.rho, second.rho);
   if (std::abs(first.rho - second.rho) <= kSparseAgreeTol * rho)

@@ -15,6 +15,7 @@
 #include "gradflow/model/ensembles.hpp"
 #include "gradflow/model/matrix_io.hpp"
 #include "gradflow/model/sparse.hpp"
+#include "gradflow/numerics/blas.hpp"
 #include "tolerances.hpp"
 
 using namespace gradflow;
@@ -88,6 +89,55 @@ TEST_CASE("a sparse permutation (every |lambda| = 1) is recognised as scaled ort
   SolveStatus st{};
   CHECK(spectral_radius(p, &st) == Approx(2.0).epsilon(1e-14));
   CHECK(st == SolveStatus::converged);
+}
+
+TEST_CASE("crowded top above the dense fallback (N = 4002): rho = 1 exactly known, the same bits on 1 and 2 threads",
+          "[sparse][spectrum]") {
+  // Block diagonal of 2 x 2 blocks r_j [[cos t_j, -sin t_j], [sin t_j, cos t_j]]: eigenvalues r_j e^{+-i t_j}.
+  // The 20 leading blocks have r_j = 1 - 1e-4 j (the top ten moduli spread 4e-4 < 3e-3: crowded, so the
+  // solve needs its confirming run, which goes beside the first on two threads), the rest r_j <= 0.5.
+  // Neither triangular nor a multiple of an orthogonal matrix, so Arnoldi runs; rho = r_0 = 1.
+  const Eigen::Index blocks = 2001, n = 2 * blocks;
+  SparseMatrix w(n, n);
+  w.reserve(Eigen::VectorXi::Constant(n, 2));
+  for (Eigen::Index j = 0; j < blocks; ++j) {
+    const double r = j < 20 ? 1.0 - 1e-4 * double(j) : 0.5 * double(blocks - j) / double(blocks);
+    const double t = 0.1 + 2.9 * double(j) / double(blocks);
+    w.insert(2 * j, 2 * j) = r * std::cos(t);
+    w.insert(2 * j, 2 * j + 1) = -r * std::sin(t);
+    w.insert(2 * j + 1, 2 * j) = r * std::sin(t);
+    w.insert(2 * j + 1, 2 * j + 1) = r * std::cos(t);
+  }
+  w.makeCompressed();
+  SolveStatus one{}, two{};
+  std::string note_one, note_two;
+  const int saved = set_gemm_threads(1);
+  const double rho_one = spectral_radius(w, &one, &note_one);
+  set_gemm_threads(2);
+  const double rho_two = spectral_radius(w, &two, &note_two);
+  set_gemm_threads(saved);
+  INFO("1 thread: " << note_one << "; 2 threads: " << note_two);
+  CHECK(one == SolveStatus::converged);
+  CHECK(rel_err(rho_one, 1.0) <= kSpectralAgreeTol);
+  CHECK(two == one);
+  CHECK(rho_two == rho_one);  // the same two deterministic runs, whether one after the other or side by side
+  CHECK(note_two == note_one);
+}
+
+TEST_CASE("a random sparse W above the dense fallback (N = 6000, K = 30): the same rho on 1 and 2 threads",
+          "[sparse][spectrum]") {
+  const SparseMatrix w = random_sparse(6000, 30, 5);
+  SolveStatus one{}, two{};
+  const int saved = set_gemm_threads(1);
+  const double rho_one = spectral_radius(w, &one);
+  set_gemm_threads(2);
+  const double rho_two = spectral_radius(w, &two);
+  set_gemm_threads(saved);
+  CHECK(one == SolveStatus::converged);
+  CHECK(two == one);
+  CHECK(rho_two == rho_one);
+  // The circular law: rho(W) -> 1 for N(0, 1/K) entries (finite-N edge fluctuations are a few percent).
+  CHECK(std::abs(rho_one - 1.0) < 0.05);
 }
 
 TEMPLATE_TEST_CASE("sparse and dense storage give the same BPTT trace for every cell (N = 300, B = 3)",

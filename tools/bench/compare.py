@@ -20,12 +20,16 @@ Run through tools/bench/compare (which builds gradflow first). For each row (N, 
   4. Sweep: scenarios/default.toml with --threads 1 and 2 (cells/s, parallel efficiency, share of the
      cell time in spectra vs BPTT), and the NumPy reference timed once for one cell of that sweep.
   5. Spectra at N = 2000 against dense EigenSolver / JacobiSVD (tools/bench/spectra_bench).
+  6. Sparse spectral radius: gradflow's radius solve of a kind = "sparse" W (in-degree 100, N = 1e4 by default: --sparse-n;
+     spectra_bench --sparse) against scipy.sparse.linalg.eigs (ARPACK, tools/bench/scipy_eigs.py) on the same
+     exported matrix with the same nev, ncv, tolerance and restart budget; the solve alone, alternated rounds.
 """
 
 import argparse
 import csv
 import datetime
 import json
+import math
 import os
 import platform
 import re
@@ -56,6 +60,13 @@ GATED_ROWS = [  # cell, N, T, B: float64, one thread (issue 14)
     ("lstm", 256, 1000, 32),
 ]
 GATED_BLOCKS = {"gru": 3, "lstm": 4}
+
+# The sparse radius solve (issue 18, finding 4): gradflow's Arnoldi settings (sim/model/sparse.cpp), which
+# scipy's eigs is given too.
+SPARSE_IN_DEGREE = 100
+SPARSE_NEV = 10
+SPARSE_NCV = 100
+SPARSE_TOL = 1e-12
 
 # A gated cell as torch_gated.py runs it: h_0 (and c_0) = 0, a Gaussian input of dim 16 per step and
 # trajectory, L = ||h_T||^2 / 2; gradflow draws its own weights (only the time is compared).
@@ -321,6 +332,95 @@ class Bench:
         return j
 
 
+    def sparse(self):
+        """gradflow's sparse radius solve (spectra_bench --sparse: the W of kind = "sparse", in_degree = 100, and
+        gradflow::spectral_radius on it, confirming run included) on one and two threads, against
+        scipy.sparse.linalg.eigs on the same matrix (exported by the first gradflow run), one thread, same nev,
+        ncv, tolerance and restart budget. Rounds rotate the order of the three; medians."""
+        results = []
+        for n in (int(x) for x in self.args.sparse_n.split(",")):
+            d = self.tmp / f"sparse_{n}"
+            samples = {k: [] for k in ("gradflow", "gradflow_2", "scipy", "gradflow_cpu", "gradflow_2_cpu",
+                                       "scipy_cpu")}
+            rho = {}
+            order = ["gradflow", "scipy", "gradflow_2"]
+            for rep in range(self.args.sparse_reps):
+                for what in order[rep % 3:] + order[:rep % 3]:  # round 0 starts with gradflow: it exports W
+                    if what == "scipy":
+                        out, _ = run_timed([self.py, ROOT / "tools" / "bench" / "scipy_eigs.py", "--dir", d,
+                                            "--n", n, "--nev", SPARSE_NEV, "--ncv", SPARSE_NCV, "--tol", SPARSE_TOL,
+                                            "--maxiter", sparse_max_restarts(n)], env=bench_env(1))
+                        j = json.loads(out.strip().splitlines()[-1])
+                        samples["scipy"].append(j["seconds"])
+                        samples["scipy_cpu"].append(j["cpu_seconds"])
+                        rho["scipy"] = j["rho"]
+                    else:
+                        threads = 2 if what == "gradflow_2" else 1
+                        cmd = [self.spectra_bench, "--sparse", "--n", n, "--in-degree", SPARSE_IN_DEGREE,
+                               "--repeat", 1, "--threads", threads]
+                        if not (d / "values.f64").exists():
+                            cmd += ["--export", d]
+                        out, _ = run_timed(cmd, env=bench_env(threads))
+                        j = json.loads(out)
+                        samples[what].append(j["rho_sparse"][0])
+                        samples[what + "_cpu"].append(j["rho_sparse_cpu"][0])
+                        rho[what] = j["rho"]
+                        rho[what + "_status"] = j["rho_status"]
+                        rho["nonzeros"] = j["nonzeros"]
+            med = {k: statistics.median(v) for k, v in samples.items()}
+            results.append({"n": n, "median": med, "samples": samples, "rho": rho})
+        return results
+
+
+def sparse_max_restarts(n):
+    """gradflow's restart budget of the sparse radius solve (sim/model/sparse.cpp): max(200, 3 sqrt(N))."""
+    return max(200, int(3.0 * n ** 0.5))
+
+
+def sparse_section(sparse, reps):
+    L = ["## Sparse spectral radius", "",
+         f"ρ(W) of the W of `[spectrum] kind = \"sparse\", in_degree = {SPARSE_IN_DEGREE}` (N(0, 1/K) entries, K "
+         "distinct random columns per row, compressed rows as gradflow stores them), the solve alone. **gradflow**: "
+         "`spectra_bench --sparse --n N --threads T`, gradflow::spectral_radius as a cell calls it: Spectra's "
+         f"Arnoldi (nev = {SPARSE_NEV}, ncv = {SPARSE_NCV}, residual < {SPARSE_TOL:g} |θ|, explicit residual check) "
+         "and, when the wanted moduli spread less than 3e-3 (every N here), a confirming run from an independent "
+         "start; with two threads the confirming run goes beside the first. **scipy**: "
+         "`scipy.sparse.linalg.eigs(W, k=10, ncv=100, which='LM', tol=1e-12, maxiter=max(200, 3 sqrt(N)))` "
+         "(ARPACK, one run, no confirmation) on the same matrix, exported by gradflow "
+         f"(tools/bench/scipy_eigs.py). One thread (OMP / OpenBLAS threads = 1) unless stated; wall and CPU (user + "
+         "system, every thread) of the solve alone, medians of {reps} rounds, order rotated.", "",
+         "| N | nonzeros | gradflow, 1 thread | gradflow, 2 threads | scipy eigs, 1 thread | scipy / gradflow "
+         "(1 thread) | (2 threads) | CPU: gradflow 1 thread / 2 threads / scipy | ρ gradflow | ρ scipy | "
+         "relative difference |",
+         "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for r in sparse:
+        m, rho = r["median"], r["rho"]
+        diff = abs(rho["gradflow"] - rho["scipy"]) / rho["scipy"]
+        L.append(f"| {r['n']} | {rho['nonzeros']} | {fmt_ms(m['gradflow'])} ({rho['gradflow_status']}) | "
+                 f"{fmt_ms(m['gradflow_2'])} | {fmt_ms(m['scipy'])} | {m['scipy'] / m['gradflow']:.2f}x | "
+                 f"{m['scipy'] / m['gradflow_2']:.2f}x | {fmt_ms(m['gradflow_cpu'])} / {fmt_ms(m['gradflow_2_cpu'])} / "
+                 f"{fmt_ms(m['scipy_cpu'])} | {rho['gradflow']:.15g} | {rho['scipy']:.15g} | {diff:.1e} |")
+    L += ["", "All samples (seconds), in round order:", "", "```"]
+    L += [f"N={r['n']} {k:14s} " + " ".join(f"{x:.3f}" for x in v) for r in sparse for k, v in r["samples"].items()]
+    L += ["```", ""]
+    return L
+
+
+def sparse_status_input(sparse):
+    """status()'s sparse["solve"]: the largest N measured, gradflow on one thread against scipy on one. With two
+    N measured, the radius solve of scenarios/sparse_100k.toml (N = 1e5, two threads as README runs it) is
+    extrapolated as a power law through them (not a measurement: the status line says so)."""
+    if not sparse:
+        return None
+    r = max(sparse, key=lambda x: x["n"])
+    out = {"solve": {"gradflow": r["median"]["gradflow"], "scipy": r["median"]["scipy"], "n": r["n"]}}
+    if len(sparse) >= 2:
+        a, b = sorted(sparse, key=lambda x: x["n"])[-2:]
+        p = math.log(b["median"]["gradflow_2"] / a["median"]["gradflow_2"]) / math.log(b["n"] / a["n"])
+        out["scenario_100k_extrapolated"] = b["median"]["gradflow_2"] * (1e5 / b["n"]) ** p
+    return out
+
+
 def fmt_ms(s):
     return f"{s * 1e3:.1f} ms" if s < 10 else f"{s:.2f} s"
 
@@ -402,7 +502,8 @@ def gated_status(gated):
     return lines
 
 
-def report(bench, rows, sweep, spectra, command, started, load_before, load_after, gemm_backend, gated=None):
+def report(bench, rows, sweep, spectra, command, started, load_before, load_after, gemm_backend, gated=None,
+           sparse=None):
     np_version = subprocess.run(["/usr/bin/python3", "-c", "import numpy; print(numpy.__version__)"],
                                 capture_output=True, text=True).stdout.strip()
     torch_version = subprocess.run(["/usr/bin/python3", "-c", "import torch; print(torch.__version__)"],
@@ -550,7 +651,9 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
     L.append("")
     if gated:
         L.extend(gated_section(gated, bench.args.reps))
-    L.extend(status(rows, sweep, spectra, gated=gated))
+    if sparse:
+        L.extend(sparse_section(sparse, bench.args.sparse_reps))
+    L.extend(status(rows, sweep, spectra, sparse=sparse_status_input(sparse), gated=gated))
     return "\n".join(L)
 
 
@@ -633,8 +736,13 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
     if sparse and sparse.get("scenario_100k"):
         w = sparse["scenario_100k"]
         lines.append(("scenarios/sparse_100k.toml < 10 min", f"{w / 60:.1f} min", w < 600))
+    elif sparse and sparse.get("scenario_100k_extrapolated"):
+        w = sparse["scenario_100k_extrapolated"]
+        lines.append(("scenarios/sparse_100k.toml < 10 min", f"not run; its radius solve alone extrapolates to "
+                      f"{w / 60:.0f} min (power law through the sparse section's N, 2 threads)", False))
     else:
-        lines.append(("scenarios/sparse_100k.toml < 10 min", "not measured by compare.py yet (48 min in README)", False))
+        lines.append(("scenarios/sparse_100k.toml < 10 min", "not run (48 min in README; docs/performance.md "
+                      "extrapolates the radius solve)", False))
     if sweep:
         w1 = statistics.median(x["wall"] for x in sweep["runs"][1])
         w2 = statistics.median(x["wall"] for x in sweep["runs"][2])
@@ -660,7 +768,8 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
 
 
 # The sections report() writes, by the start of their heading (a heading may carry figures, e.g. "at N = 2000").
-OWN_SECTIONS = ("## BPTT", "## Sweep throughput", "## Spectral radius and norm", "## Gated cells", "## Status against")
+OWN_SECTIONS = ("## BPTT", "## Sweep throughput", "## Spectral radius and norm", "## Gated cells", "## Status against",
+                "## Sparse spectral radius")
 
 
 def main():
@@ -674,6 +783,11 @@ def main():
     p.add_argument("--no-gated", action="store_true", help="leave out the GRU / LSTM rows against PyTorch")
     p.add_argument("--spectra-n", type=int, default=2000)
     p.add_argument("--dense-reps", type=int, default=1)
+    p.add_argument("--no-sparse", action="store_true", help="leave out the sparse radius solve against scipy")
+    p.add_argument("--sparse-only", action="store_true", help="only the sparse radius solve (no other section)")
+    p.add_argument("--sparse-n", default="10000", help="comma-separated N of the sparse radius solve (30000 adds "
+                   "~4 min per round on 2 cores)")
+    p.add_argument("--sparse-reps", type=int, default=3, help="alternated rounds of the sparse radius solve")
     p.add_argument("--write", help="write the Markdown report here (default: stdout)")
     p.add_argument("--command", default="bash tools/bench/compare --write BENCHMARKS.md")
     args = p.parse_args()
@@ -683,6 +797,8 @@ def main():
     started = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     load_before = os.getloadavg()
     picks = ROWS if args.rows == "all" else [ROWS[int(i) - 1] for i in args.rows.split(",")]
+    if args.sparse_only:
+        picks, args.no_sweep, args.no_spectra, args.no_gated = [], True, True, True
     rows = []
     for spec in picks:
         print(f"compare: N={spec[0]} T={spec[1]} B={spec[2]} {spec[3]} threads={spec[4]} input_dim={spec[5]}",
@@ -694,16 +810,18 @@ def main():
     for spec in ([] if args.no_gated else GATED_ROWS):
         print(f"compare: {spec[0]} N={spec[1]} T={spec[2]} B={spec[3]}", file=sys.stderr)
         gated.append(bench.gated_row(*spec))
+    sparse = None if args.no_sparse else (print("compare: sparse", file=sys.stderr), bench.sparse())[1]
     load_after = os.getloadavg()
     gemm = getattr(bench, "gemm", "unknown")
-    text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm, gated)
+    text = report(bench, rows, sweep, spectra, args.command, started, load_before, load_after, gemm, gated, sparse)
     if args.write:
         Path(args.write).write_text(text + foreign_sections(Path(args.write)))
         print(f"compare: wrote {args.write}", file=sys.stderr)
     else:
         print(text)
     with open(bench.tmp / "raw.json", "w") as f:
-        json.dump({"rows": rows, "sweep": sweep, "spectra": spectra, "gated": gated}, f, default=str, indent=1)
+        json.dump({"rows": rows, "sweep": sweep, "spectra": spectra, "gated": gated, "sparse": sparse}, f,
+                  default=str, indent=1)
     print(f"compare: raw data in {bench.tmp / 'raw.json'}", file=sys.stderr)
 
 
