@@ -1,6 +1,7 @@
 // The rules of thumb of the gated cells' per-step factor (engine/cell.hpp, CellPredictors), from the statistics
 // of the coefficients their forward steps report (the orders of coefficient_names() in gru_cell.cpp,
 // lstm_cell.cpp and minimalrnn_cell.cpp).
+#include <algorithm>
 #include <cmath>
 #include <stdexcept>
 #include <vector>
@@ -19,9 +20,21 @@ struct BlockSpectra {
   std::vector<double> rho, norm;
 };
 
-BlockSpectra block_spectra(const Eigen::MatrixXd& w) {
+/// A block drawn by gradflow has them from its construction (Model::block_rho, block_norm: the exact radius and
+/// the scaled base's norm, which the solves would only approximate); imported blocks are solved here.
+BlockSpectra block_spectra(const Model& model) {
+  const Eigen::MatrixXd& w = model.w;
   const Eigen::Index n = w.cols();
+  const auto blocks = static_cast<std::size_t>(n > 0 ? w.rows() / n : 0);
+  const auto known = [blocks](const std::vector<double>& v) {
+    return v.size() == blocks && std::all_of(v.begin(), v.end(), [](double x) { return std::isfinite(x); });
+  };
   BlockSpectra s;
+  if (known(model.block_rho) && known(model.block_norm)) {
+    s.rho = model.block_rho;
+    s.norm = model.block_norm;
+    return s;
+  }
   for (Eigen::Index k = 0; k * n < w.rows(); ++k) {
     const Eigen::MatrixXd block = w.middleRows(k * n, n);
     s.rho.push_back(spectral_radius(block));
@@ -39,7 +52,7 @@ CellPredictors gated_predictors(const Model& model, const std::vector<double>& m
   const Eigen::MatrixXd& w = model.w;
   const Eigen::Index n = w.cols();
   const Eigen::MatrixXd eye = Eigen::MatrixXd::Identity(n, n);
-  const BlockSpectra s = block_spectra(w);
+  const BlockSpectra s = block_spectra(model);
   CellPredictors p;
   switch (model.cell) {
     case CellKind::gru: {
@@ -81,7 +94,8 @@ CellPredictors gated_predictors(const Model& model, const std::vector<double>& m
     case CellKind::minimalrnn: {
       // coefficients u, hu: J = diag(u) + diag(hu) U_h.
       if (mean.size() != 2) break;
-      p.predictor = spectral_radius(Eigen::MatrixXd(mean[0] * eye + mean[1] * w));
+      // u near 1 and a small hu put every eigenvalue of J near |z| = u: solved on U_h (shifted_spectral_radius).
+      p.predictor = shifted_spectral_radius(w, mean[0], mean[1], s.rho[0]);
       p.predictor_rms = std::sqrt(rms[0] * rms[0] + rms[1] * rms[1] * s.rho[0] * s.rho[0]);
       p.bound = max_abs[0] + max_abs[1] * s.norm[0];
       return p;

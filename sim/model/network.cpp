@@ -29,9 +29,11 @@ Model imported_model(const Config& config) {
 
 /// The stacked recurrent weights of a gated cell: block k from the spectrum kind at spectrum.radius (the
 /// candidate block, W's own stream, so its draw is the vanilla cell's W) or gates.radius (gate blocks, a
-/// stream each). `info` receives the candidate block's spectral data.
+/// stream each). `info` receives the candidate block's spectral data; `block_rho` and `block_norm` every block's
+/// rho and ||.||_2 from its construction.
 Eigen::MatrixXd gated_recurrent(const Config& config, std::uint64_t family, std::uint64_t replicate,
-                                SpectralInfo* info, RecurrentCache* cache) {
+                                SpectralInfo* info, RecurrentCache* cache, std::vector<double>* block_rho,
+                                std::vector<double>* block_norm) {
   const CellKind kind = config.network.cell;
   const Eigen::Index n = config.network.units;
   const int blocks = gate_blocks(kind);
@@ -49,6 +51,8 @@ Eigen::MatrixXd gated_recurrent(const Config& config, std::uint64_t family, std:
     RecurrentMatrix block = build_recurrent(spectrum, n, seed, &block_info, cache);
     if (block.is_sparse()) throw std::invalid_argument("network.cell = \"" + to_string(kind) + "\": needs dense W");
     w.middleRows(k * n, n) = block.dense;
+    block_rho->push_back(block_info.rho);
+    block_norm->push_back(block_info.spectral_norm);
     if (k == candidate_block(kind) && info) *info = block_info;
   }
   return w;
@@ -104,7 +108,7 @@ Model build_gated_model(const Config& config, std::uint64_t cell, std::uint64_t 
   const bool minimal = kind == CellKind::minimalrnn;
   const Eigen::Index rows = minimal ? n : gate_blocks(kind) * n;  // rows of U and b (input side)
   Model model;
-  model.w = gated_recurrent(config, family, replicate, info, cache);
+  model.w = gated_recurrent(config, family, replicate, info, cache, &model.block_rho, &model.block_norm);
   const auto& in = config.input;
   const Eigen::Index dim = in.dim;
   if (in.kind != InputKind::none && in.matrix) {

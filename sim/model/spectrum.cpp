@@ -319,6 +319,41 @@ double spectral_norm(const Eigen::MatrixXd& w, SolveStatus* status) {
   return e.value;
 }
 
+double shifted_spectral_radius(const Eigen::MatrixXd& w, double a, double s, double rho_w, SolveStatus* status) {
+  detail::require_square(w, "shifted_spectral_radius");
+  const Eigen::Index n = w.rows();
+  if (status != nullptr) *status = SolveStatus::converged;
+  if (s == 0.0 || rho_w == 0.0) return std::abs(a);
+  if (a == 0.0) return std::abs(s) * rho_w;
+  if (n > detail::kArnoldiNcv && w.allFinite() && std::isfinite(rho_w)) {
+    const Eigen::Index nev = detail::kArnoldiNev, ncv = detail::kArnoldiNcv;
+    Spectra::DenseGenMatProd<double> op(w);
+    Spectra::GenEigsSolver<Spectra::DenseGenMatProd<double>> solver(op, nev, ncv);
+    const double sign = a * s > 0.0 ? 1.0 : -1.0;
+    const Eigen::Index restarts = std::clamp(n / 10, detail::kArnoldiMinRestarts, detail::kArnoldiMaxRestarts);
+    std::string why;
+    if (detail::run_solver(solver, sign > 0.0 ? Spectra::SortRule::LargestReal : Spectra::SortRule::SmallestReal,
+                           restarts, &why)) {
+      const Eigen::VectorXcd lambda = solver.eigenvalues();
+      Eigen::Index top = 0;
+      double best = 0.0, least = std::numeric_limits<double>::infinity();
+      for (Eigen::Index i = 0; i < lambda.size(); ++i) {
+        const double modulus = std::abs(a + s * lambda(i));
+        if (modulus > best) best = modulus, top = i;
+        least = std::min(least, sign * lambda(i).real());
+      }
+      const double others = a * a + 2.0 * std::abs(a * s) * least + s * s * rho_w * rho_w;
+      const Eigen::VectorXcd x = solver.eigenvectors().col(top);
+      Eigen::VectorXcd wx(n);
+      wx.real() = w * x.real();
+      wx.imag() = w * x.imag();
+      const double residual = (wx - lambda(top) * x).norm();
+      if (others <= best * best && residual <= detail::kResidualTol * std::abs(lambda(top)) * x.norm()) return best;
+    }
+  }
+  return spectral_radius(Eigen::MatrixXd(a * Eigen::MatrixXd::Identity(n, n) + s * w), status);
+}
+
 SpectralInfo analyse_spectrum(const Eigen::MatrixXd& w) {
   const detail::Estimate rho = detail::radius_estimate(w);
   const detail::Estimate norm = detail::norm_estimate(w);

@@ -5,6 +5,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <cstdlib>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -144,7 +145,11 @@ SweepSummary run_sweep(const Scenario& scenario, CellSink& writer, const SweepOp
   // Inside one cell, threads only pay off for large GEMMs: for N^2 B below ~4M multiply-adds per step
   // the fork/join of every step costs more than it saves (measured: N = 256, B = 8 ran 100x slower on a
   // loaded 2-core machine with 2 Eigen threads than with 1).
-  const bool across_cells = work.size() > 1 && threads > 1;
+  // GRADFLOW_PARALLEL=within runs them one after another, each on all the threads (benchmarks: the second
+  // replicate of a one-cell scenario timed warm, on the thread count and tape mapping of a one-cell run).
+  const char* parallel = std::getenv("GRADFLOW_PARALLEL");
+  const bool within = parallel != nullptr && std::string(parallel) == "within";
+  const bool across_cells = work.size() > 1 && threads > 1 && !within;
   const int outer = across_cells ? threads : 1;
   const Config probe = work.empty() ? scenario.base : scenario.cell_config(work.front().first);
   const double gemm_size = double(probe.network.units) * double(probe.network.units) * double(probe.network.batch);

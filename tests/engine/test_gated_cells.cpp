@@ -14,6 +14,8 @@
 #include "gradflow/analysis/simulate.hpp"
 #include "gradflow/engine/cell.hpp"
 #include "gradflow/engine/engine.hpp"
+#include "gradflow/model/network.hpp"
+#include "gradflow/model/spectrum.hpp"
 #include "gradflow/numerics/random.hpp"
 #include "gradflow/run/scenario.hpp"
 #include "tolerances.hpp"
@@ -249,4 +251,48 @@ TEST_CASE("lstm with f = 1 and i = 0 carries the c gradient unchanged", "[gated]
   // sigmoid(+-100) is 1 or 3.7e-44 in double: the h gradient is ~1e-44, the c gradient unchanged to rounding.
   CHECK(g.topRows(n).norm() <= 1e-30);
   CHECK((g.bottomRows(n) - g_c).norm() <= kIdentityNormTol * g_c.norm());
+}
+
+TEST_CASE("gated predictors: drawn blocks carry their exact rho and ||.||_2 from construction, equal to solving "
+          "each block (N = 120, every gated cell)",
+          "[gated][predictors]") {
+  for (const CellKind kind : {CellKind::gru, CellKind::lstm, CellKind::minimalrnn}) {
+    INFO("cell " << to_string(kind));
+    Config cfg;
+    cfg.seed = 21;
+    cfg.network.cell = kind;
+    cfg.network.units = 120;
+    cfg.spectrum.radius = 1.3;
+    cfg.gates.radius = 0.7;
+    const Model drawn = build_model(cfg, 0, 0, nullptr, 0, nullptr);
+    const Eigen::Index n = drawn.units();
+    const auto blocks = static_cast<std::size_t>(drawn.w.rows() / n);
+    REQUIRE(drawn.block_rho.size() == blocks);
+    REQUIRE(drawn.block_norm.size() == blocks);
+    for (std::size_t k = 0; k < blocks; ++k) {
+      INFO("block " << k);
+      const Eigen::MatrixXd block = drawn.w.middleRows(static_cast<Eigen::Index>(k) * n, n);
+      const bool candidate = static_cast<int>(k) == candidate_block(kind) && kind != CellKind::minimalrnn;
+      CHECK(drawn.block_rho[k] == (candidate ? 1.3 : 0.7));  // the radius the block was scaled to, exactly
+      CHECK(spectral_radius(block) == Approx(drawn.block_rho[k]).epsilon(kSpectralAgreeTol));
+      CHECK(spectral_norm(block) == Approx(drawn.block_norm[k]).epsilon(kSpectralAgreeTol));
+    }
+    // The predictors from the construction's values equal those of the same weights solved block by block
+    // (an imported model: no construction data).
+    Model solved = drawn;
+    solved.block_rho.clear();
+    solved.block_norm.clear();
+    const std::size_t coefs = kind == CellKind::gru ? 5 : kind == CellKind::lstm ? 8 : 2;
+    std::vector<double> mean(coefs), rms(coefs), max_abs(coefs);
+    for (std::size_t i = 0; i < coefs; ++i) {
+      mean[i] = 0.1 + 0.07 * double(i);
+      rms[i] = 0.15 + 0.05 * double(i);
+      max_abs[i] = 0.3 + 0.1 * double(i);
+    }
+    const CellPredictors a = gated_predictors(drawn, mean, rms, max_abs);
+    const CellPredictors b = gated_predictors(solved, mean, rms, max_abs);
+    CHECK(a.predictor == b.predictor);  // the mean Jacobian is solved in both
+    CHECK(a.predictor_rms == Approx(b.predictor_rms).epsilon(kSpectralAgreeTol));
+    CHECK(a.bound == Approx(b.bound).epsilon(kSpectralAgreeTol));
+  }
 }

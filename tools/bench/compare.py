@@ -11,10 +11,14 @@ Run through tools/bench/compare (which builds gradflow first). For each row (N, 
   3. Timing: REPS rounds; each round runs gradflow, NumPy, PyTorch and the GEMM-limit program once, in a
      rotated order, each in its own process under /usr/bin/time -v (peak RSS). Medians over the rounds.
        gradflow  seconds_forward + seconds_backward of cells.csv (the engine: forward pass with the tape,
-                 BPTT with per-step log norms). The whole cell (`seconds`: + building W and Spectra's rho
-                 and ||W||_2 of the file matrix + metrics) is shown next to it.
+                 BPTT with per-step log norms) of the second replicate of a two-replicate run (warm: the
+                 process has run the same cell once, on the same thread(s), and reuses its tape mapping),
+                 like the references' timed run after their warm-up; the first replicate's figure (cold:
+                 a fresh process, first touch of the tape) is reported beside it. The whole cell
+                 (`seconds`: + building W and Spectra's rho and ||W||_2 of the file matrix + metrics) too.
        NumPy / PyTorch  forward + backward + per-step norms, after one untimed warm-up in the same process.
-       GEMM limit  tools/bench/gemm_limit: the 2T recurrent products alone (same shapes), the fastest of
+       GEMM limit  tools/bench/gemm_limit (warm: one untimed run first): the 2T recurrent products alone
+                 (same shapes), the fastest of
                  Eigen's kernel, OpenBLAS and (one thread) Eigen's kernels with W prepared once as the engine
                  runs them (B > 1: W packed once; B = 1: GEMV on a column-major copy of W^T).
   4. Sweep: scenarios/default.toml with --threads 1 and 2 (cells/s, parallel efficiency, share of the
@@ -178,15 +182,34 @@ class Bench:
 
     # -- one implementation, one process ---------------------------------------------------------------------
     def run_gradflow(self, d, threads, series=False):
+        """One gradflow process. Timing runs (series=False) run the cell twice (sweep.replicates = 2) one after
+        the other, each on all `threads` (GRADFLOW_PARALLEL=within: a two-replicate sweep would otherwise run
+        its replicates side by side on one thread each) and on the same thread, which keeps the first
+        replicate's tape mapping for the second: *engine* is the second (warm) replicate's figure, the way
+        the references are timed after a warm-up in their process; *cold* is the first replicate's."""
         out = d / "out"
-        _, rss = run_timed([self.gradflow, "run", d / ("series.toml" if series else "time.toml"), "-o", out,
-                            "--force", "--quiet", "--threads", threads], env=bench_env(threads))
-        row = read_cells(out / "cells.csv")[0]
-        self.gemm = json.loads((out / "run.json").read_text()).get("gemm", "unknown")
+        cmd = [self.gradflow, "run", d / ("series.toml" if series else "time.toml"), "-o", out, "--force", "--quiet",
+               "--no-report", "--threads", threads]
+        env = bench_env(threads)
+        if not series:
+            cmd += ["--set", "sweep.replicates=2"]
+            env["GRADFLOW_PARALLEL"] = "within"
+        _, rss = run_timed(cmd, env=env)
+        rows = {int(r["replicate"]): r for r in read_cells(out / "cells.csv")}
+        run = json.loads((out / "run.json").read_text())
+        if run.get("threads") != threads or sorted(rows) != ([0] if series else [0, 1]):
+            sys.exit(f"compare: {out}: expected replicates {[0] if series else [0, 1]} on {threads} thread(s), "
+                     f"got {sorted(rows)} on {run.get('threads')}")
+        self.gemm = run.get("gemm", "unknown")
         m = re.search(r"\((?:openmp|pthread|sequential), (\w+)\)", self.gemm)
         self.gemm_core = m.group(1) if m else None
-        engine = float(row["seconds_forward"]) + float(row["seconds_backward"])
-        return {"engine": engine, "cell": float(row["seconds"]), "rss": rss, "out": out}
+
+        def engine(r):
+            return float(r["seconds_forward"]) + float(r["seconds_backward"])
+
+        warm, cold = rows[max(rows)], rows[0]
+        return {"engine": engine(warm), "cold": engine(cold), "cell": float(warm["seconds"]),
+                "cell_cold": float(cold["seconds"]), "rss": rss, "out": out}
 
     def run_reference(self, impl, d, n, t, b, dtype, threads, series=None, input_dim=0):
         cmd = [self.py, self.reference, "--impl", impl, "--w", d / "W.npy", "--steps", t, "--batch", b,
@@ -211,7 +234,7 @@ class Bench:
         d = self.tmp / f"{cell}_n{n}_t{t}_b{b}"
         d.mkdir()
         (d / "time.toml").write_text(GATED_SCENARIO.format(cell=cell, n=n, t=t, b=b))
-        samples = {k: [] for k in ("gradflow", "cell", "torch", "eigen", "packed")}
+        samples = {k: [] for k in ("gradflow", "cold", "cell", "torch", "eigen", "packed")}
         rss = {"gradflow": [], "torch": []}
         order = ["gradflow", "torch", "gemm"]
         for rep in range(self.args.reps):
@@ -219,6 +242,7 @@ class Bench:
                 if what == "gradflow":
                     g = self.run_gradflow(d, 1)
                     samples["gradflow"].append(g["engine"])
+                    samples["cold"].append(g["cold"])
                     samples["cell"].append(g["cell"])
                     rss["gradflow"].append(g["rss"])
                 elif what == "torch":
@@ -273,7 +297,7 @@ class Bench:
         for name, series in (("time.toml", "false"), ("series.toml", "true")):
             (d / name).write_text(SCENARIO.format(n=n, t=t, b=b, precision=precision, series=series, input=drive))
         agree = self.agreement(np, d, n, t, b, dtype, threads, input_dim)
-        samples = {k: [] for k in ("gradflow", "cell", "numpy", "torch", "eigen", "openblas", "packed")}
+        samples = {k: [] for k in ("gradflow", "cold", "cell", "numpy", "torch", "eigen", "openblas", "packed")}
         rss = {k: [] for k in ("gradflow", "numpy", "torch")}
         order = ["gradflow", "numpy", "torch", "gemm"]
         for rep in range(self.args.reps):
@@ -281,6 +305,7 @@ class Bench:
                 if what == "gradflow":
                     g = self.run_gradflow(d, threads)
                     samples["gradflow"].append(g["engine"])
+                    samples["cold"].append(g["cold"])
                     samples["cell"].append(g["cell"])
                     rss["gradflow"].append(g["rss"])
                 elif what == "gemm":
@@ -463,24 +488,28 @@ def gated_section(gated, reps):
          "GRU and LSTM (network.cell = \"gru\" / \"lstm\", PyTorch's equations and gate order), float64, one "
          "thread: T steps forward from h_0 = 0 (and c_0 = 0) with a Gaussian input of dim 16 per step and "
          "trajectory, then the per-step state gradients g_t = dL/dS_t of L = ||h_T||^2 / 2 and their norms. "
-         "**gradflow**: seconds_forward + seconds_backward of cells.csv (W drawn by gradflow at radius 1). "
+         "**gradflow**: seconds_forward + seconds_backward of cells.csv (W drawn by gradflow at radius 1), "
+         "the second (warm) replicate of a two-replicate run on one thread, *cold* the first (see the BPTT "
+         "section). "
          "**PyTorch**: tools/bench/torch_gated.py, nn.GRUCell / nn.LSTMCell unrolled, one loss.backward() with "
          "retain_grad() on every state (weights without grad), timed after a warm-up in the same process. "
          "**GEMM limit**: `gemm_limit --blocks G`, the stacked products alone (W of G N x N, G = 3 or 4: "
          "W H forward, W^T D backward, 4 G N^2 B T flops), the faster of Eigen's product and Eigen's kernel "
-         f"with W packed once as the cells run it. Medians of {reps} alternated rounds.", "",
-         "| cell | N, T, B | gradflow | (cell) | PyTorch | GEMM limit (Eigen / packed) | PyTorch / gradflow | "
+         f"with W packed once as the cells run it, timed after an untimed warm-up run. Medians of {reps} "
+         "alternated rounds; ratios, GFLOP/s and the status use the warm figure.", "",
+         "| cell | N, T, B | gradflow | cold | (cell) | PyTorch | GEMM limit (Eigen / packed) | PyTorch / gradflow | "
          "GFLOP/s | fraction of limit |",
-         "|---|---|---|---|---|---|---|---|---|"]
+         "|---|---|---|---|---|---|---|---|---|---|"]
     for r in gated:
         m = r["median"]
         flops = 4.0 * GATED_BLOCKS[r["cell"]] * r["n"] ** 2 * r["b"] * r["t"]
-        L.append(f"| {r['cell']} | {r['n']}, {r['t']}, {r['b']} | {fmt_ms(m['gradflow'])} | {fmt_ms(m['cell'])} | "
+        L.append(f"| {r['cell']} | {r['n']}, {r['t']}, {r['b']} | {fmt_ms(m['gradflow'])} | {fmt_ms(m['cold'])} | "
+                 f"{fmt_ms(m['cell'])} | "
                  f"{fmt_ms(m['torch'])} | {fmt_ms(m['limit'])} ({fmt_ms(m['eigen'])} / {fmt_opt_ms(m['packed'])}) | "
                  f"{m['torch'] / m['gradflow']:.2f}x | {flops / m['gradflow'] / 1e9:.1f} | "
                  f"{100 * m['limit'] / m['gradflow']:.0f} % |")
     L.append("")
-    L.append("Peak resident memory: " + "; ".join(
+    L.append("Peak resident memory (gradflow: the two-replicate process): " + "; ".join(
         f"{r['cell']} B = {r['b']}: gradflow {r['rss']['gradflow']:.0f} MB, PyTorch {r['rss']['torch']:.0f} MB"
         for r in gated) + ".")
     L.append("")
@@ -544,30 +573,38 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
     L.append("")
     L.append("- **gradflow**: `seconds_forward + seconds_backward` of cells.csv: the forward pass writing the tape "
              "of f'(a_t) and the forward statistics, and BPTT with log-domain renormalisation and per-step norms. "
-             "*cell* is the whole cell (`seconds`), which adds building W from the file, Spectra's rho(W) and "
-             "||W||_2, and the metrics.")
+             "Timed warm, like the references: each gradflow process runs the cell twice (`--set "
+             "sweep.replicates=2`, `GRADFLOW_PARALLEL=within`: the replicates one after the other, each on the "
+             "row's thread count, the second reusing the first's tape mapping) and *gradflow* is the second "
+             "replicate; *cold* is the first (a fresh process paying the first touch of its tape). "
+             "*cell* is the whole warm cell (`seconds`), which adds building W from the file (the second "
+             "replicate finds W and its rho and ||W||_2 in the process's cache), and the metrics. Ratios, "
+             "GFLOP/s, the fraction of the limit and the status table use the warm figure.")
     L.append("- **NumPy / PyTorch**: tools/bench/reference.py, forward + backward + norms timed with "
              "time.perf_counter() after one untimed warm-up run in the same process (interpreter start-up, "
              "imports and reading W are not timed).")
     L.append("- **GEMM limit**: tools/bench/gemm_limit, the 2T recurrent products alone for the same shapes "
              "(W H and W^T G, GEMV for B = 1) with nothing else, the fastest of Eigen's kernel, OpenBLAS and "
-             "Eigen's kernels with W prepared once per pass as gradflow's engine runs them (*prepared*: "
+             "Eigen's kernels with W prepared once per pass as gradflow's engine runs them, each timed after "
+             "an untimed warm-up run in the same process (*prepared*: "
              "B > 1 W packed once, its rows split between the threads; B = 1, one thread, GEMV on a column-major "
              "copy of W^T); "
              "*fraction of limit* = limit time / gradflow engine time. GFLOP/s counts those 4 N^2 B T flops.")
-    L.append("- **Peak RSS**: `/usr/bin/time -v` of each process (the largest over the rounds). *Bound* is the "
+    L.append("- **Peak RSS**: `/usr/bin/time -v` of each process (gradflow: the two-replicate process; the "
+             "largest over the rounds). *Bound* is the "
              "README's memory formula, tape (N B T scalars) + W + 30 MB, W's term counting every copy a cell "
              "can hold: 32 N^2 bytes (the matrix as read, its cached base, the cell's scaled copy, the packed "
              "copy of the GEMM kernel; in float the float W and a 4-byte packed copy).")
     L.append("")
-    L.append("| N, T, B | dtype, threads | gradflow | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS / prepared) "
-             "| NumPy / gradflow | PyTorch / gradflow | GFLOP/s | fraction of limit |")
-    L.append("|---|---|---|---|---|---|---|---|---|---|---|")
+    L.append("| N, T, B | dtype, threads | gradflow | cold | (cell) | NumPy | PyTorch | GEMM limit (Eigen / OpenBLAS / "
+             "prepared) | NumPy / gradflow | PyTorch / gradflow | GFLOP/s | fraction of limit |")
+    L.append("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         m = r["median"]
         flops = 4.0 * r["n"] ** 2 * r["b"] * r["t"]
         L.append(f"| {label(r)} | {r['dtype'].replace('float', 'f')}, {r['threads']} "
-                 f"| {fmt_ms(m['gradflow'])} | {fmt_ms(m['cell'])} | {fmt_ms(m['numpy'])} | {fmt_ms(m['torch'])} "
+                 f"| {fmt_ms(m['gradflow'])} | {fmt_ms(m['cold'])} | {fmt_ms(m['cell'])} | {fmt_ms(m['numpy'])} "
+                 f"| {fmt_ms(m['torch'])} "
                  f"| {fmt_ms(m['limit'])} ({fmt_ms(m['eigen'])} / {fmt_ms(m['openblas'])} / {fmt_opt_ms(m['packed'])}) "
                  f"| {m['numpy'] / m['gradflow']:.2f}x | {m['torch'] / m['gradflow']:.2f}x "
                  f"| {flops / m['gradflow'] / 1e9:.1f} | {100 * m['limit'] / m['gradflow']:.0f} % |")
@@ -759,7 +796,7 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
     lines.append(("peak memory within README's formula at every N", "every row under its bound" if not over else
                   "over in " + ", ".join(shape(r) for r in over), not over))
     L = ["## Status against the performance targets", "",
-         "Computed from the figures above by compare.py. Where a target is missed, docs/performance.md has the "
+         "Computed from the figures above by compare.py (gradflow's warm figure). Where a target is missed, docs/performance.md has the "
          "profile that explains it and what would close it.", "",
          "| target | measured | met |", "|---|---|---|"]
     L += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in lines]
@@ -781,6 +818,7 @@ def main():
     p.add_argument("--no-sweep", action="store_true")
     p.add_argument("--no-spectra", action="store_true")
     p.add_argument("--no-gated", action="store_true", help="leave out the GRU / LSTM rows against PyTorch")
+    p.add_argument("--gated-rows", default="all", help="comma-separated gated row numbers (1-based) or 'all'")
     p.add_argument("--spectra-n", type=int, default=2000)
     p.add_argument("--dense-reps", type=int, default=1)
     p.add_argument("--no-sparse", action="store_true", help="leave out the sparse radius solve against scipy")
@@ -807,7 +845,8 @@ def main():
     sweep = None if args.no_sweep else (print("compare: sweep", file=sys.stderr), bench.sweep(np))[1]
     spectra = None if args.no_spectra else (print("compare: spectra", file=sys.stderr), bench.spectra())[1]
     gated = []
-    for spec in ([] if args.no_gated else GATED_ROWS):
+    gated_picks = GATED_ROWS if args.gated_rows == "all" else [GATED_ROWS[int(i) - 1] for i in args.gated_rows.split(",")]
+    for spec in ([] if args.no_gated else gated_picks):
         print(f"compare: {spec[0]} N={spec[1]} T={spec[2]} B={spec[3]}", file=sys.stderr)
         gated.append(bench.gated_row(*spec))
     sparse = None if args.no_sparse else (print("compare: sparse", file=sys.stderr), bench.sparse())[1]

@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <memory>
+#include <vector>
 
 #include <Eigen/Core>
 
@@ -24,6 +25,9 @@ struct Model {
   Eigen::VectorXd b;  // bias, N or G N (empty: zero); gated: the input side (torch's bias_ih; minimalrnn b_z)
   Eigen::VectorXd b_recurrent;  // gated: the recurrent side, G N (torch's bias_hh; minimalrnn b_u); empty: zero
   Eigen::MatrixXd w_gate_input;  // minimalrnn: U_z, N x N, the gate's weights on the input map z
+  // Gated cells drawn by gradflow: rho and ||.||_2 of each N x N block of w, known from its construction (the
+  // exact radius, the base's norm times the scale factor); empty (imported weights): computed when needed.
+  std::vector<double> block_rho, block_norm;
   Activation activation;
   CellKind cell = CellKind::vanilla;
   double leak = 1.0;  // leak rate of CellKind::leaky, in (0, 1]

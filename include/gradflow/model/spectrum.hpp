@@ -49,6 +49,15 @@ struct SpectralInfo {
 /// Falls back to dense Eigen::EigenSolver when Arnoldi does not converge (clustered moduli) or N < 3.
 double spectral_radius(const Eigen::MatrixXd& w, SolveStatus* status = nullptr);
 
+/// rho(a I + s W) = max_i |a + s lambda_i(W)|, given rho_w = rho(W) (e.g. known from W's construction). A mean
+/// Jacobian of this form with |s| rho_w << |a| has all its eigenvalues near the circle |z| = |a|, where
+/// spectral_radius cannot rank the moduli and falls back to the dense solve; here Arnoldi runs on W itself for
+/// the eigenvalues of largest sign(a s) Re lambda, and the answer is accepted only when no other eigenvalue can
+/// exceed it: a^2 + 2 |a s| R + s^2 rho_w^2 <= max |a + s lambda_i|^2, R = the least sign(a s) Re lambda_i
+/// found. Otherwise (or for N <= 100) it is spectral_radius(a I + s W).
+double shifted_spectral_radius(const Eigen::MatrixXd& w, double a, double s, double rho_w,
+                               SolveStatus* status = nullptr);
+
 /// ||W||_2 = sqrt(lambda_max(W^T W)) by Spectra's SymEigsSolver on the operator x -> W^T (W x);
 /// falls back to Eigen::BDCSVD when Lanczos does not converge or N < 3.
 double spectral_norm(const Eigen::MatrixXd& w, SolveStatus* status = nullptr);
