@@ -23,7 +23,6 @@
 #include "gradflow/engine/cell.hpp"
 #include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/numerics/random.hpp"
-#include "products.hpp"
 
 namespace gradflow {
 namespace {
@@ -351,8 +350,6 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
   std::vector<double> log_norm(batch, 0.0);
   std::vector<Scalar> inv(batch, Scalar(1));
   std::vector<char> zero(batch, 0);
-  std::vector<double> norm(batch, 0.0), norm_h(batch, 0.0);  // this step's column norms of g and of its h part
-  const int threads = gemm_threads();
   trace.log10_norm_mean.assign(horizon + 1, 0.0);
   trace.log10_norm_min.assign(horizon + 1, 0.0);
   trace.log10_norm_max.assign(horizon + 1, 0.0);
@@ -364,19 +361,12 @@ GradientTrace backward_pass(const Model& model, const Drive& drive, const Tape<S
     double sum = 0.0, lo = std::numeric_limits<double>::infinity(), hi = -lo;
     double sum_h = 0.0;
     int zeros = 0, h_count = 0;
-    // The norms per column, split between the product's threads; everything summed over columns is added
-    // below in column order, so the numbers are the same on any thread count.
-    detail::for_columns(batch, threads, [&](Index j) {
-      if (zero[j]) return;
-      norm[j] = column_norm(g.col(j));
-      if (split && norm[j] > 0.0 && std::isfinite(norm[j])) norm_h[j] = column_norm(g.col(j).head(n));
-    });
     for (Index j = 0; j < batch; ++j) {
       if (!zero[j]) {
-        const double c = norm[j];
+        const double c = column_norm(g.col(j));
         if (split && c > 0.0 && std::isfinite(c)) {
           // ||g_h|| = ||raw g_h|| / ||raw g|| * ||g_t||, in the log domain (-inf when the h part is 0: skipped)
-          const double ch = norm_h[j];
+          const double ch = column_norm(g.col(j).head(n));
           if (ch > 0.0) {
             sum_h += (log_norm[j] + std::log(ch)) / kLn10;
             ++h_count;

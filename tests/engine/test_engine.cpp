@@ -268,10 +268,10 @@ void check_same_bits(const GradientTrace& one, const GradientTrace& two) {
 }  // namespace
 
 TEST_CASE("the elementwise passes split between two threads give the same bits as one: statistics of f', "
-          "renormalisation, norms; vanilla, leaky and residual cells, odd B, dead units, divergence",
+          "log norms; vanilla, leaky and residual cells, odd B, dead units, divergence",
           "[engine][threads]") {
-  // The columns of f, f', the f' statistics, BPTT's scaling and the column norms are split between the GEMM
-  // threads (issue 18); sums over columns are added in column order afterwards.
+  // The forward step's columns (f, f', the f' statistics, finiteness) are split between the GEMM threads
+  // (issue 18); sums over columns are added in column order afterwards.
   Rng rng(11);
   // N = 256, B = 7: the packed product (B >= 4 at N >= 256); the two threads get 4 and 3 columns
   const Eigen::Index n = 256, batch = 7;
