@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
+#include <vector>
 
 #include "cells.hpp"
 #include "products.hpp"
@@ -28,7 +29,9 @@ class CarryCell final : public Cell<Scalar> {
         vanilla_(model.cell == CellKind::vanilla),
         carry_(static_cast<Scalar>(model.carry())),
         scale_(static_cast<Scalar>(model.drive_scale())),
-        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())) {
+        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())),
+        threads_(gemm_threads()),
+        columns_(static_cast<std::size_t>(columns)) {
     switch (pass) {
       case Pass::forward:
         product_.emplace(model, columns, /*transposed=*/false);
@@ -60,23 +63,23 @@ class CarryCell final : public Cell<Scalar> {
     product_->apply(h_prev, a_, /*accumulate=*/has_bias_);
     x.add_to(a_, u_);
     // One pass per trajectory while its column is in L1: f and f' (fused kernel, f' straight into the tape),
-    // the cell's carry, then the finiteness check and the statistics of f' in one more pass.
-    bool finite = true;
-    StepStats step;
-    for (Index j = 0; j < batch && finite; ++j) {
+    // the cell's carry, then the finiteness check and the statistics of f' in one more pass. The columns
+    // are split between the product's threads; their sums are added below in trajectory order, so the
+    // numbers are the same on any thread count.
+    for_columns(batch, threads_, [&](Index j) {
       Scalar* aj = a_.data() + j * n_;
       Scalar* hj = h_next.data() + j * n_;
       Scalar* dj = dact + j * n_;
       f_.apply<Scalar>(aj, hj, dj, n_);
       Eigen::Map<Arr> h(hj, n_);
       if (!vanilla_) h = carry_ * Eigen::Map<const Arr>(h_prev.data() + j * n_, n_) + scale_ * h;
+      ColumnStats& c = columns_[static_cast<std::size_t>(j)];
       if (!stats) {
-        finite = h.allFinite();
-        continue;
+        c.finite = h.allFinite();
+        return;
       }
-      // Per-trajectory sums, added in trajectory order: the same numbers for any batch split. One fused,
-      // vectorised pass over the column (omp simd allows the reordered reductions); h - h is 0 for a finite
-      // h and NaN otherwise, so `probe` is the finiteness check.
+      // One fused, vectorised pass over the column (omp simd allows the reordered reductions); h - h is 0
+      // for a finite h and NaN otherwise, so `probe` is the finiteness check.
       double col_abs = 0.0, col_sq = 0.0;
       Scalar col_max = 0, probe = 0;
       std::int64_t col_dead = 0, col_saturated = 0;
@@ -91,24 +94,31 @@ class CarryCell final : public Cell<Scalar> {
         col_dead += v == Scalar(0) ? 1 : 0;
         col_saturated += v < level ? 1 : 0;
       }
-      finite = probe == Scalar(0);
-      step.sum_abs += col_abs;
-      step.sum_sq += col_sq;
-      step.max_abs = std::max(step.max_abs, static_cast<double>(col_max));
-      step.dead += col_dead;
-      step.saturated += col_saturated;
+      c = {probe == Scalar(0), col_abs, col_sq, static_cast<double>(col_max), col_dead, col_saturated};
+    });
+    // Per-trajectory sums added in trajectory order: the same numbers for any batch or thread split.
+    StepStats step;
+    for (Index j = 0; j < batch; ++j) {
+      const ColumnStats& c = columns_[static_cast<std::size_t>(j)];
+      if (!c.finite) return false;
+      step.sum_abs += c.sum_abs;
+      step.sum_sq += c.sum_sq;
+      step.max_abs = std::max(step.max_abs, c.max_abs);
+      step.dead += c.dead;
+      step.saturated += c.saturated;
     }
     if (stats) {
       step.count = n_ * batch;
       *stats = step;
     }
-    return finite;
+    return true;
   }
 
   void backward(const Scalar* dact, Mat& g, const Scalar* inv, Mat& g_prev) override {
     // g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t), with g_t scaled per column on the way (no pass of its own).
+    // On one thread: the scaling is a multiply per element, cheaper than the join a split would add.
     const Index batch = g.cols();
-    for (Index j = 0; j < batch; ++j) {
+    for_columns(batch, 1, [&](Index j) {
       Eigen::Map<Arr> gj(g.data() + j * n_, n_);
       const Eigen::Map<const Arr> dj(dact + j * n_, n_);
       if (vanilla_) {
@@ -117,7 +127,7 @@ class CarryCell final : public Cell<Scalar> {
         gj *= inv[j];
         Eigen::Map<Arr>(dg_.data() + j * n_, n_) = dj * gj;
       }
-    }
+    });
     product_->apply(dg_, g_prev);
     if (!vanilla_) g_prev = carry_ * g + scale_ * g_prev;
   }
@@ -143,6 +153,14 @@ class CarryCell final : public Cell<Scalar> {
   Vec b_;
   bool has_bias_ = false;
   Mat a_, dg_, y_;  // scratch: pre-activations, f' .* g, W Q
+  int threads_;     // the GEMM threads, which also split the columns of the elementwise passes
+  /// One trajectory's share of a forward step: finiteness and the sums of |f'|, f'^2, max |f'|, counts.
+  struct ColumnStats {
+    bool finite = true;
+    double sum_abs = 0.0, sum_sq = 0.0, max_abs = 0.0;
+    std::int64_t dead = 0, saturated = 0;
+  };
+  std::vector<ColumnStats> columns_;
 };
 
 }  // namespace

@@ -8,8 +8,10 @@
 #include <string>
 #include <limits>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #ifdef __linux__
@@ -71,11 +73,25 @@ void* map_tape(std::size_t bytes, bool huge) {
   return p;
 }
 
-/// The thread's idle tape mapping (unmapped when the thread ends).
+/// The thread's idle tape mapping (unmapped when the thread ends, or by release_kept_tapes()). Every slot is
+/// listed in `idle_slots` and read or changed under `idle_mutex` (once per pass), so that release_kept_tapes
+/// can empty the slots of every thread.
+struct IdleTape;
+std::mutex idle_mutex;
+std::set<IdleTape*>& idle_slots() {
+  static auto* slots = new std::set<IdleTape*>;  // never destroyed: threads may end after static destructors
+  return *slots;
+}
 struct IdleTape {
   void* data = nullptr;
   std::size_t bytes = 0;
+  IdleTape() {
+    const std::lock_guard<std::mutex> lock(idle_mutex);
+    idle_slots().insert(this);
+  }
   ~IdleTape() {
+    const std::lock_guard<std::mutex> lock(idle_mutex);
+    idle_slots().erase(this);
     if (data) munmap(data, bytes);
   }
 };
@@ -85,10 +101,12 @@ thread_local IdleTape idle_tape;
 struct ReleaseTape {
   std::size_t bytes;
   void operator()(void* p) const {
-    if (bytes <= kKeepBytes && bytes > idle_tape.bytes) {
-      if (idle_tape.data) munmap(idle_tape.data, idle_tape.bytes);
-      idle_tape.data = p;
-      idle_tape.bytes = bytes;
+    IdleTape& slot = idle_tape;  // constructed (and listed, under the lock) before the lock is taken here
+    const std::lock_guard<std::mutex> lock(idle_mutex);
+    if (bytes <= kKeepBytes && bytes > slot.bytes) {
+      if (slot.data) munmap(slot.data, slot.bytes);
+      slot.data = p;
+      slot.bytes = bytes;
     } else {
       munmap(p, bytes);
     }
@@ -102,13 +120,16 @@ std::shared_ptr<void> tape_storage(std::size_t bytes) {
 #ifdef __linux__
   if (tape_mode() != TapeMode::heap) {
     bytes = (bytes + kHugePage - 1) & ~(kHugePage - 1);
-    if (idle_tape.data && idle_tape.bytes >= bytes) {
-      void* p = idle_tape.data;
-      const std::size_t held = idle_tape.bytes;
-      idle_tape.data = nullptr;
-      idle_tape.bytes = 0;
+    IdleTape& slot = idle_tape;  // constructed (and listed, under the lock) before the lock is taken here
+    std::unique_lock<std::mutex> lock(idle_mutex);
+    if (slot.data && slot.bytes >= bytes) {
+      void* p = slot.data;
+      const std::size_t held = slot.bytes;
+      slot.data = nullptr;
+      slot.bytes = 0;
       return std::shared_ptr<void>(p, ReleaseTape{held});
     }
+    lock.unlock();
     return std::shared_ptr<void>(map_tape(bytes, tape_mode() == TapeMode::thp), ReleaseTape{bytes});
   }
 #endif
@@ -141,6 +162,17 @@ double column_norm(const Eigen::MatrixBase<Derived>& col) {
 }
 
 }  // namespace
+
+void release_kept_tapes() {
+#ifdef __linux__
+  const std::lock_guard<std::mutex> lock(idle_mutex);
+  for (IdleTape* slot : idle_slots()) {
+    if (slot->data) munmap(slot->data, slot->bytes);
+    slot->data = nullptr;
+    slot->bytes = 0;
+  }
+#endif
+}
 
 namespace {
 

@@ -12,6 +12,19 @@
 
 namespace gradflow::detail {
 
+/// f(j) for j = 0..count - 1, split between `threads` OpenMP threads (static schedule) when threads > 1: the
+/// per-column (per-trajectory) elementwise work of a step beside the product that splits its rows. Each f(j)
+/// touches column j only, so the result does not depend on the thread count or on which thread runs j.
+template <class F>
+void for_columns(Eigen::Index count, int threads, F&& f) {
+  if (threads > 1 && count > 1) {
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (Eigen::Index j = 0; j < count; ++j) f(j);
+  } else {
+    for (Eigen::Index j = 0; j < count; ++j) f(j);
+  }
+}
+
 /// The recurrent products of one pass, y = W x (forward) or y = W^T x (backward) for N x B blocks x, on the
 /// kernel choose_gemm() picks for the shape: Eigen's GEMV (B = 1), Eigen's GEMM kernel with W packed once
 /// per pass (PackedProduct), or OpenBLAS. Writes y without allocating.

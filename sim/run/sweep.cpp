@@ -17,6 +17,7 @@
 #include "gradflow/numerics/blas.hpp"
 #include "gradflow/numerics/interrupt.hpp"
 #include "gradflow/analysis/simulate.hpp"
+#include "gradflow/engine/engine.hpp"
 
 namespace gradflow {
 
@@ -182,6 +183,7 @@ SweepSummary run_sweep(const Scenario& scenario, CellSink& writer, const SweepOp
     }
   }
   set_gemm_threads(saved_threads);
+  release_kept_tapes();  // no more cells: the next tape is another run's
   progress.end();
   summary.ran = ran;
   summary.failed = failed;

@@ -1,9 +1,14 @@
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 #include <random>
 #include <string>
 
 #include <catch2/catch.hpp>
+
+#ifdef __linux__
+#include <unistd.h>
+#endif
 
 #include "gradflow/analysis/simulate.hpp"
 #include "gradflow/engine/engine.hpp"
@@ -243,6 +248,71 @@ TEST_CASE("a cell gives the same numbers to the bit on one and on two GEMM threa
   }
 }
 
+namespace {
+/// Every number of a trace that the elementwise passes make, compared to the bit.
+void check_same_bits(const GradientTrace& one, const GradientTrace& two) {
+  CHECK(one.horizon == two.horizon);
+  CHECK(one.forward_diverged_at == two.forward_diverged_at);
+  CHECK(one.log10_norm_mean == two.log10_norm_mean);
+  CHECK(one.log10_norm_min == two.log10_norm_min);
+  CHECK(one.log10_norm_max == two.log10_norm_max);
+  CHECK(one.zero_count == two.zero_count);
+  CHECK(one.mean_abs_dact_t == two.mean_abs_dact_t);
+  CHECK(one.mean_sq_dact_t == two.mean_sq_dact_t);
+  CHECK(one.mean_abs_dact == two.mean_abs_dact);
+  CHECK(one.mean_sq_dact == two.mean_sq_dact);
+  CHECK(one.max_abs_dact == two.max_abs_dact);
+  CHECK(one.dead_fraction == two.dead_fraction);
+  CHECK(one.saturated_fraction == two.saturated_fraction);
+}
+}  // namespace
+
+TEST_CASE("the elementwise passes split between two threads give the same bits as one: statistics of f', "
+          "log norms; vanilla, leaky and residual cells, odd B, dead units, divergence",
+          "[engine][threads]") {
+  // The forward step's columns (f, f', the f' statistics, finiteness) are split between the GEMM threads
+  // (issue 18); sums over columns are added in column order afterwards.
+  Rng rng(11);
+  // N = 256, B = 7: the packed product (B >= 4 at N >= 256); the two threads get 4 and 3 columns
+  const Eigen::Index n = 256, batch = 7;
+  Model m;
+  m.w = random_recurrent(SpectrumKind::ginibre, n, 1.3, rng);
+  m.u.resize(n, 0);
+  m.b = Eigen::VectorXd::Constant(n, -0.05);
+  Drive d = random_seed_drive(n, batch, 80);
+  d.h0 = gaussian_matrix(n, batch, 1.0, rng);
+  auto both = [&](Precision p) {
+    const int saved = set_gemm_threads(1);
+    const GradientTrace one = run_bptt(m, d, p);
+    set_gemm_threads(2);
+    const GradientTrace two = run_bptt(m, d, p);
+    set_gemm_threads(saved);
+    return std::make_pair(one, two);
+  };
+  for (CellKind cell : {CellKind::vanilla, CellKind::leaky, CellKind::residual}) {
+    for (ActivationKind f : {ActivationKind::tanh, ActivationKind::relu}) {  // relu: dead units, dead_fraction > 0
+      for (Precision p : {Precision::float64, Precision::float32}) {
+        INFO("cell " << to_string(cell) << ", activation " << to_string(f) << ", " << to_string(p));
+        m.cell = cell;
+        m.leak = 0.3;
+        m.activation = Activation(f);
+        const auto [one, two] = both(p);
+        REQUIRE(one.horizon > 0);
+        if (f == ActivationKind::relu) CHECK(one.dead_fraction > 0.0);
+        check_same_bits(one, two);
+      }
+    }
+  }
+  // A forward pass that overflows (residual relu at radius 1e3 in float): the step where it stops and
+  // everything before it are the same.
+  m.cell = CellKind::residual;
+  m.activation = Activation(ActivationKind::relu);
+  m.w *= 1e3 / 1.3;
+  const auto [one, two] = both(Precision::float32);
+  REQUIRE(one.forward_diverged_at);
+  check_same_bits(one, two);
+}
+
 TEST_CASE("a released tape's memory is reused by the thread's next tape, and the results do not depend on it",
           "[engine][tape]") {
   Rng rng(9);
@@ -267,6 +337,39 @@ TEST_CASE("a released tape's memory is reused by the thread's next tape, and the
   CHECK(first.log10_norm_mean == second.log10_norm_mean);
   CHECK(first.mean_sq_dact_t == second.mean_sq_dact_t);
 }
+
+#ifdef __linux__
+namespace {
+/// Resident memory of this process in bytes (/proc/self/statm, second field, in pages).
+double resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  double size = 0, resident = 0;
+  statm >> size >> resident;
+  return resident * static_cast<double>(sysconf(_SC_PAGESIZE));
+}
+}  // namespace
+
+TEST_CASE("release_kept_tapes gives a finished tape's memory back to the kernel", "[engine][tape]") {
+  const char* mode = std::getenv("GRADFLOW_TAPE");
+  if (mode != nullptr && std::string(mode) == "heap") return;  // the heap keeps no tape of its own
+  Rng rng(13);
+  Model m;
+  m.w = random_recurrent(SpectrumKind::ginibre, 64, 1.0, rng);
+  m.u.resize(64, 0);
+  m.activation = Activation(ActivationKind::tanh);
+  Drive d = random_seed_drive(64, 16, 4000);  // a tape of 64 * 16 * 4000 doubles = 32.8 MB
+  d.h0 = gaussian_matrix(64, 16, 1.0, rng);
+  const double tape_bytes = 64.0 * 16 * 4000 * sizeof(double);
+  const GradientTrace first = run_bptt<double>(m, d);  // its tape is kept, resident, for the next one
+  const double kept = resident_bytes();
+  release_kept_tapes();
+  const double released = resident_bytes();
+  INFO("resident " << kept << " bytes with the kept tape, " << released << " after release_kept_tapes");
+  CHECK(kept - released >= 0.9 * tape_bytes);
+  const GradientTrace second = run_bptt<double>(m, d);  // on a fresh mapping: the same numbers
+  CHECK(first.log10_norm_mean == second.log10_norm_mean);
+}
+#endif
 
 TEST_CASE("relu at rest: f'(0) = 1 (right slope) makes it the linear network, f'(0) = 0 (left, PyTorch's) kills "
           "the gradient at once", "[engine][relu][kink]") {

@@ -100,4 +100,9 @@ GradientTrace run_bptt(const Model& model, const Drive& drive);
 /// run_bptt at the given precision.
 GradientTrace run_bptt(const Model& model, const Drive& drive, Precision precision);
 
+/// Unmaps the tape mappings that finished passes keep for the next tape of their thread (one per thread, see
+/// Tape), on every thread. A run calls it when its cells are done, so that what follows (the report's
+/// eigenvalue picture) does not hold a tape's worth of idle memory: the README's memory formula holds.
+void release_kept_tapes();
+
 }  // namespace gradflow
