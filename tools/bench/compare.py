@@ -413,7 +413,7 @@ def sparse_section(sparse, reps):
          "`scipy.sparse.linalg.eigs(W, k=10, ncv=100, which='LM', tol=1e-12, maxiter=max(200, 3 sqrt(N)))` "
          "(ARPACK, one run, no confirmation) on the same matrix, exported by gradflow "
          f"(tools/bench/scipy_eigs.py). One thread (OMP / OpenBLAS threads = 1) unless stated; wall and CPU (user + "
-         "system, every thread) of the solve alone, medians of {reps} rounds, order rotated.", "",
+         f"system, every thread) of the solve alone, medians of {reps} rounds, order rotated.", "",
          "| N | nonzeros | gradflow, 1 thread | gradflow, 2 threads | scipy eigs, 1 thread | scipy / gradflow "
          "(1 thread) | (2 threads) | CPU: gradflow 1 thread / 2 threads / scipy | ρ gradflow | ρ scipy | "
          "relative difference |",
@@ -557,9 +557,9 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
              f"{bench.gemm_core or 'unknown'}{', ' + cores if cores else ''}.")
     if max(load_before[0], load_after[0]) > 1.5:
         L.append("")
-        L.append(f"**The machine was shared and loaded while this ran** (load average above the {ncpu} cores): "
-                 "absolute times are slower and noisier than on an idle machine; the ratios of processes run "
-                 "alternately are the meaningful figures.")
+        L.append(f"**Load average above 1.5 on {ncpu} cores before or after the run** (another job, or the build just "
+                 "before the run, still in the one-minute average): absolute times may be slower and noisier than "
+                 "on an idle machine; the ratios of processes run alternately are the meaningful figures.")
     L.append("")
     L.append("## BPTT: gradflow against NumPy by hand and PyTorch autograd")
     L.append("")
