@@ -118,7 +118,7 @@ class CarryCell final : public Cell<Scalar> {
     // g_{t-1} = c g_t + s W^T (f'(a_t) .* g_t), with g_t scaled per column on the way (no pass of its own).
     // On one thread: the scaling is a multiply per element, cheaper than the join a split would add.
     const Index batch = g.cols();
-    for_columns(batch, 1, [&](Index j) {
+    for (Index j = 0; j < batch; ++j) {
       Eigen::Map<Arr> gj(g.data() + j * n_, n_);
       const Eigen::Map<const Arr> dj(dact + j * n_, n_);
       if (vanilla_) {
@@ -127,7 +127,7 @@ class CarryCell final : public Cell<Scalar> {
         gj *= inv[j];
         Eigen::Map<Arr>(dg_.data() + j * n_, n_) = dj * gj;
       }
-    });
+    }
     product_->apply(dg_, g_prev);
     if (!vanilla_) g_prev = carry_ * g + scale_ * g_prev;
   }
