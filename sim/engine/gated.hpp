@@ -3,6 +3,7 @@
 // precision, scratch, and the statistics of their Jacobian coefficients. Internal to the engine.
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <optional>
@@ -68,40 +69,44 @@ class GatedCell : public Cell<Scalar> {
     else ym.noalias() += w_ * xm;
   }
 
-  /// Adds the candidate slope f'(a) of one trajectory (n values) to the step's statistics.
-  void record_slope(StepStats& st, const Scalar* d) const {
+  /// Adds one trajectory's candidate slope f'(a) and its K Jacobian coefficients (n values each; coefficient k
+  /// of the step's statistics is `coefficients[k]`) to the step's statistics, in one pass. Every sum still adds
+  /// its n terms in the order i = 0, 1, ..., n - 1, from zero, and only then into the step's total (the bits of
+  /// one loop per quantity), but the 2 K + 2 dependency chains of additions run side by side: one loop per
+  /// quantity waited on the latency of each addition, 4 cycles per term.
+  template <std::size_t K>
+  void record_statistics(StepStats& st, const Scalar* slope, const std::array<const Scalar*, K>& coefficients) const {
+    static_assert(K <= static_cast<std::size_t>(kMaxCoefficients), "more coefficients than StepStats holds");
     double sum_abs = 0.0, sum_sq = 0.0;
-    Scalar max = 0;
+    Scalar slope_max = 0;
     std::int64_t dead = 0, saturated = 0;
+    std::array<double, K> sum{}, sq{}, max{};
     const Scalar level = saturation_level_;
     for (Index i = 0; i < n_; ++i) {
-      const Scalar v = std::abs(d[i]);
+      const Scalar v = std::abs(slope[i]);
       sum_abs += static_cast<double>(v);
       sum_sq += static_cast<double>(v) * static_cast<double>(v);
-      max = v > max ? v : max;
+      slope_max = v > slope_max ? v : slope_max;
       dead += v == Scalar(0) ? 1 : 0;
       saturated += v < level ? 1 : 0;
+      for (std::size_t k = 0; k < K; ++k) {
+        const double c = static_cast<double>(coefficients[k][i]);
+        sum[k] += c;
+        sq[k] += c * c;
+        max[k] = std::max(max[k], std::abs(c));
+      }
     }
     st.sum_abs += sum_abs;
     st.sum_sq += sum_sq;
-    st.max_abs = std::max(st.max_abs, static_cast<double>(max));
+    st.max_abs = std::max(st.max_abs, static_cast<double>(slope_max));
     st.dead += dead;
     st.saturated += saturated;
     st.count += n_;
-  }
-
-  /// Adds coefficient k of one trajectory (n values) to the step's statistics.
-  void record_coefficient(StepStats& st, int k, const Scalar* c) const {
-    double sum = 0.0, sq = 0.0, max = 0.0;
-    for (Index i = 0; i < n_; ++i) {
-      const double v = static_cast<double>(c[i]);
-      sum += v;
-      sq += v * v;
-      max = std::max(max, std::abs(v));
+    for (std::size_t k = 0; k < K; ++k) {
+      st.coef_sum[k] += sum[k];
+      st.coef_sq[k] += sq[k];
+      st.coef_max[k] = std::max(st.coef_max[k], max[k]);
     }
-    st.coef_sum[k] += sum;
-    st.coef_sq[k] += sq;
-    st.coef_max[k] = std::max(st.coef_max[k], max);
   }
 
   /// Whether the n values at x are all finite.

@@ -87,16 +87,9 @@ class LstmCell final : public GatedCell<Scalar> {
         t[5 * n + i] = gi_[i] * dg[i];
       }
       if (!this->finite(hn, 2 * n)) return false;
-      if (stats) {
-        this->record_slope(*stats, dg);
-        this->record_coefficient(*stats, 0, t);          // f
-        this->record_coefficient(*stats, 1, gi_);        // i
-        this->record_coefficient(*stats, 2, go);         // o
-        this->record_coefficient(*stats, 3, t + n);      // oc
-        this->record_coefficient(*stats, 4, t + 2 * n);  // po
-        this->record_coefficient(*stats, 5, t + 3 * n);  // cf
-        this->record_coefficient(*stats, 6, t + 4 * n);  // gi
-        this->record_coefficient(*stats, 7, t + 5 * n);  // ig
+      if (stats) {  // f, i, o, oc, po, cf, gi, ig
+        this->record_statistics(*stats, dg, std::array<const Scalar*, 8>{t, gi_, go, t + n, t + 2 * n, t + 3 * n,
+                                                                          t + 4 * n, t + 5 * n});
       }
     }
     return true;

@@ -67,9 +67,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
       }
       if (!this->finite(hn, n)) return false;
       if (stats) {
-        this->record_slope(*stats, dz_.data() + j * n);
-        this->record_coefficient(*stats, 0, t);
-        this->record_coefficient(*stats, 1, t + n);
+        this->record_statistics(*stats, dz_.data() + j * n, std::array<const Scalar*, 2>{t, t + n});
       }
     }
     return true;
