@@ -71,11 +71,13 @@ class LstmCell final : public GatedCell<Scalar> {
       Scalar* hn = s_next.data() + j * 2 * n;
       Scalar* cn = hn + n;
       Scalar* t = tape + j * 6 * n;
+#pragma omp simd  // the arrays never overlap (without it, GCC gives up its alias checks: a scalar loop)
       for (Index i = 0; i < n; ++i) {
         cn[i] = gf[i] * c[i] + gi_[i] * gg[i];
         t[4 * n + i] = dphi[i];  // o (1 - o), completed below
       }
       this->f_.template apply<Scalar>(cn, hn, dphi, n);  // f_act(c'), f_act'(c')
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         const Scalar phi = hn[i];
         hn[i] = go[i] * phi;

@@ -3,6 +3,7 @@
 // step map, an independent QR computation of the Lyapunov exponents, and the limits where a gate closes.
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -251,6 +252,32 @@ TEST_CASE("lstm with f = 1 and i = 0 carries the c gradient unchanged", "[gated]
   // sigmoid(+-100) is 1 or 3.7e-44 in double: the h gradient is ~1e-44, the c gradient unchanged to rounding.
   CHECK(g.topRows(n).norm() <= 1e-30);
   CHECK((g.bottomRows(n) - g_c).norm() <= kIdentityNormTol * g_c.norm());
+}
+
+TEST_CASE("gated cells: a step whose next state is not finite says so, wherever the bad value sits", "[gated][divergence]") {
+  // n = 19: the bad value lands in the vectorised check's remainder as well as in its full vectors.
+  const Eigen::Index n = 19, batch = 3;
+  for (CellKind kind : {CellKind::gru, CellKind::lstm, CellKind::minimalrnn}) {
+    const Model m = random_model(kind, n, 2, 1.2, 21);
+    auto cell = make_cell<double>(m, Pass::forward, batch);
+    Rng rng(22);
+    const Eigen::Index size = cell->state_size();
+    const Eigen::MatrixXd x = gaussian_matrix(2, batch, 1.0, rng);
+    StepInput<double> in;
+    in.per_trajectory = &x;
+    Eigen::MatrixXd tape(cell->tape_rows(), batch), next(size, batch);
+    const Eigen::MatrixXd s = gaussian_matrix(size, batch, 0.5, rng);
+    INFO("cell " << static_cast<int>(kind));
+    CHECK(cell->forward(s, in, next, tape.data(), nullptr));
+    for (const double bad : {std::numeric_limits<double>::infinity(), std::numeric_limits<double>::quiet_NaN()}) {
+      for (const Eigen::Index row : {Eigen::Index(0), Eigen::Index(8), n - 1}) {
+        Eigen::MatrixXd s_bad = s;
+        s_bad(size - n + row, batch - 1) = bad;  // the last trajectory's h, or c for the LSTM (its h is squashed)
+        INFO("bad value " << bad << " in row " << row);
+        CHECK_FALSE(cell->forward(s_bad, in, next, tape.data(), nullptr));
+      }
+    }
+  }
 }
 
 TEST_CASE("gated predictors: drawn blocks carry their exact rho and ||.||_2 from construction, equal to solving "
