@@ -57,12 +57,14 @@ class GruCell final : public GatedCell<Scalar> {
     for (Index j = 0; j < batch; ++j) {
       const Scalar* gi = gi_.data() + j * 3 * n;
       const Scalar* gh = gh_.data() + j * 3 * n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         ar[i] = gi[i] + gh[i];
         az[i] = gi[n + i] + gh[n + i];
       }
       this->sigmoid_.template apply<Scalar>(ar, ar, dr, n);  // in place: r, r (1 - r)
       this->sigmoid_.template apply<Scalar>(az, az, dz, n);
+#pragma omp simd
       for (Index i = 0; i < n; ++i) an[i] = gi[2 * n + i] + ar[i] * gh[2 * n + i];
       this->f_.template apply<Scalar>(an, an, dn, n);  // n, f'(a_n)
       const Scalar* h = h_prev.data() + j * n;
@@ -80,6 +82,7 @@ class GruCell final : public GatedCell<Scalar> {
       }
       if (!this->finite(hn, n)) return false;
       if (stats) {
+#pragma omp simd
         for (Index i = 0; i < n; ++i) {
           ar[i] = t[2 * n + i] * t[3 * n + i];  // cn rg
           dr[i] = t[2 * n + i] * t[4 * n + i];  // cn r
@@ -99,6 +102,7 @@ class GruCell final : public GatedCell<Scalar> {
       const Scalar* gj = g.data() + j * n;
       Scalar* d = d_.data() + j * 3 * n;
       Scalar* gp = g_prev.data() + j * n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         const Scalar gs = gj[i] * s;
         const Scalar dan = gs * t[2 * n + i];
@@ -120,6 +124,7 @@ class GruCell final : public GatedCell<Scalar> {
       const Scalar* y = y_.data() + c * 3 * n;
       const Scalar* qc = q.data() + c * n;
       Scalar* o = out_.data() + c * n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i)
         o[i] = t[i] * qc[i] + t[n + i] * y[n + i] + t[2 * n + i] * (t[3 * n + i] * y[i] + t[4 * n + i] * y[2 * n + i]);
     }

@@ -107,6 +107,7 @@ class LstmCell final : public GatedCell<Scalar> {
       const Scalar* gc = gh + n;
       Scalar* d = d_.data() + j * 4 * n;
       Scalar* pc = g_prev.data() + j * 2 * n + n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         const Scalar h = gh[i] * s;
         const Scalar dc = gc[i] * s + t[n + i] * h;
@@ -130,6 +131,7 @@ class LstmCell final : public GatedCell<Scalar> {
       const Scalar* qc = q.data() + col * 2 * n + n;
       Scalar* oh = out_.data() + col * 2 * n;
       Scalar* oc = oh + n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         const Scalar dc = t[i] * qc[i] + t[3 * n + i] * y[n + i] + t[4 * n + i] * y[i] + t[5 * n + i] * y[2 * n + i];
         oc[i] = dc;

@@ -60,6 +60,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
       const Scalar* z = z_.data() + j * n;
       Scalar* hn = h_next.data() + j * n;
       Scalar* t = tape + j * 2 * n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         hn[i] = u[i] * h[i] + (Scalar(1) - u[i]) * z[i];
         t[i] = u[i];
@@ -82,6 +83,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
       const Scalar* gj = g.data() + j * n;
       Scalar* d = d_.data() + j * n;
       Scalar* gp = g_prev.data() + j * n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) {
         const Scalar gs = gj[i] * s;
         d[i] = t[n + i] * gs;
@@ -98,6 +100,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
       const Scalar* t = tape + (c / k) * 2 * n;
       Scalar* qc = q.data() + c * n;
       const Scalar* y = y_.data() + c * n;
+#pragma omp simd
       for (Index i = 0; i < n; ++i) qc[i] = t[i] * qc[i] + t[n + i] * y[i];
     }
   }
