@@ -233,7 +233,7 @@ Tape<Scalar> forward_pass(const Model& model, const Drive& drive) {
   if (dim > 0 && drive.inputs) input.shared = &x_shared;
   else if (dim > 0) input.per_trajectory = &x;
   Rng input_rng(drive.input_seed);
-  std::normal_distribution<double> normal(0.0, 1.0);
+  const StandardNormal normal;
 
   tape.mean_abs_dact_t.assign(steps + 1, 0.0);
   tape.mean_sq_dact_t.assign(steps + 1, 0.0);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <random>
 
@@ -34,6 +35,24 @@ constexpr std::uint64_t derive_seed(std::uint64_t seed, std::uint64_t cell, std:
   h = splitmix64(h ^ replicate);
   return splitmix64(h ^ static_cast<std::uint64_t>(stream));
 }
+
+/// Standard normal draws by the ziggurat method (Marsaglia & Tsang 2000, "The Ziggurat Method for Generating
+/// Random Variables", J. Stat. Softw. 5(8); 128 layers of equal area, the layer index and the abscissa from
+/// disjoint bits of one 64-bit draw as Doornik 2005 recommends). About 99 % of the draws cost one engine call,
+/// a table lookup and a compare, ~4x faster than std::normal_distribution's polar method: the per-step input
+/// drive uses it (CHANGELOG: the input streams of 0.2.0). Exact: the wedges and the tail (beyond r) are
+/// sampled by rejection from the normal density itself.
+class StandardNormal {
+ public:
+  static constexpr int kLayers = 128;
+  double operator()(Rng& rng) const;
+  /// The layer boundaries x_0 > x_1 = r > ... > x_127 > x_128 = 0 (x_0 = v / f(r): the base layer's
+  /// rectangle-equivalent width) and f(x_i) = exp(-x_i^2 / 2); every layer has area v.
+  static const std::array<double, kLayers + 1>& boundaries();
+  static const std::array<double, kLayers + 1>& densities();
+  static constexpr double kTail = 3.442619855899;       // r: where the tail begins
+  static constexpr double kArea = 9.91256303526217e-3;  // v: each layer's area under exp(-x^2/2)
+};
 
 /// rows x cols matrix of iid N(0, std^2) entries, filled column by column.
 inline Eigen::MatrixXd gaussian_matrix(Eigen::Index rows, Eigen::Index cols, double std, Rng& rng) {
