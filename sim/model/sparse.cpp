@@ -53,9 +53,9 @@ constexpr double kSparseMinSpread = 4e-3;
 // eigenvalue's condition number times the residual (Bauer-Fike, first order), checked against dense solves
 // at N = 1000-3000 in tests/model/test_sparse.cpp.
 constexpr double kSparseTol = 5e-11;
-// Restart budget: the products needed grow with N as the top moduli crowd (~40 restarts at N = 1e4, ~200 at
-// N = 1e5 with ncv = 100); 3 sqrt(N) leaves a factor ~3 above that and stops a hopeless solve (a cluster of
-// equal moduli) in bounded time.
+// Restart budget: the products needed grow with N as the top moduli crowd (nev = 10, ncv = 100: ~40 restarts at
+// N = 1e4, ~200 at N = 1e5; nev = 20 at 1e-10: 36 at 1e4, 142 at 3e4); 3 sqrt(N) leaves a factor ~3 above that
+// and stops a hopeless solve (a cluster of equal moduli) in bounded time.
 Eigen::Index sparse_max_restarts(Eigen::Index n) {
   return std::max<Eigen::Index>(200, static_cast<Eigen::Index>(3.0 * std::sqrt(static_cast<double>(n))));
 }
