@@ -16,7 +16,7 @@ constexpr double kSimdUlps = 8;
 constexpr double kSupAttainTol = 1e-6;      // max |f'| on a dense grid reaches sup |f'| within this
 constexpr double kTrapezoidKinkTol = 1e-7;  // trapezoid sum (step 1e-3) across a kink: O(h^2) error
 constexpr double kQuadratureRoundoff = 1e-13;  // quadrature of smooth integrands: tolerance 1e-13 + rounding
-constexpr double kSpectralAgreeTol = 1e-10; // Spectra (residual 1e-12 relative) vs dense Eigen rho, ||W||_2
+constexpr double kSpectralAgreeTol = 1e-10; // Spectra (residual 1e-12; sparse rho 5e-11) vs dense Eigen rho, ||W||_2
 constexpr double kDefectiveEigTol = 1e-7;   // |lambda| / ||W||_2 of W^2 = 0: a Jordan block's eigenvalue ~ sqrt(eps)
 constexpr double kOrthogonalityTol = 1e-12; // max |W^T W / r^2 - I|: Householder QR is orthogonal to ~N eps
 

@@ -124,6 +124,74 @@ TEST_CASE("crowded top above the dense fallback (N = 4002): rho = 1 exactly know
   CHECK(note_two == note_one);
 }
 
+namespace {
+
+/// Block diagonal of 2 x 2 rotations r_j R(t_j) (eigenvalues r_j e^{+-i t_j}), similar to it by S = I + G / (2
+/// sqrt(N)) when `non_normal` (dense, N <= 4000): blocks 0..top-1 have r_j = 1 - step j, the rest r_j <= 0.5;
+/// rho = 1 exactly (up to the similarity's rounding).
+SparseMatrix rotation_blocks(Eigen::Index blocks, Eigen::Index top, double step, bool non_normal = false) {
+  const Eigen::Index n = 2 * blocks;
+  Eigen::MatrixXd d = Eigen::MatrixXd::Zero(n, n);
+  for (Eigen::Index j = 0; j < blocks; ++j) {
+    const double r = j < top ? 1.0 - step * double(j) : 0.5 * double(blocks - j) / double(blocks);
+    const double t = 0.1 + 2.9 * double(j) / double(blocks);
+    d.block<2, 2>(2 * j, 2 * j) << r * std::cos(t), -r * std::sin(t), r * std::sin(t), r * std::cos(t);
+  }
+  if (!non_normal) return d.sparseView(0.0, 0.0);
+  Rng rng(7);
+  const Eigen::MatrixXd s =
+      Eigen::MatrixXd::Identity(n, n) + gaussian_matrix(n, n, 0.5 / std::sqrt(double(n)), rng);
+  return Eigen::MatrixXd(s * d * s.inverse()).sparseView(0.0, 0.0);
+}
+
+}  // namespace
+
+TEST_CASE("one Arnoldi run is trusted when its twenty moduli spread: rho = 1 to the radius contract (N = 2000)",
+          "[sparse][spectrum]") {
+  // The top ten blocks are 1e-3 apart in modulus: twenty wanted eigenvalues spread 9e-3 >= 3e-3, so the single
+  // run is trusted (status converged, no dense fallback) and must have found the exact top.
+  for (const bool non_normal : {false, true}) {
+    const SparseMatrix w = rotation_blocks(1000, 10, 1e-3, non_normal);
+    SolveStatus st{};
+    std::string note;
+    const double rho = spectral_radius(w, &st, &note);
+    INFO("non-normal " << non_normal << ": " << note);
+    CHECK(st == SolveStatus::converged);
+    CHECK(note.empty());
+    CHECK(rel_err(rho, non_normal ? dense_rho(Eigen::MatrixXd(w)) : 1.0) <= kRadiusTol);
+    CHECK(rel_err(rho, 1.0) <= kRadiusTol);
+  }
+}
+
+TEST_CASE("a crowded top is refused by the single-run rule: the dense solve decides (N = 2000)",
+          "[sparse][spectrum]") {
+  // Forty eigenvalues within 2e-3 of rho = 1 (twenty blocks 1e-4 apart): one run is not evidence enough that
+  // the largest modulus is among its twenty, so below the dense fallback size EigenSolver gives rho.
+  const SparseMatrix w = rotation_blocks(1000, 20, 1e-4);
+  SolveStatus st{};
+  std::string note;
+  const double rho = spectral_radius(w, &st, &note);
+  INFO(note);
+  CHECK(st == SolveStatus::fallback);
+  CHECK(note.find("moduli spread only") != std::string::npos);
+  CHECK(rel_err(rho, 1.0) <= kSpectralAgreeTol);
+}
+
+TEST_CASE("random sparse W (N = 1000-3000): one trusted Arnoldi run matches a dense EigenSolver to 1e-8",
+          "[sparse][spectrum]") {
+  // Disk spectra (circular law) whose top twenty moduli spread beyond 3e-3: the single-run path, at the
+  // stopping tolerance of the contract, against an independent dense solve.
+  for (const auto& [n, k] : {std::pair<Eigen::Index, Eigen::Index>{1000, 40}, {2000, 100}, {3000, 60}}) {
+    const SparseMatrix w = random_sparse(n, k, 300 + n);
+    SolveStatus st{};
+    std::string note;
+    const double rho = spectral_radius(w, &st, &note);
+    INFO("N = " << n << ", K = " << k << ": " << note);
+    CHECK(st == SolveStatus::converged);
+    CHECK(rel_err(rho, dense_rho(Eigen::MatrixXd(w))) <= kRadiusTol);
+  }
+}
+
 TEST_CASE("a random sparse W above the dense fallback (N = 6000, K = 30): the same rho on 1 and 2 threads",
           "[sparse][spectrum]") {
   const SparseMatrix w = random_sparse(6000, 30, 5);
