@@ -249,7 +249,7 @@ std::vector<KeySpec> make_keys() {
       [](Config& c, const Value& v) { c.spectrum.storage = parse_storage_policy(as_string(v)); });
 
   add("input.kind", ValueType::string,
-      "input drive: none, gaussian (x_t ~ N(0, I) per step) or file (one sequence x shared by all trajectories)",
+      "input drive: none, gaussian (x_t ~ N(0, I) per step, ziggurat draws since 0.2.0: other numbers than 0.1.0 for the same seed) or file (one sequence x shared by all trajectories)",
       [](const Config& c) { return Value(to_string(c.input.kind)); },
       [](Config& c, const Value& v) { c.input.kind = parse_input_kind(as_string(v)); });
   add("input.std", ValueType::number, "std of each unit's input current (U x_t)_i (>= 0)",
