@@ -177,11 +177,12 @@ TEST_CASE("a crowded top is refused by the single-run rule: the dense solve deci
   CHECK(rel_err(rho, 1.0) <= kSpectralAgreeTol);
 }
 
-TEST_CASE("random sparse W (N = 1000-3000): one trusted Arnoldi run matches a dense EigenSolver to 1e-8",
+TEST_CASE("random sparse W (N = 1000, 2000): one trusted Arnoldi run matches a dense EigenSolver to 1e-8",
           "[sparse][spectrum]") {
   // Disk spectra (circular law) whose top twenty moduli spread beyond 3e-3: the single-run path, at the
-  // stopping tolerance of the contract, against an independent dense solve.
-  for (const auto& [n, k] : {std::pair<Eigen::Index, Eigen::Index>{1000, 40}, {2000, 100}, {3000, 60}}) {
+  // stopping tolerance of the contract, against an independent dense solve (N = 3000 added a minute of dense
+  // solve to the suite and nothing the two sizes do not check).
+  for (const auto& [n, k] : {std::pair<Eigen::Index, Eigen::Index>{1000, 40}, {2000, 100}}) {
     const SparseMatrix w = random_sparse(n, k, 300 + n);
     SolveStatus st{};
     std::string note;
