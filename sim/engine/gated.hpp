@@ -78,25 +78,17 @@ class GatedCell : public Cell<Scalar> {
   void record_statistics(StepStats& st, const Scalar* slope, const std::array<const Scalar*, K>& coefficients) const {
     static_assert(K <= static_cast<std::size_t>(kMaxCoefficients), "more coefficients than StepStats holds");
     const Index n = n_;
+    const Scalar level = saturation_level_;
     double sum_abs = 0.0, sum_sq = 0.0;
-    std::array<double, K> sum{}, sq{};
-    for (Index i = 0; i < n; ++i) {
-      const double v = static_cast<double>(std::abs(slope[i]));
-      sum_abs += v;
-      sum_sq += v * v;
-      for (std::size_t k = 0; k < K; ++k) {
-        const double c = static_cast<double>(coefficients[k][i]);
-        sum[k] += c;
-        sq[k] += c * c;
-      }
-    }
     Scalar slope_max = 0;
     std::int64_t dead = 0, saturated = 0;
-    const Scalar level = saturation_level_;
-#pragma omp simd reduction(max : slope_max) reduction(+ : dead, saturated)
+#pragma omp simd reduction(+ : sum_abs, sum_sq, dead, saturated) reduction(max : slope_max)
     for (Index i = 0; i < n; ++i) {
       const Scalar v = std::abs(slope[i]);
-      slope_max = v > slope_max ? v : slope_max;
+      const double w = static_cast<double>(v);
+      sum_abs += w;
+      sum_sq += w * w;
+      slope_max = std::max(slope_max, v);
       dead += v == Scalar(0) ? 1 : 0;
       saturated += v < level ? 1 : 0;
     }
@@ -108,11 +100,17 @@ class GatedCell : public Cell<Scalar> {
     st.count += n;
     for (std::size_t k = 0; k < K; ++k) {
       const Scalar* c = coefficients[k];
+      double sum = 0.0, sq = 0.0;
       Scalar max = 0;
-#pragma omp simd reduction(max : max)
-      for (Index i = 0; i < n; ++i) max = std::abs(c[i]) > max ? std::abs(c[i]) : max;
-      st.coef_sum[k] += sum[k];
-      st.coef_sq[k] += sq[k];
+#pragma omp simd reduction(+ : sum, sq) reduction(max : max)
+      for (Index i = 0; i < n; ++i) {
+        const double w = static_cast<double>(c[i]);
+        sum += w;
+        sq += w * w;
+        max = std::max(max, std::abs(c[i]));
+      }
+      st.coef_sum[k] += sum;
+      st.coef_sq[k] += sq;
       st.coef_max[k] = std::max(st.coef_max[k], static_cast<double>(max));
     }
   }

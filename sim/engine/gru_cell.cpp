@@ -3,7 +3,9 @@
 //   n = f(W_in x + b_in + r (W_hn h + b_hn)),    h' = (1 - z) n + z h = n + z (h - n).
 // Step Jacobian J = diag(z) + diag(hz) W_hz + diag(cn rg) W_hr + diag(cn r) W_hn with
 //   hz = (h - n) z (1 - z),  cn = (1 - z) f'(a_n),  rg = (W_hn h + b_hn) r (1 - r).
-// The tape holds z, hz, cn, rg and r: 5 N scalars per trajectory and step.
+// The tape holds z, hz, cn rg and cn r: 4 N scalars per trajectory and step (the coefficients of the four
+// diagonal matrices; the tape is written and read once per step from memory, so its size is what the
+// forward's stores and the backward's loads cost).
 #include <memory>
 
 #include "cells.hpp"
@@ -39,7 +41,7 @@ class GruCell final : public GatedCell<Scalar> {
   }
 
   Index state_size() const override { return n_; }
-  Index tape_rows() const override { return 5 * n_; }
+  Index tape_rows() const override { return 4 * n_; }
   std::vector<std::string> coefficient_names() const override { return {"z", "r", "hz", "cn_rg", "cn_r"}; }
 
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* tape, StepStats* stats) override {
@@ -69,26 +71,19 @@ class GruCell final : public GatedCell<Scalar> {
       this->f_.template apply<Scalar>(an, an, dn, n);  // n, f'(a_n)
       const Scalar* h = h_prev.data() + j * n;
       Scalar* hn = h_next.data() + j * n;
-      Scalar* t = tape + j * 5 * n;
+      Scalar* t = tape + j * 4 * n;
 #pragma omp simd  // the seven arrays never overlap (without it, GCC gives up its alias checks: a scalar loop)
       for (Index i = 0; i < n; ++i) {
         const Scalar z = az[i], diff = h[i] - an[i];
+        const Scalar cn = (Scalar(1) - z) * dn[i];
         hn[i] = an[i] + z * diff;
         t[i] = z;
         t[n + i] = diff * dz[i];
-        t[2 * n + i] = (Scalar(1) - z) * dn[i];
-        t[3 * n + i] = gh[2 * n + i] * dr[i];
-        t[4 * n + i] = ar[i];
+        t[2 * n + i] = cn * (gh[2 * n + i] * dr[i]);
+        t[3 * n + i] = cn * ar[i];
       }
       if (!this->finite(hn, n)) return false;
-      if (stats) {
-#pragma omp simd
-        for (Index i = 0; i < n; ++i) {
-          ar[i] = t[2 * n + i] * t[3 * n + i];  // cn rg
-          dr[i] = t[2 * n + i] * t[4 * n + i];  // cn r
-        }
-        this->record_statistics(*stats, dn, std::array<const Scalar*, 5>{t, t + 4 * n, t + n, ar, dr});
-      }
+      if (stats) this->record_statistics(*stats, dn, std::array<const Scalar*, 5>{t, ar, t + n, t + 2 * n, t + 3 * n});
     }
     return true;
   }
@@ -97,7 +92,7 @@ class GruCell final : public GatedCell<Scalar> {
     // g_prev = z g + W_hr^T (cn rg g) + W_hz^T (hz g) + W_hn^T (cn r g), with g scaled per trajectory.
     const Index n = n_, batch = g.cols();
     for (Index j = 0; j < batch; ++j) {
-      const Scalar* t = tape + j * 5 * n;
+      const Scalar* t = tape + j * 4 * n;
       const Scalar s = scale[j];
       const Scalar* gj = g.data() + j * n;
       Scalar* d = d_.data() + j * 3 * n;
@@ -105,10 +100,9 @@ class GruCell final : public GatedCell<Scalar> {
 #pragma omp simd
       for (Index i = 0; i < n; ++i) {
         const Scalar gs = gj[i] * s;
-        const Scalar dan = gs * t[2 * n + i];
-        d[i] = dan * t[3 * n + i];
+        d[i] = gs * t[2 * n + i];
         d[n + i] = gs * t[n + i];
-        d[2 * n + i] = dan * t[4 * n + i];
+        d[2 * n + i] = gs * t[3 * n + i];
         gp[i] = t[i] * gs;
       }
     }
@@ -116,17 +110,17 @@ class GruCell final : public GatedCell<Scalar> {
   }
 
   void tangent(const Scalar* tape, Mat& q, Index k) override {
-    // J q = z q + hz (W_hz q) + cn (rg (W_hr q) + r (W_hn q)).
+    // J q = z q + hz (W_hz q) + cn rg (W_hr q) + cn r (W_hn q).
     const Index n = n_, cols = q.cols();
     this->recurrent_product(q.data(), n, y_.data(), 3 * n, cols, false);
     for (Index c = 0; c < cols; ++c) {
-      const Scalar* t = tape + (c / k) * 5 * n;
+      const Scalar* t = tape + (c / k) * 4 * n;
       const Scalar* y = y_.data() + c * 3 * n;
       const Scalar* qc = q.data() + c * n;
       Scalar* o = out_.data() + c * n;
 #pragma omp simd
       for (Index i = 0; i < n; ++i)
-        o[i] = t[i] * qc[i] + t[n + i] * y[n + i] + t[2 * n + i] * (t[3 * n + i] * y[i] + t[4 * n + i] * y[2 * n + i]);
+        o[i] = t[i] * qc[i] + t[n + i] * y[n + i] + t[2 * n + i] * y[i] + t[3 * n + i] * y[2 * n + i];
     }
     q.swap(out_);
   }

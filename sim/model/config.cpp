@@ -88,8 +88,8 @@ double cell_memory_bytes(const Config& c) {
   double inputs = 0.0;
   if (c.input.kind == InputKind::file) inputs = 8.0 * double(c.analysis.burn_in + c.network.steps) * dim;
   const double lyapunov = 2.0 * n * b * double(c.analysis.lyapunov) * scalar;  // Lyapunov tangent frames
-  // The tape holds per trajectory and step N scalars (f'), 5 N (gru), 6 N (lstm) or 2 N (minimalrnn).
-  const double tape_rows = c.network.cell == CellKind::gru    ? 5.0
+  // The tape holds per trajectory and step N scalars (f'), 4 N (gru), 6 N (lstm) or 2 N (minimalrnn).
+  const double tape_rows = c.network.cell == CellKind::gru    ? 4.0
                            : c.network.cell == CellKind::lstm ? 6.0
                            : c.network.cell == CellKind::minimalrnn ? 2.0
                                                                     : 1.0;

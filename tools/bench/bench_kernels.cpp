@@ -66,9 +66,11 @@ void BM_backward(benchmark::State& state) {
 
 void BM_tanh_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::tanh); }
 void BM_tanh_float(benchmark::State& s) { BM_activation<float>(s, ActivationKind::tanh); }
+void BM_sigmoid_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::sigmoid); }
 void BM_relu_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::relu); }
 void BM_relu_float(benchmark::State& s) { BM_activation<float>(s, ActivationKind::relu); }
-BENCHMARK(BM_tanh_double)->Arg(8192);
+BENCHMARK(BM_tanh_double)->Arg(256)->Arg(8192);
+BENCHMARK(BM_sigmoid_double)->Arg(256)->Arg(8192);
 BENCHMARK(BM_tanh_float)->Arg(8192);
 BENCHMARK(BM_relu_double)->Arg(8192);
 BENCHMARK(BM_relu_float)->Arg(8192);
