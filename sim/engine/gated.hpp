@@ -70,10 +70,10 @@ class GatedCell : public Cell<Scalar> {
   }
 
   /// Adds one trajectory's candidate slope f'(a) and its K Jacobian coefficients (n values each; coefficient k
-  /// of the step's statistics is `coefficients[k]`) to the step's statistics. Every sum still adds its n terms
-  /// in the order i = 0, 1, ..., n - 1, from zero, and only then into the step's total (the bits of one loop per
-  /// quantity), but the 2 K + 2 chains of additions run side by side in one loop: one loop per quantity waited
-  /// on the latency of each addition. Maxima and counts do not depend on the order: vectorised passes.
+  /// of the step's statistics is `coefficients[k]`) to the step's statistics. Each quantity's n terms are summed
+  /// by a vectorised reduction (partial sums per SIMD lane, fixed by the build: the same bits on every run and
+  /// thread count of one binary), then added into the step's total; since 0.3.0 (summing in index order, as
+  /// before, made the pass scalar: 4 % of an LSTM's time at B = 32).
   template <std::size_t K>
   void record_statistics(StepStats& st, const Scalar* slope, const std::array<const Scalar*, K>& coefficients) const {
     static_assert(K <= static_cast<std::size_t>(kMaxCoefficients), "more coefficients than StepStats holds");
