@@ -367,7 +367,8 @@ void RunWriter::prepare(bool resuming) {
   const std::string header = join_fields(cell_columns(scenario_));
   std::string line;
   bool rows = false;
-  if (resuming && fs::exists(cells_path_)) rows = detail::LineReader(cells_path_, buffer).next(line);
+  std::error_code ec;
+  if (resuming && fs::exists(cells_path_, ec)) rows = detail::LineReader(cells_path_, buffer).next(line);
   if (!rows) {
     finish("running");
     open_streams(false);
@@ -407,7 +408,7 @@ void RunWriter::prepare(bool resuming) {
   };
   std::uint64_t series_kept = series_header.size() + 1;
   std::vector<std::size_t> bad_series;
-  if (fs::exists(series_path_)) {
+  if (fs::exists(series_path_, ec)) {
     detail::LineReader in(series_path_, buffer);
     in.next(line);
     while (in.next(line)) {
@@ -427,7 +428,6 @@ void RunWriter::prepare(bool resuming) {
       status_[b] = CellStatus::pending;
       --done_;
     }
-  std::error_code ec;
   // Rewritten only when rows are dropped: a resume after a full disk then needs no room for a copy.
   if (!bad_series.empty() || cells_kept != fs::file_size(cells_path_, ec)) {
     detail::AtomicFile out(cells_path_, buffer);

@@ -288,7 +288,8 @@ std::string spectrum_section(const nlohmann::json& run, const Table& cells, cons
   const std::string file = run.value("scenario_file", std::string());
   auto why_not = [](const std::string& text) { return section("spectrum", "Spectrum", note(text)); };
   if (file.empty()) return why_not("No eigenvalue picture: the run has no scenario file (a scenario given as a dict).");
-  if (!fs::exists(file)) return why_not("No eigenvalue picture: the scenario file " + file + " is gone.");
+  std::error_code ec;
+  if (!fs::exists(file, ec)) return why_not("No eigenvalue picture: the scenario file " + file + " is gone.");
   try {
     const Scenario sc = load_scenario(file, run.value("overrides", std::vector<std::string>{}));
     if (scenario_hash(sc) != run.value("scenario_hash", std::string()))
