@@ -161,6 +161,16 @@ TEST_CASE("errors name where, the key, the value and the constraint", "[scenario
             .find("analysis.lyapunov = 9: must be <= network.units = 4") != std::string::npos);
 }
 
+TEST_CASE("a file key naming a path the OS refuses to look at is an input error naming the key", "[scenario][bad_input]") {
+  // A name longer than NAME_MAX (255): std::filesystem's throwing queries ended the program here (fuzz_scenario).
+  const std::string name(300, 'h');
+  for (const char* ext : {".npy", ".mtx", ".txt"}) {
+    const std::string e = error_of("[spectrum]\nkind = \"file\"\nfile = \"" + name + ext + "\"\n");
+    CHECK(e.rfind("t.toml:3:1: spectrum.file = \"", 0) == 0);
+  }
+  CHECK(error_of("[input]\nkind = \"file\"\nfile = \"" + name + ".npy\"\n").rfind("t.toml:3:1: input.file = \"", 0) == 0);
+}
+
 TEST_CASE("suggestions find the nearest key", "[scenario]") {
   CHECK(suggest_key("network.unit") == "network.units");
   CHECK(suggest_key("spectrum.raduis") == "spectrum.radius");
