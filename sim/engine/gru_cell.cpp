@@ -72,7 +72,7 @@ class GruCell final : public GatedCell<Scalar> {
       const Scalar* h = h_prev.data() + j * n;
       Scalar* hn = h_next.data() + j * n;
       Scalar* t = tape + j * 4 * n;
-#pragma omp simd  // the seven arrays never overlap (without it, GCC gives up its alias checks: a scalar loop)
+#pragma omp simd  // the arrays never overlap (without it, GCC gives up its alias checks: a scalar loop)
       for (Index i = 0; i < n; ++i) {
         const Scalar z = az[i], diff = h[i] - an[i];
         const Scalar cn = (Scalar(1) - z) * dn[i];

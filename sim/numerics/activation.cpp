@@ -257,12 +257,13 @@ inline void exp_neg_reciprocal(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&r)
 
 /// The kernels of exp(-|x|) and one reciprocal (tanh, sigmoid, swish) evaluate kLanes elements per iteration
 /// of their omp simd loop, i, i + m, ... for m = n / kLanes, side by side statement by statement. With one
-/// element per iteration the chain of dependent multiply-adds of each (the polynomial, then the Newton steps:
-/// ~100 cycles) left the FP units waiting on latency (perf annotate: the samples sat on the Newton steps).
+/// element per iteration part of each element's chain of dependent multiply-adds (the polynomial, then the
+/// Newton steps) waited on latency (perf annotate: the samples sat on the Newton steps); with four the kernels
+/// are close to the FP units' throughput (~35 vector operations per 8 doubles), so more lanes gain nothing.
 /// Each element's arithmetic is the same whatever the lane count, so are its bits; the n - kLanes m elements
 /// left over run the same kernel with one lane. kernel(lanes, i, m) handles elements i + l m, l < lanes().
 /// No element is read after another one is written: h or d may alias a.
-constexpr int kLanes = 4;  // measured: 2 lanes 1.13x, 4 lanes 1.16x (tanh, double, AVX-512)
+constexpr int kLanes = 4;  // bench_kernels, tanh in double on AVX-512: 2 lanes 1.13x, 4 lanes 1.16x of one
 
 template <class Kernel>
 inline void for_each_lanes(Eigen::Index n, Kernel kernel) {
