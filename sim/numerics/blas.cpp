@@ -4,6 +4,7 @@
 #include <cstdlib>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include <Eigen/Core>
 #include <omp.h>
@@ -181,29 +182,53 @@ void PackedProduct<Scalar>::apply(const Scalar* x, Eigen::Index ldx, Scalar* y, 
                                   bool accumulate) const {
   using Traits = GebpTraits<Scalar>;
   using RhsMapper = const_blas_data_mapper<Scalar, Eigen::Index, Eigen::ColMajor>;
-  Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
   if (cols > b_ || ldx < depth_ || ldy < rows_) throw std::logic_error("PackedProduct::apply: operand shapes");
-  if (!accumulate)
-    for (Eigen::Index j = 0; j < cols; ++j) std::fill(y + j * ldy, y + j * ldy + rows_, Scalar(0));
   const RhsMapper rhs(x, ldx);
   const ResMapper<Scalar> res(y, ldy, 1);
-  for (Eigen::Index j2 = 0; j2 < cols; j2 += nc_) {
-    const Eigen::Index nc = std::min(j2 + nc_, cols) - j2;
-    // Every depth block (k2, j2) of x packed once, at offset k2 * nc: shared by all row blocks and threads.
-    for (Eigen::Index k2 = 0; k2 < depth_; k2 += kc_)
-      pack_rhs(packed_x_.data() + k2 * nc, rhs.getSubMapper(k2, j2), std::min(k2 + kc_, depth_) - k2, nc);
-    // Thread `part` of `parts` runs rows [lo, hi) of every row block, the block cut at multiples of the
-    // kernel's row panel (mr): the packed panels of a sub-range are a contiguous slice of the block's, and
-    // each row goes through the same micro-kernel, in the same order over k, as in one call on the block.
-    auto run = [&](int part, int parts) {
-      Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false,
-                                   false> gebp;
+  // Thread `part` of `parts` runs rows [lo, hi) of every row block, the block cut at multiples of the kernel's
+  // row panel (mr): the packed panels of a sub-range are a contiguous slice of the block's, and each row goes
+  // through the same micro-kernel, in the same order over k, as in one call on the block. It also zeroes its
+  // own rows of y (unless accumulating) and packs its share of x's column panels (nr columns each: a panel's
+  // packed layout does not depend on the others), so that on several threads the whole product is one parallel
+  // region with one barrier per column block, and no thread waits while another packs.
+  auto row_range = [&](Eigen::Index mc, int part, int parts) {
+    const Eigen::Index panels = (mc + Traits::mr - 1) / Traits::mr;
+    return std::pair<Eigen::Index, Eigen::Index>(std::min(mc, panels * part / parts * Traits::mr),
+                                                 std::min(mc, panels * (part + 1) / parts * Traits::mr));
+  };
+  auto run = [&](int part, int parts) {
+    Eigen::internal::gemm_pack_rhs<Scalar, Eigen::Index, RhsMapper, Traits::nr, Eigen::ColMajor> pack_rhs;
+    Eigen::internal::gebp_kernel<Scalar, Scalar, Eigen::Index, ResMapper<Scalar>, Traits::mr, Traits::nr, false,
+                                 false> gebp;
+    if (!accumulate) {
+      for (Eigen::Index i2 = 0; i2 < rows_; i2 += mc_) {
+        const auto [lo, hi] = row_range(std::min(i2 + mc_, rows_) - i2, part, parts);
+        for (Eigen::Index j = 0; j < cols; ++j) std::fill(y + j * ldy + i2 + lo, y + j * ldy + i2 + hi, Scalar(0));
+      }
+    }
+    for (Eigen::Index j2 = 0; j2 < cols; j2 += nc_) {
+      const Eigen::Index nc = std::min(j2 + nc_, cols) - j2;
+      // Every depth block (k2, j2) of x packed once, at offset k2 * nc: shared by all row blocks and threads.
+      // This thread packs column panels [c0, c1) (multiples of nr; the last thread takes the remainder).
+      const Eigen::Index col_panels = nc / Traits::nr;
+      const Eigen::Index c0 = col_panels * part / parts * Traits::nr;
+      const Eigen::Index c1 = part + 1 == parts ? nc : col_panels * (part + 1) / parts * Traits::nr;
+      if (parts > 1) {
+#pragma omp barrier  // the previous column block's products have read packed_x_
+      }
+      if (c1 > c0) {
+        for (Eigen::Index k2 = 0; k2 < depth_; k2 += kc_) {
+          const Eigen::Index kc = std::min(k2 + kc_, depth_) - k2;
+          pack_rhs(packed_x_.data() + k2 * nc + c0 * kc, rhs.getSubMapper(k2, j2 + c0), kc, c1 - c0);
+        }
+      }
+      if (parts > 1) {
+#pragma omp barrier  // every panel of x is packed
+      }
       const Scalar* panel = packed_w_.data();
       for (Eigen::Index i2 = 0; i2 < rows_; i2 += mc_) {
         const Eigen::Index mc = std::min(i2 + mc_, rows_) - i2;
-        const Eigen::Index panels = (mc + Traits::mr - 1) / Traits::mr;
-        const Eigen::Index lo = std::min(mc, panels * part / parts * Traits::mr);
-        const Eigen::Index hi = std::min(mc, panels * (part + 1) / parts * Traits::mr);
+        const auto [lo, hi] = row_range(mc, part, parts);
         for (Eigen::Index k2 = 0; k2 < depth_; k2 += kc_) {
           const Eigen::Index kc = std::min(k2 + kc_, depth_) - k2;
           if (hi > lo)
@@ -212,13 +237,13 @@ void PackedProduct<Scalar>::apply(const Scalar* x, Eigen::Index ldx, Scalar* y, 
           panel += kc * mc;
         }
       }
-    };
-    if (threads_ == 1) {
-      run(0, 1);
-    } else {
-#pragma omp parallel num_threads(threads_)
-      run(omp_get_thread_num(), omp_get_num_threads());
     }
+  };
+  if (threads_ == 1) {
+    run(0, 1);
+  } else {
+#pragma omp parallel num_threads(threads_)
+    run(omp_get_thread_num(), omp_get_num_threads());
   }
 }
 
