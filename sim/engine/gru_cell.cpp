@@ -71,7 +71,7 @@ class GruCell final : public GatedCell<Scalar> {
       this->f_.template apply<Scalar>(an, an, dn, n);  // n, f'(a_n)
       const Scalar* h = h_prev.data() + j * n;
       Scalar* hn = h_next.data() + j * n;
-      Scalar* t = tape + j * 4 * n;
+      Scalar* t = this->stage_.data();  // the trajectory's tape column, streamed to the tape below
 #pragma omp simd  // the arrays never overlap (without it, GCC gives up its alias checks: a scalar loop)
       for (Index i = 0; i < n; ++i) {
         const Scalar z = az[i], diff = h[i] - an[i];
@@ -82,9 +82,14 @@ class GruCell final : public GatedCell<Scalar> {
         t[2 * n + i] = cn * (gh[2 * n + i] * dr[i]);
         t[3 * n + i] = cn * ar[i];
       }
-      if (!this->finite(hn, n)) return false;
+      if (!this->finite(hn, n)) {
+        this->stream_fence();
+        return false;
+      }
       if (stats) this->record_statistics(*stats, dn, std::array<const Scalar*, 5>{t, ar, t + n, t + 2 * n, t + 3 * n});
+      this->stream_copy(tape + j * 4 * n, t, 4 * n);
     }
+    this->stream_fence();
     return true;
   }
 

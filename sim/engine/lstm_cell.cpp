@@ -70,7 +70,7 @@ class LstmCell final : public GatedCell<Scalar> {
       const Scalar* c = h + n;
       Scalar* hn = s_next.data() + j * 2 * n;
       Scalar* cn = hn + n;
-      Scalar* t = tape + j * 6 * n;
+      Scalar* t = this->stage_.data();  // the trajectory's tape column, streamed to the tape below
 #pragma omp simd  // the arrays never overlap (without it, GCC gives up its alias checks: a scalar loop)
       for (Index i = 0; i < n; ++i) {
         cn[i] = gf[i] * c[i] + gi_[i] * gg[i];
@@ -88,12 +88,17 @@ class LstmCell final : public GatedCell<Scalar> {
         t[4 * n + i] = gg[i] * di[i];
         t[5 * n + i] = gi_[i] * dg[i];
       }
-      if (!this->finite(hn, 2 * n)) return false;
+      if (!this->finite(hn, 2 * n)) {
+        this->stream_fence();
+        return false;
+      }
       if (stats) {  // f, i, o, oc, po, cf, gi, ig
         this->record_statistics(*stats, dg, std::array<const Scalar*, 8>{t, gi_, go, t + n, t + 2 * n, t + 3 * n,
                                                                           t + 4 * n, t + 5 * n});
       }
+      this->stream_copy(tape + j * 6 * n, t, 6 * n);
     }
+    this->stream_fence();
     return true;
   }
 

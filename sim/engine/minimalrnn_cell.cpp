@@ -59,18 +59,23 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
       const Scalar* h = h_prev.data() + j * n;
       const Scalar* z = z_.data() + j * n;
       Scalar* hn = h_next.data() + j * n;
-      Scalar* t = tape + j * 2 * n;
+      Scalar* t = this->stage_.data();  // the trajectory's tape column, streamed to the tape below
 #pragma omp simd
       for (Index i = 0; i < n; ++i) {
         hn[i] = u[i] * h[i] + (Scalar(1) - u[i]) * z[i];
         t[i] = u[i];
         t[n + i] = (h[i] - z[i]) * du[i];
       }
-      if (!this->finite(hn, n)) return false;
+      if (!this->finite(hn, n)) {
+        this->stream_fence();
+        return false;
+      }
       if (stats) {
         this->record_statistics(*stats, dz_.data() + j * n, std::array<const Scalar*, 2>{t, t + n});
       }
+      this->stream_copy(tape + j * 2 * n, t, 2 * n);
     }
+    this->stream_fence();
     return true;
   }
 
