@@ -7,15 +7,12 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
-#include <type_traits>
 
 #include <Eigen/Core>
-#if defined(__SSE2__)
-#include <immintrin.h>
-#endif
 
 #include "gradflow/engine/cell.hpp"
 #include "gradflow/numerics/blas.hpp"
+#include "tape_store.hpp"
 
 namespace gradflow::detail {
 
@@ -118,59 +115,6 @@ class GatedCell : public Cell<Scalar> {
       st.coef_sq[k] += sq;
       st.coef_max[k] = std::max(st.coef_max[k], static_cast<double>(max));
     }
-  }
-
-  /// Writes one trajectory's `count` tape scalars, staged in L1 at src (stage_), to the tape at dst with
-  /// non-temporal stores where the CPU has them (x86: SSE2 / AVX / AVX-512 streaming stores, from dst's first
-  /// aligned address on; plain stores elsewhere). The tape is written once per step and read back only by the
-  /// backward pass, T steps later: ordinary stores first read each line of it into the caches (read for
-  /// ownership) and evict the packed W that the next product reads. Measured, LSTM N = 256, B = 32, T = 1000,
-  /// one thread: forward 335 -> 318 ms. The step ends its copies with stream_fence().
-  static void stream_copy(Scalar* dst, const Scalar* src, Index count) {
-#if defined(__AVX512F__)
-    constexpr std::size_t kAlign = 64;
-#elif defined(__AVX__)
-    constexpr std::size_t kAlign = 32;
-#elif defined(__SSE2__)
-    constexpr std::size_t kAlign = 16;
-#else
-    constexpr std::size_t kAlign = 0;
-#endif
-    Index i = 0;
-    if constexpr (kAlign != 0) {
-      constexpr Index lanes = static_cast<Index>(kAlign / sizeof(Scalar));
-      while (i < count && reinterpret_cast<std::uintptr_t>(dst + i) % kAlign != 0) {
-        dst[i] = src[i];
-        ++i;
-      }
-      for (; i + lanes <= count; i += lanes) {
-        if constexpr (std::is_same_v<Scalar, double>) {
-#if defined(__AVX512F__)
-          _mm512_stream_pd(dst + i, _mm512_loadu_pd(src + i));
-#elif defined(__AVX__)
-          _mm256_stream_pd(dst + i, _mm256_loadu_pd(src + i));
-#elif defined(__SSE2__)
-          _mm_stream_pd(dst + i, _mm_loadu_pd(src + i));
-#endif
-        } else {
-#if defined(__AVX512F__)
-          _mm512_stream_ps(dst + i, _mm512_loadu_ps(src + i));
-#elif defined(__AVX__)
-          _mm256_stream_ps(dst + i, _mm256_loadu_ps(src + i));
-#elif defined(__SSE2__)
-          _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
-#endif
-        }
-      }
-    }
-    for (; i < count; ++i) dst[i] = src[i];
-  }
-
-  /// Orders the step's streaming stores before whatever reads the tape next (on any thread).
-  static void stream_fence() {
-#if defined(__SSE2__)
-    _mm_sfence();
-#endif
   }
 
   /// Whether the `count` values at x are all finite: x - x is 0 for a finite x and NaN for inf or NaN, and the

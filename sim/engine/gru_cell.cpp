@@ -83,13 +83,13 @@ class GruCell final : public GatedCell<Scalar> {
         t[3 * n + i] = cn * ar[i];
       }
       if (!this->finite(hn, n)) {
-        this->stream_fence();
+        stream_fence();
         return false;
       }
       if (stats) this->record_statistics(*stats, dn, std::array<const Scalar*, 5>{t, ar, t + n, t + 2 * n, t + 3 * n});
-      this->stream_copy(tape + j * 4 * n, t, 4 * n);
+      stream_copy(tape + j * 4 * n, t, 4 * n);
     }
-    this->stream_fence();
+    stream_fence();
     return true;
   }
 

@@ -89,16 +89,16 @@ class LstmCell final : public GatedCell<Scalar> {
         t[5 * n + i] = gi_[i] * dg[i];
       }
       if (!this->finite(hn, 2 * n)) {
-        this->stream_fence();
+        stream_fence();
         return false;
       }
       if (stats) {  // f, i, o, oc, po, cf, gi, ig
         this->record_statistics(*stats, dg, std::array<const Scalar*, 8>{t, gi_, go, t + n, t + 2 * n, t + 3 * n,
                                                                           t + 4 * n, t + 5 * n});
       }
-      this->stream_copy(tape + j * 6 * n, t, 6 * n);
+      stream_copy(tape + j * 6 * n, t, 6 * n);
     }
-    this->stream_fence();
+    stream_fence();
     return true;
   }
 

@@ -67,15 +67,15 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
         t[n + i] = (h[i] - z[i]) * du[i];
       }
       if (!this->finite(hn, n)) {
-        this->stream_fence();
+        stream_fence();
         return false;
       }
       if (stats) {
         this->record_statistics(*stats, dz_.data() + j * n, std::array<const Scalar*, 2>{t, t + n});
       }
-      this->stream_copy(tape + j * 2 * n, t, 2 * n);
+      stream_copy(tape + j * 2 * n, t, 2 * n);
     }
-    this->stream_fence();
+    stream_fence();
     return true;
   }
 
