@@ -46,6 +46,7 @@ class GruCell final : public GatedCell<Scalar> {
 
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* tape, StepStats* stats) override {
     const Index n = n_, batch = h_prev.cols();
+    const StreamFence fence;  // this step's tape copies (stream_copy below), on every way out
     gh_.colwise() = this->b_recurrent_;
     this->recurrent_product(h_prev.data(), n, gh_.data(), 3 * n, batch, true);  // W_hr h, W_hz h, W_hn h in one
     gi_.colwise() = this->b_;
@@ -82,14 +83,10 @@ class GruCell final : public GatedCell<Scalar> {
         t[2 * n + i] = cn * (gh[2 * n + i] * dr[i]);
         t[3 * n + i] = cn * ar[i];
       }
-      if (!this->finite(hn, n)) {
-        stream_fence();
-        return false;
-      }
+      if (!this->finite(hn, n)) return false;
       if (stats) this->record_statistics(*stats, dn, std::array<const Scalar*, 5>{t, ar, t + n, t + 2 * n, t + 3 * n});
       stream_copy(tape + j * 4 * n, t, 4 * n);
     }
-    stream_fence();
     return true;
   }
 

@@ -48,6 +48,7 @@ class LstmCell final : public GatedCell<Scalar> {
 
   bool forward(const Mat& s_prev, const StepInput<Scalar>& x, Mat& s_next, Scalar* tape, StepStats* stats) override {
     const Index n = n_, batch = s_prev.cols();
+    const StreamFence fence;  // this step's tape copies (stream_copy below), on every way out
     pre_.colwise() = bias_;
     // One stacked product of the h rows of the state: W_hi h, W_hf h, W_hg h, W_ho h.
     this->recurrent_product(s_prev.data(), 2 * n, pre_.data(), 4 * n, batch, true);
@@ -88,17 +89,13 @@ class LstmCell final : public GatedCell<Scalar> {
         t[4 * n + i] = gg[i] * di[i];
         t[5 * n + i] = gi_[i] * dg[i];
       }
-      if (!this->finite(hn, 2 * n)) {
-        stream_fence();
-        return false;
-      }
+      if (!this->finite(hn, 2 * n)) return false;
       if (stats) {  // f, i, o, oc, po, cf, gi, ig
         this->record_statistics(*stats, dg, std::array<const Scalar*, 8>{t, gi_, go, t + n, t + 2 * n, t + 3 * n,
                                                                           t + 4 * n, t + 5 * n});
       }
       stream_copy(tape + j * 6 * n, t, 6 * n);
     }
-    stream_fence();
     return true;
   }
 

@@ -43,6 +43,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
 
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* tape, StepStats* stats) override {
     const Index n = n_, batch = h_prev.cols();
+    const StreamFence fence;  // this step's tape copies (stream_copy below), on every way out
     z_.colwise() = this->b_;
     x.add_to(z_, this->u_);
     for (Index j = 0; j < batch; ++j) {
@@ -66,16 +67,12 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
         t[i] = u[i];
         t[n + i] = (h[i] - z[i]) * du[i];
       }
-      if (!this->finite(hn, n)) {
-        stream_fence();
-        return false;
-      }
+      if (!this->finite(hn, n)) return false;
       if (stats) {
         this->record_statistics(*stats, dz_.data() + j * n, std::array<const Scalar*, 2>{t, t + n});
       }
       stream_copy(tape + j * 2 * n, t, 2 * n);
     }
-    stream_fence();
     return true;
   }
 
