@@ -28,7 +28,7 @@ class GruCell final : public GatedCell<Scalar> {
     this->prepare_product(pass, columns);
     const Index n = n_;
     if (pass == Pass::forward) {
-      this->prepare_forward(model);
+      this->prepare_forward(model, columns);
       gh_.resize(3 * n, columns);
       gi_.resize(3 * n, columns);
       scratch_.resize(n, 6);
@@ -50,7 +50,7 @@ class GruCell final : public GatedCell<Scalar> {
     gh_.colwise() = this->b_recurrent_;
     this->recurrent_product(h_prev.data(), n, gh_.data(), 3 * n, batch, true);  // W_hr h, W_hz h, W_hn h in one
     gi_.colwise() = this->b_;
-    x.add_to(gi_, this->u_);
+    this->add_input(x, gi_);
     Scalar* ar = scratch_.col(0).data();  // r's pre-activation, then r
     Scalar* dr = scratch_.col(1).data();  // r (1 - r)
     Scalar* az = scratch_.col(2).data();

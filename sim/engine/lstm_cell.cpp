@@ -28,7 +28,7 @@ class LstmCell final : public GatedCell<Scalar> {
     this->prepare_product(pass, columns);
     const Index n = n_;
     if (pass == Pass::forward) {
-      this->prepare_forward(model);
+      this->prepare_forward(model, columns);
       bias_ = this->b_ + this->b_recurrent_;
       pre_.resize(4 * n, columns);
       scratch_.resize(n, 8);
@@ -52,7 +52,7 @@ class LstmCell final : public GatedCell<Scalar> {
     pre_.colwise() = bias_;
     // One stacked product of the h rows of the state: W_hi h, W_hf h, W_hg h, W_ho h.
     this->recurrent_product(s_prev.data(), 2 * n, pre_.data(), 4 * n, batch, true);
-    x.add_to(pre_, this->u_);
+    this->add_input(x, pre_);
     Scalar* gi_ = scratch_.col(0).data();  // i, then i (1 - i) in di
     Scalar* di = scratch_.col(1).data();
     Scalar* gf = scratch_.col(2).data();

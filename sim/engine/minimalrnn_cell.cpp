@@ -24,7 +24,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
     this->prepare_product(pass, columns);
     const Index n = n_;
     if (pass == Pass::forward) {
-      this->prepare_forward(model);
+      this->prepare_forward(model, columns);
       u_z_ = model.w_gate_input.cast<Scalar>();
       z_.resize(n, columns);
       dz_.resize(n, columns);
@@ -45,7 +45,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
     const Index n = n_, batch = h_prev.cols();
     const StreamFence fence;  // this step's tape copies (stream_copy below), on every way out
     z_.colwise() = this->b_;
-    x.add_to(z_, this->u_);
+    this->add_input(x, z_);
     for (Index j = 0; j < batch; ++j) {
       Scalar* zj = z_.data() + j * n;
       this->f_.template apply<Scalar>(zj, zj, dz_.data() + j * n, n);

@@ -28,10 +28,41 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;    // 1/sqrt(2)
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/sqrt(2 pi)
 constexpr double kInvSqrtPi = 0.56418958354775628695;   // 1/sqrt(pi)
 
-/// Phi(x) = P(Z <= x) for Z ~ N(0,1); erfc keeps relative accuracy in the left tail.
-inline double normal_cdf(double x) { return 0.5 * std::erfc(-x * kInvSqrt2); }
-/// phi(x) = exp(-x^2/2) / sqrt(2 pi); 0 (not NaN) when x^2 overflows.
-inline double normal_pdf(double x) { return kInvSqrt2Pi * std::exp(-0.5 * x * x); }
+/// y^2 = q + dq exactly (for |y| < 1e154), q = fl(y^2): one FMA where the target has it, else Dekker's exact product (the same bits).
+inline void exact_square(double y, double& q, double& dq) {
+  q = y * y;
+#if defined(__FMA__)
+  dq = std::fma(y, y, -q);
+#else
+  constexpr double kSplit = 134217729.0;  // 2^27 + 1: Veltkamp's split into two 26-bit halves
+  const double c = kSplit * y, hi = c - (c - y), lo = y - hi;
+  dq = ((hi * hi - q) + 2 * hi * lo) + lo * lo;
+#endif
+}
+
+/// exp(-x^2 / 2) for |x| < 40 with x^2 = p + dp split exactly: exp(-p / 2) (1 - dp / 2). exp(-0.5 * x * x) would
+/// carry the rounding of x^2, ~x^2 eps relative (hundreds of ulps at x = -30, where GELU's slope still lives).
+inline double gaussian_kernel(double x) {
+  double p, dp;
+  exact_square(x, p, dp);
+  return std::exp(-0.5 * p) * (1 - 0.5 * dp);
+}
+
+/// Phi(x) = P(Z <= x) for Z ~ N(0,1), relative-accurate in the left tail: erfc keeps relative accuracy there,
+/// and rounding y = x / sqrt 2 moves y^2 by ~y^2 eps, so erfc(fl(y)) is multiplied back by
+/// exp(fl(y)^2 - x^2 / 2) ~ 1 + (fl(y)^2 - x^2 / 2), from the exact splits of both squares (q - p / 2 is exact:
+/// the two are within a few ulps). 0 or 1 beyond |x| = 40, where erfc underflows.
+inline double normal_cdf(double x) {
+  if (std::abs(x) > 40) return x < 0 ? 0.0 : 1.0;
+  const double y = -x * kInvSqrt2;
+  double q, dq, p, dp;
+  exact_square(y, q, dq);
+  exact_square(x, p, dp);
+  const double back = 1 + ((q - 0.5 * p) + (dq - 0.5 * dp));
+  return y >= 0 ? 0.5 * std::erfc(y) * back : 1 - 0.5 * std::erfc(-y) * back;
+}
+/// phi(x) = exp(-x^2/2) / sqrt(2 pi), relative-accurate (gaussian_kernel); 0 (not NaN) beyond |x| = 40.
+inline double normal_pdf(double x) { return std::abs(x) > 40 ? 0.0 : kInvSqrt2Pi * gaussian_kernel(x); }
 
 /// The root of a continuous f on [lo, hi] with f(lo), f(hi) of opposite signs, to machine precision.
 template <class F>
@@ -81,10 +112,11 @@ inline double gelu_derivative_zero() {
 // Vectorised kernels.
 //
 // tanh, sigmoid and swish, the kernels of exp(-|x|) and one reciprocal, are single omp simd loops over
-// straight-line arithmetic (exp_neg_reciprocal): no division and no call, so GCC vectorises
+// straight-line arithmetic (exp_neg_reciprocal): no call, so GCC vectorises
 // them whole with mask registers for the ternaries. Measured per element on AVX-512, against the blocked
 // form below (Eigen's double exp divides, and so did 1/(1 + e)): tanh 1.6 against 2.1 ns in double, 0.55
-// against 0.79 ns in float; sigmoid 1.15 against 1.7 ns in double.
+// against 0.79 ns in float; sigmoid 1.15 against 1.7 ns in double. GELU is one such loop too, around its own
+// erfc (apply_gelu): Eigen 3.4 has no SIMD erf for double.
 //
 // The others rely on Eigen 3.4, which vectorises exp and log for float and double (AVX-512: pexp /
 // plog), but not select(), comparisons, tanh / log1p / expm1 for double, or erf for double. So those
@@ -99,6 +131,7 @@ constexpr Eigen::Index kBlock = 256;
 template <class Scalar, std::size_t N>
 inline Scalar horner(const std::array<Scalar, N>& c, Scalar x) {
   Scalar p = c[0];
+#pragma GCC unroll 32  // whole (GCC peels at most 16 iterations by itself): a loop nest inside omp simd is scalar
   for (std::size_t k = 1; k < N; ++k) p = p * x + c[k];
   return p;
 }
@@ -222,19 +255,12 @@ inline void exp_neg_poly(const Scalar (&t)[L], Scalar (&e)[L]) {
   for_lanes<L>([&](int l) { e[l] = p[l] * exp2_int(static_cast<typename C::Int>(kd[l])); });
 }
 
-/// r[l] = 1 / y[l] for y[l] in [1, 2] and L lanes. double: by multiplications only, since the division's
-/// throughput bounds the kernels that use it; the linear minimax start 24/17 - 8/17 y (relative error <= 1/17
-/// on [1, 2]) refined by four Newton steps r <- r + r (1 - y r), each squaring the relative error
-/// (1/17 -> ~2e-20), within 1 ulp; the lanes' steps alternate. float divides, which measured faster than
-/// three Newton steps.
-template <int L>
-inline void reciprocal_1_2(const double (&y)[L], double (&r)[L]) {
-  for_lanes<L>([&](int l) { r[l] = 24.0 / 17.0 - 8.0 / 17.0 * y[l]; });
-#pragma GCC unroll 4
-  for (int k = 0; k < 4; ++k) for_lanes<L>([&](int l) { r[l] = r[l] + r[l] * (1 - y[l] * r[l]); });
-}
-template <int L>
-inline void reciprocal_1_2(const float (&y)[L], float (&r)[L]) {
+/// r[l] = 1 / y[l] for y[l] in [1, 2] and L lanes: a division, correctly rounded. Until 0.4.0 double used four
+/// Newton steps from a linear start instead (multiplications only, within 1 ulp), measured faster where the
+/// divider was the bottleneck; on AVX-512 (Zen 5) the divider works beside the FMA units, and dividing made
+/// tanh 1.2x and sigmoid 1.25x faster (bench_kernels, 8192 values in double).
+template <int L, class Scalar>
+inline void reciprocal_1_2(const Scalar (&y)[L], Scalar (&r)[L]) {
   for_lanes<L>([&](int l) { r[l] = 1 / y[l]; });
 }
 
@@ -257,9 +283,9 @@ inline void exp_neg_reciprocal(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&r)
 
 /// The kernels of exp(-|x|) and one reciprocal (tanh, sigmoid, swish) evaluate kLanes elements per iteration
 /// of their omp simd loop, i, i + m, ... for m = n / kLanes, side by side statement by statement. With one
-/// element per iteration part of each element's chain of dependent multiply-adds (the polynomial, then the
-/// Newton steps) waited on latency (perf annotate: the samples sat on the Newton steps); with four the kernels
-/// are close to the FP units' throughput (~35 vector operations per 8 doubles), so more lanes gain nothing.
+/// element per iteration part of each element's chain of dependent multiply-adds (the polynomial, then, before
+/// 0.4.0, the reciprocal's Newton steps) waited on latency (perf annotate: the samples sat on the Newton steps);
+/// with four the kernels are close to the FP units' throughput, so more lanes gain nothing.
 /// Each element's arithmetic is the same whatever the lane count, so are its bits; the n - kLanes m elements
 /// left over run the same kernel with one lane. kernel(lanes, i, m) handles elements i + l m, l < lanes().
 /// No element is read after another one is written: h or d may alias a.
@@ -420,15 +446,74 @@ void apply_exp_linear(const Scalar* a, Scalar* h_out, Scalar* d_out, Eigen::Inde
   for_each_block(a, h_out, d_out, n, kernel);
 }
 
-template <class Scalar>
-void apply_gelu(const Scalar* a, Scalar* h, Scalar* d, Eigen::Index n) {
-  // Eigen 3.4 has no SIMD erf for double (and its float erf loses the left tail), so GELU is a scalar
-  // loop in double: f = x Phi(x), f' = Phi(x) + x phi(x), Phi via erfc for the left tail.
-  for (Eigen::Index i = 0; i < n; ++i) {
-    const double x = static_cast<double>(a[i]);
-    const double cdf = normal_cdf(x);
-    h[i] = static_cast<Scalar>(x * cdf);
-    d[i] = static_cast<Scalar>(cdf + x * normal_pdf(x));
+/// erfcx(y) = exp(y^2) erfc(y) for y >= 0 is u H(s) with u = 4 / (4 + y) and s = (4 - y) / (4 + y) in (-1, 1]
+/// (the change of variable of Schonfelder 1978, Math. Comp. 32, "Chebyshev expansions for the error and related
+/// functions"): H is smooth on [-1, 1], and its polynomial of degree 25, highest degree first, comes from
+/// tools/fit_erfcx.py (Chebyshev series in 50-digit arithmetic, then the monomial basis): u H(s) in double is
+/// within 2.6 ulps of erfcx on 0 <= y <= 27.
+constexpr std::array<double, 26> kErfcxPoly = {
+    -2.9110013414190896e-12, -4.478756880522945e-11, 3.732605426229163e-11,
+    5.705708276830148e-10, -2.2640489956526939e-10, -4.524226433658983e-09,
+    1.486684247780591e-10, 3.169590993573733e-08, 1.8519316117986032e-08,
+    -2.1193007068995737e-07, -3.558308522476147e-07, 1.1737384001287099e-06,
+    4.715138421832986e-06, -9.088216036154213e-07, -4.4203184100111976e-05,
+    -0.00011376316786006397, 7.023971319329564e-05, 0.0015280139139034826,
+    0.006592513335374279, 0.019095378727295876, 0.043502734309969135,
+    0.08271289696950566, 0.1352134578283091, 0.19330217556630921,
+    0.2441371822702205, 0.27399891525012277,
+};
+
+inline void apply_gelu(const double* a, double* h, double* d, Eigen::Index n) {
+  // f = x Phi(x), f' = Phi(x) + x phi(x), as one vectorised pass (std::erfc is scalar: it was 27 % of the
+  // default sweep). With G = exp(-x^2 / 2) (as gaussian_kernel: from x^2 = p + dp split exactly) and
+  // y = x / sqrt 2: Phi = G erfcx(|y|) / 2 for x <= 0 and 1 - G erfcx(|y|) / 2 for x > 0, both without
+  // cancellation (relative accuracy in the left tail; erfcx hardly feels the rounding of y, its relative
+  // condition number is below 1), and phi = G / sqrt(2 pi). Where exp(-x^2 / 2) is subnormal (37.6 < |x| < 38.6)
+  // it is exp(-(x^2 / 2 - 40)) e^-40, rounded into the subnormal range as std::exp would; beyond, G is 0 and
+  // Phi is 0 or 1, as in normal_cdf.
+  constexpr double kShift = 40, kExpNegShift = 4.2483542552915889e-18;  // e^-40
+  const double flush = exp_flush_threshold<double>(), vanish = flush + kShift;
+  for_each_lanes(n, [&](auto lanes, Eigen::Index i, Eigen::Index m) {
+    constexpr int L = decltype(lanes)::value;
+    double x[L], p[L], dp[L], t[L], e[L];
+    for_lanes<L>([&](int l) {
+      x[l] = a[i + l * m];
+      exact_square(x[l], p[l], dp[l]);
+      const double half = 0.5 * p[l], shifted = half > flush ? half - kShift : half;
+      t[l] = shifted < flush ? shifted : flush;
+    });
+    exp_neg_poly(t, e);
+    for_lanes<L>([&](int l) {
+      const double xi = x[l], ay0 = std::abs(xi * kInvSqrt2);
+      const double ay = ay0 < 30.0 ? ay0 : 30.0;  // erfcx's argument, kept finite (G = 0 beyond)
+      const double r = 1 / (4 + ay);
+      const double u = 4 * r, s = (4 - ay) * r;
+      const double half = 0.5 * p[l];
+      const bool vanished = !(half <= vanish);  // also |x| = inf, where dp is NaN
+      const double ex = half > flush ? e[l] * kExpNegShift : e[l];
+      const double g = vanished ? 0.0 : ex * (1 - 0.5 * dp[l]);
+      const double tail = 0.5 * g * (u * horner(kErfcxPoly, s));  // G erfcx(|y|) / 2
+      const double cdf = xi <= 0 ? tail : 1 - tail;
+      const double hi = xi * cdf;
+      const double di = cdf + xi * (kInvSqrt2Pi * g);
+      h[i + l * m] = xi != xi ? xi : hi;
+      d[i + l * m] = xi != xi ? xi : di;
+    });
+  });
+}
+
+/// float GELU: the double kernel on blocks converted to double and back (converting inside the kernel's loop
+/// made GCC give up vectorising it).
+inline void apply_gelu(const float* a, float* h, float* d, Eigen::Index n) {
+  alignas(64) double x[kBlock], hd[kBlock], dd[kBlock];
+  for (Eigen::Index i = 0; i < n; i += kBlock) {
+    const Eigen::Index m = std::min(kBlock, n - i);
+    for (Eigen::Index k = 0; k < m; ++k) x[k] = a[i + k];
+    apply_gelu(x, hd, dd, m);
+    for (Eigen::Index k = 0; k < m; ++k) {
+      h[i + k] = static_cast<float>(hd[k]);
+      d[i + k] = static_cast<float>(dd[k]);
+    }
   }
 }
 

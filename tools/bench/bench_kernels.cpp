@@ -67,11 +67,15 @@ void BM_backward(benchmark::State& state) {
 void BM_tanh_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::tanh); }
 void BM_tanh_float(benchmark::State& s) { BM_activation<float>(s, ActivationKind::tanh); }
 void BM_sigmoid_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::sigmoid); }
+void BM_gelu_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::gelu); }
+void BM_gelu_float(benchmark::State& s) { BM_activation<float>(s, ActivationKind::gelu); }
 void BM_relu_double(benchmark::State& s) { BM_activation<double>(s, ActivationKind::relu); }
 void BM_relu_float(benchmark::State& s) { BM_activation<float>(s, ActivationKind::relu); }
 BENCHMARK(BM_tanh_double)->Arg(256)->Arg(8192);
 BENCHMARK(BM_sigmoid_double)->Arg(256)->Arg(8192);
 BENCHMARK(BM_tanh_float)->Arg(8192);
+BENCHMARK(BM_gelu_double)->Arg(8192);
+BENCHMARK(BM_gelu_float)->Arg(8192);
 BENCHMARK(BM_relu_double)->Arg(8192);
 BENCHMARK(BM_relu_float)->Arg(8192);
 BENCHMARK_TEMPLATE(BM_forward, double)->Args({256, 32, 100})->Args({64, 1, 1000})->Unit(benchmark::kMillisecond);
