@@ -43,7 +43,8 @@ class GatedCell : public Cell<Scalar> {
     u_ = model.u.cast<Scalar>();
     b_ = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(model.u.rows());
     b_recurrent_ = model.b_recurrent.size() ? Vec(model.b_recurrent.cast<Scalar>()) : Vec::Zero(w_.rows());
-    if (columns > 1 && u_.size() > 0) input_product_.emplace(u_.data(), u_.rows(), u_.cols(), columns, false, gemm_threads());
+    if (columns > 1 && u_.size() > 0)
+      input_product_.emplace(u_.data(), u_.rows(), u_.cols(), columns, false, gemm_threads());
   }
 
   /// a += U x_t. Inputs drawn per trajectory go through the packed U (the same kernel and order over the input

@@ -28,7 +28,8 @@ constexpr double kInvSqrt2 = 0.70710678118654752440;    // 1/sqrt(2)
 constexpr double kInvSqrt2Pi = 0.39894228040143267794;  // 1/sqrt(2 pi)
 constexpr double kInvSqrtPi = 0.56418958354775628695;   // 1/sqrt(pi)
 
-/// y^2 = q + dq exactly (for |y| < 1e154), q = fl(y^2): one FMA where the target has it, else Dekker's exact product (the same bits).
+/// y^2 = q + dq exactly (for |y| < 1e154), q = fl(y^2): one FMA where the target has it, else Dekker's exact
+/// product (the same bits).
 inline void exact_square(double y, double& q, double& dq) {
   q = y * y;
 #if defined(__FMA__)
@@ -40,8 +41,9 @@ inline void exact_square(double y, double& q, double& dq) {
 #endif
 }
 
-/// exp(-x^2 / 2) for |x| < 40 with x^2 = p + dp split exactly: exp(-p / 2) (1 - dp / 2). exp(-0.5 * x * x) would
-/// carry the rounding of x^2, ~x^2 eps relative (hundreds of ulps at x = -30, where GELU's slope still lives).
+/// exp(-x^2 / 2) for |x| < 40 with x^2 = p + dp split exactly: exp(-p / 2) (1 - dp / 2). exp(-0.5 * x * x)
+/// would carry the rounding of x^2, ~x^2 eps relative (hundreds of ulps at x = -30, where GELU's slope still
+/// lives).
 inline double gaussian_kernel(double x) {
   double p, dp;
   exact_square(x, p, dp);
@@ -50,8 +52,8 @@ inline double gaussian_kernel(double x) {
 
 /// Phi(x) = P(Z <= x) for Z ~ N(0,1), relative-accurate in the left tail: erfc keeps relative accuracy there,
 /// and rounding y = x / sqrt 2 moves y^2 by ~y^2 eps, so erfc(fl(y)) is multiplied back by
-/// exp(fl(y)^2 - x^2 / 2) ~ 1 + (fl(y)^2 - x^2 / 2), from the exact splits of both squares (q - p / 2 is exact:
-/// the two are within a few ulps). 0 or 1 beyond |x| = 40, where erfc underflows.
+/// exp(fl(y)^2 - x^2 / 2) ~ 1 + (fl(y)^2 - x^2 / 2), from the exact splits of both squares (q - p / 2 is
+/// exact: the two are within a few ulps). 0 or 1 beyond |x| = 40, where erfc underflows.
 inline double normal_cdf(double x) {
   if (std::abs(x) > 40) return x < 0 ? 0.0 : 1.0;
   const double y = -x * kInvSqrt2;
@@ -131,7 +133,8 @@ constexpr Eigen::Index kBlock = 256;
 template <class Scalar, std::size_t N>
 inline Scalar horner(const std::array<Scalar, N>& c, Scalar x) {
   Scalar p = c[0];
-#pragma GCC unroll 32  // whole (GCC peels at most 16 iterations by itself): a loop nest inside omp simd is scalar
+// Unrolled whole (GCC peels at most 16 iterations by itself): a loop nest inside an omp simd loop stays scalar.
+#pragma GCC unroll 32
   for (std::size_t k = 1; k < N; ++k) p = p * x + c[k];
   return p;
 }
@@ -255,10 +258,10 @@ inline void exp_neg_poly(const Scalar (&t)[L], Scalar (&e)[L]) {
   for_lanes<L>([&](int l) { e[l] = p[l] * exp2_int(static_cast<typename C::Int>(kd[l])); });
 }
 
-/// r[l] = 1 / y[l] for y[l] in [1, 2] and L lanes: a division, correctly rounded. Until 0.4.0 double used four
-/// Newton steps from a linear start instead (multiplications only, within 1 ulp), measured faster where the
-/// divider was the bottleneck; on AVX-512 (Zen 5) the divider works beside the FMA units, and dividing made
-/// tanh 1.2x and sigmoid 1.25x faster (bench_kernels, 8192 values in double).
+/// r[l] = 1 / y[l] for y[l] in [1, 2] and L lanes: a division, correctly rounded. Until 0.4.0 double used
+/// four Newton steps from a linear start instead (multiplications only, within 1 ulp), measured faster where
+/// the divider was the bottleneck; on AVX-512 (Zen 5) the divider works beside the FMA units, and dividing
+/// made tanh 1.2x and sigmoid 1.25x faster (bench_kernels, 8192 values in double).
 template <int L, class Scalar>
 inline void reciprocal_1_2(const Scalar (&y)[L], Scalar (&r)[L]) {
   for_lanes<L>([&](int l) { r[l] = 1 / y[l]; });
@@ -283,9 +286,9 @@ inline void exp_neg_reciprocal(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&r)
 
 /// The kernels of exp(-|x|) and one reciprocal (tanh, sigmoid, swish) evaluate kLanes elements per iteration
 /// of their omp simd loop, i, i + m, ... for m = n / kLanes, side by side statement by statement. With one
-/// element per iteration part of each element's chain of dependent multiply-adds (the polynomial, then, before
-/// 0.4.0, the reciprocal's Newton steps) waited on latency (perf annotate: the samples sat on the Newton steps);
-/// with four the kernels are close to the FP units' throughput, so more lanes gain nothing.
+/// element per iteration part of each element's chain of dependent multiply-adds (the polynomial, then,
+/// before 0.4.0, the reciprocal's Newton steps) waited on latency (perf annotate: the samples sat on the
+/// Newton steps); with four the kernels are close to the FP units' throughput, so more lanes gain nothing.
 /// Each element's arithmetic is the same whatever the lane count, so are its bits; the n - kLanes m elements
 /// left over run the same kernel with one lane. kernel(lanes, i, m) handles elements i + l m, l < lanes().
 /// No element is read after another one is written: h or d may alias a.
