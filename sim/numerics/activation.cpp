@@ -478,11 +478,13 @@ inline void apply_gelu(const double* a, double* h, double* d, Eigen::Index n) {
   const double flush = exp_flush_threshold<double>(), vanish = flush + kShift;
   for_each_lanes(n, [&](auto lanes, Eigen::Index i, Eigen::Index m) {
     constexpr int L = decltype(lanes)::value;
-    double x[L], p[L], dp[L], t[L], e[L];
+    double x[L], half[L], dp[L], t[L], e[L];  // half: fl(x^2) / 2 (exact)
     for_lanes<L>([&](int l) {
       x[l] = a[i + l * m];
-      exact_square(x[l], p[l], dp[l]);
-      const double half = 0.5 * p[l], shifted = half > flush ? half - kShift : half;
+      double p;
+      exact_square(x[l], p, dp[l]);
+      half[l] = 0.5 * p;
+      const double shifted = half[l] > flush ? half[l] - kShift : half[l];
       t[l] = shifted < flush ? shifted : flush;
     });
     exp_neg_poly(t, e);
@@ -491,9 +493,8 @@ inline void apply_gelu(const double* a, double* h, double* d, Eigen::Index n) {
       const double ay = ay0 < 30.0 ? ay0 : 30.0;  // erfcx's argument, kept finite (G = 0 beyond)
       const double r = 1 / (4 + ay);
       const double u = 4 * r, s = (4 - ay) * r;
-      const double half = 0.5 * p[l];
-      const bool vanished = !(half <= vanish);  // also |x| = inf, where dp is NaN
-      const double ex = half > flush ? e[l] * kExpNegShift : e[l];
+      const bool vanished = !(half[l] <= vanish);  // also |x| = inf, where dp is NaN
+      const double ex = half[l] > flush ? e[l] * kExpNegShift : e[l];
       const double g = vanished ? 0.0 : ex * (1 - 0.5 * dp[l]);
       const double tail = 0.5 * g * (u * horner(kErfcxPoly, s));  // G erfcx(|y|) / 2
       const double cdf = xi <= 0 ? tail : 1 - tail;
