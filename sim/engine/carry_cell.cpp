@@ -35,7 +35,7 @@ class CarryCell final : public Cell<Scalar> {
     switch (pass) {
       case Pass::forward:
         product_.emplace(model, columns, /*transposed=*/false);
-        u_ = model.u.cast<Scalar>();
+        input_.emplace(model.u, columns);
         b_ = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(n_);
         has_bias_ = model.b.size() != 0 && model.b.any();
         a_.resize(n_, columns);
@@ -53,7 +53,7 @@ class CarryCell final : public Cell<Scalar> {
 
   Index units() const override { return n_; }
   Index state_size() const override { return n_; }
-  Index tape_rows() const override { return n_; }
+  Index tape_rows() const override { return tape_rows_per_unit(CellKind::vanilla) * n_; }  // residual, leaky: the same
 
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* dact, StepStats* stats) override {
     const Index batch = h_prev.cols();
@@ -61,7 +61,7 @@ class CarryCell final : public Cell<Scalar> {
     if (has_bias_)
       for (Index j = 0; j < batch; ++j) a_.col(j) = b_;
     product_->apply(h_prev, a_, /*accumulate=*/has_bias_);
-    x.add_to(a_, u_);
+    input_->add_to(x, a_);
     // One pass per trajectory while its column is in L1: f and f' (fused kernel, f' straight into the tape),
     // the cell's carry, then the finiteness check and the statistics of f' in one more pass. The columns
     // are split between the product's threads; their sums are added below in trajectory order, so the
@@ -149,7 +149,7 @@ class CarryCell final : public Cell<Scalar> {
   Scalar carry_, scale_, saturation_level_;
   std::optional<PassProduct<Scalar>> product_;           // forward: W x; backward: W^T x
   std::optional<RecurrentWeights<Scalar>> weights_;      // tangent: W Q on B k columns
-  Mat u_;
+  std::optional<InputProduct<Scalar>> input_;           // forward: U x
   Vec b_;
   bool has_bias_ = false;
   Mat a_, dg_, y_;  // scratch: pre-activations, f' .* g, W Q

@@ -7,11 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
+#include <type_traits>
 
 #include <Eigen/Core>
 
 #include "gradflow/engine/cell.hpp"
 #include "gradflow/numerics/blas.hpp"
+#include "products.hpp"
 #include "tape_store.hpp"
 
 namespace gradflow::detail {
@@ -33,31 +35,28 @@ class GatedCell : public Cell<Scalar> {
         blocks_(blocks),
         f_(model.activation),
         sigmoid_(ActivationKind::sigmoid),
-        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())),
-        w_(model.w.cast<Scalar>()) {}
+        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())) {
+    if constexpr (std::is_same_v<Scalar, double>) w_model_ = &model.w;
+    else w_copy_ = model.w.cast<Scalar>();
+  }
 
-  /// Input-side operands of the forward pass: U and the bias vectors at this precision; with more than one
-  /// column and an input, U packed once for the pass (add_input), as W is.
+  /// The stacked recurrent weights, G N x N, at the pass's precision: the model's own in double (no copy), a
+  /// float copy in float.
+  const Mat& w() const {
+    if constexpr (std::is_same_v<Scalar, double>) return *w_model_;
+    else return w_copy_;
+  }
+
+  /// Input-side operands of the forward pass: U (InputProduct) and the bias vectors at this precision.
   void prepare_forward(const Model& model, Index columns) {
     stage_.resize(this->tape_rows());
-    u_ = model.u.cast<Scalar>();
+    input_.emplace(model.u, columns);
     b_ = model.b.size() ? Vec(model.b.cast<Scalar>()) : Vec::Zero(model.u.rows());
-    b_recurrent_ = model.b_recurrent.size() ? Vec(model.b_recurrent.cast<Scalar>()) : Vec::Zero(w_.rows());
-    if (columns > 1 && u_.size() > 0)
-      input_product_.emplace(u_.data(), u_.rows(), u_.cols(), columns, false, gemm_threads());
+    b_recurrent_ = model.b_recurrent.size() ? Vec(model.b_recurrent.cast<Scalar>()) : Vec::Zero(w().rows());
   }
 
-  /// a += U x_t. Inputs drawn per trajectory go through the packed U (the same kernel and order over the input
-  /// dimension as Eigen's product, so the same bits, without packing U again at every step: ~1 % of an LSTM's
-  /// time at B = 32); a shared input is StepInput::add_to's one matrix-vector product.
-  void add_input(const StepInput<Scalar>& x, Mat& a) const {
-    const Mat* xs = x.per_trajectory;
-    if (xs && input_product_ && xs->cols() > 1 && xs->cols() <= input_product_->columns()) {
-      input_product_->apply(xs->data(), xs->rows(), a.data(), a.rows(), xs->cols(), true);
-      return;
-    }
-    x.add_to(a, u_);
-  }
+  /// a += U x_t.
+  void add_input(const StepInput<Scalar>& x, Mat& a) const { input_->add_to(x, a); }
 
   /// The pass's stacked recurrent product, W (G N x N) forward and in the tangent pass, W^T backward: with more
   /// than one column, W is packed once for the pass (PackedProduct: Eigen's GEMM kernel without packing W again
@@ -65,8 +64,9 @@ class GatedCell : public Cell<Scalar> {
   void prepare_product(Pass pass, Index columns) {
     transposed_product_ = pass == Pass::backward;
     if (columns < 2) return;
-    if (pass == Pass::backward) product_.emplace(w_.data(), w_.cols(), w_.rows(), columns, true, gemm_threads());
-    else product_.emplace(w_.data(), w_.rows(), w_.cols(), columns, false, gemm_threads());
+    const Mat& w = this->w();
+    if (pass == Pass::backward) product_.emplace(w.data(), w.cols(), w.rows(), columns, true, gemm_threads());
+    else product_.emplace(w.data(), w.rows(), w.cols(), columns, false, gemm_threads());
   }
 
   /// y = op(W) x, or y += op(W) x when `accumulate`, for `cols` columns of x and y (column-major, leading
@@ -78,12 +78,13 @@ class GatedCell : public Cell<Scalar> {
     }
     using Stride = Eigen::OuterStride<>;
     const bool transpose = transposed_product_;
-    const Index rows = transpose ? w_.cols() : w_.rows(), depth = transpose ? w_.rows() : w_.cols();
+    const Mat& w = this->w();
+    const Index rows = transpose ? w.cols() : w.rows(), depth = transpose ? w.rows() : w.cols();
     const Eigen::Map<const Mat, 0, Stride> xm(x, depth, cols, Stride(ldx));
     Eigen::Map<Mat, 0, Stride> ym(y, rows, cols, Stride(ldy));
     if (!accumulate) ym.setZero();
-    if (transpose) ym.noalias() += w_.transpose() * xm;
-    else ym.noalias() += w_ * xm;
+    if (transpose) ym.noalias() += w.transpose() * xm;
+    else ym.noalias() += w * xm;
   }
 
   /// Adds one trajectory's candidate slope f'(a) and its K Jacobian coefficients (n values each; coefficient k
@@ -144,11 +145,11 @@ class GatedCell : public Cell<Scalar> {
   Index n_, blocks_;
   Activation f_, sigmoid_;
   Scalar saturation_level_;
-  Mat w_;              // stacked recurrent weights, G N x N
+  const Eigen::MatrixXd* w_model_ = nullptr;  // the model's W, G N x N, used in place in double (w())
+  Mat w_copy_;                                // its float copy in float
   std::optional<PackedProduct<Scalar>> product_;  // W or W^T packed for the pass (prepare_product)
   bool transposed_product_ = false;               // the pass multiplies by W^T (backward)
-  Mat u_;              // input weights, rows x dim
-  std::optional<PackedProduct<Scalar>> input_product_;  // U packed for the forward pass (prepare_forward)
+  std::optional<InputProduct<Scalar>> input_;  // U, for the forward pass (prepare_forward)
   Vec b_, b_recurrent_;
   Vec stage_;          // forward: one trajectory's tape column, staged for stream_copy
 };

@@ -21,7 +21,6 @@ class GruCell final : public GatedCell<Scalar> {
   using typename Base::Index;
   using typename Base::Mat;
   using Base::n_;
-  using Base::w_;
 
  public:
   GruCell(const Model& model, Pass pass, Index columns) : Base(model, 3) {
@@ -41,7 +40,7 @@ class GruCell final : public GatedCell<Scalar> {
   }
 
   Index state_size() const override { return n_; }
-  Index tape_rows() const override { return 4 * n_; }
+  Index tape_rows() const override { return tape_rows_per_unit(CellKind::gru) * n_; }
   std::vector<std::string> coefficient_names() const override { return {"z", "r", "hz", "cn_rg", "cn_r"}; }
 
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* tape, StepStats* stats) override {

@@ -21,7 +21,6 @@ class LstmCell final : public GatedCell<Scalar> {
   using typename Base::Mat;
   using typename Base::Vec;
   using Base::n_;
-  using Base::w_;
 
  public:
   LstmCell(const Model& model, Pass pass, Index columns) : Base(model, 4) {
@@ -41,7 +40,7 @@ class LstmCell final : public GatedCell<Scalar> {
   }
 
   Index state_size() const override { return 2 * n_; }
-  Index tape_rows() const override { return 6 * n_; }
+  Index tape_rows() const override { return tape_rows_per_unit(CellKind::lstm) * n_; }
   std::vector<std::string> coefficient_names() const override {
     return {"f", "i", "o", "oc", "po", "cf", "gi", "ig"};
   }

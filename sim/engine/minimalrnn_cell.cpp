@@ -17,7 +17,6 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
   using typename Base::Index;
   using typename Base::Mat;
   using Base::n_;
-  using Base::w_;
 
  public:
   MinimalRnnCell(const Model& model, Pass pass, Index columns) : Base(model, 1) {
@@ -38,7 +37,7 @@ class MinimalRnnCell final : public GatedCell<Scalar> {
   }
 
   Index state_size() const override { return n_; }
-  Index tape_rows() const override { return 2 * n_; }
+  Index tape_rows() const override { return tape_rows_per_unit(CellKind::minimalrnn) * n_; }
   std::vector<std::string> coefficient_names() const override { return {"u", "hu"}; }
 
   bool forward(const Mat& h_prev, const StepInput<Scalar>& x, Mat& h_next, Scalar* tape, StepStats* stats) override {

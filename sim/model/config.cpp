@@ -88,11 +88,7 @@ double cell_memory_bytes(const Config& c) {
   double inputs = 0.0;
   if (c.input.kind == InputKind::file) inputs = 8.0 * double(c.analysis.burn_in + c.network.steps) * dim;
   const double lyapunov = 2.0 * n * b * double(c.analysis.lyapunov) * scalar;  // Lyapunov tangent frames
-  // The tape holds per trajectory and step N scalars (f'), 4 N (gru), 6 N (lstm) or 2 N (minimalrnn).
-  const double tape_rows = c.network.cell == CellKind::gru    ? 4.0
-                           : c.network.cell == CellKind::lstm ? 6.0
-                           : c.network.cell == CellKind::minimalrnn ? 2.0
-                                                                    : 1.0;
+  const double tape_rows = tape_rows_per_unit(c.network.cell);
   // The tape is its own mapping, rounded up to 2 MiB (huge pages).
   const double huge_page = 2.0 * 1024.0 * 1024.0;
   const double tape = std::ceil(tape_rows * n * b * t * scalar / huge_page) * huge_page;
@@ -123,6 +119,17 @@ CellKind parse_cell_kind(const std::string& name) {
 
 bool is_gated(CellKind k) { return k == CellKind::gru || k == CellKind::lstm || k == CellKind::minimalrnn; }
 int gate_blocks(CellKind k) { return k == CellKind::gru ? 3 : k == CellKind::lstm ? 4 : 1; }
+int tape_rows_per_unit(CellKind k) {
+  switch (k) {
+    case CellKind::gru: return 4;
+    case CellKind::lstm: return 6;
+    case CellKind::minimalrnn: return 2;
+    case CellKind::vanilla:
+    case CellKind::residual:
+    case CellKind::leaky: return 1;
+  }
+  return 1;
+}
 int candidate_block(CellKind k) { return k == CellKind::gru || k == CellKind::lstm ? 2 : 0; }
 int memory_block(CellKind k) {
   return k == CellKind::gru || k == CellKind::lstm ? 1 : k == CellKind::minimalrnn ? 0 : -1;

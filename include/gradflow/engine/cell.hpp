@@ -109,7 +109,8 @@ CellPredictors gated_predictors(const Model& model, const std::vector<double>& m
                                 const std::vector<double>& max_abs);
 
 /// The cell of model.cell for one pass over `columns` state columns (B for the forward and backward passes,
-/// B k for the tangent pass). Throws std::invalid_argument when the model's shapes do not fit the cell.
+/// B k for the tangent pass). Throws std::invalid_argument when the model's shapes do not fit the cell. The cell
+/// may use the model's weights in place: the model must outlive it.
 template <class Scalar>
 std::unique_ptr<Cell<Scalar>> make_cell(const Model& model, Pass pass, Eigen::Index columns);
 

@@ -33,6 +33,10 @@ CellKind parse_cell_kind(const std::string& name);
 bool is_gated(CellKind k);
 /// G, the blocks stacked in the cell's recurrent and input weights (rows G N): 3 for gru, 4 for lstm, 1 otherwise.
 int gate_blocks(CellKind k);
+/// R, the scalars per unit, trajectory and step that the cell's forward step writes to the tape: 1 (f'(a_t)) for
+/// the vanilla, residual and leaky cells, 4 for gru, 6 for lstm, 2 for minimalrnn. The cells' tape_rows() is R N,
+/// and the memory estimate counts R N B T scalars.
+int tape_rows_per_unit(CellKind k);
 /// The block of the stacked weights that spectrum.radius sets (gru n = 2, lstm g = 2, 0 otherwise); the other
 /// blocks are gate blocks (gates.radius).
 int candidate_block(CellKind k);
