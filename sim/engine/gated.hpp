@@ -7,13 +7,13 @@
 #include <cmath>
 #include <cstdint>
 #include <optional>
-#include <type_traits>
 
 #include <Eigen/Core>
 
 #include "gradflow/engine/cell.hpp"
 #include "gradflow/numerics/blas.hpp"
 #include "products.hpp"
+#include "recurrent_weights.hpp"
 #include "tape_store.hpp"
 
 namespace gradflow::detail {
@@ -35,17 +35,12 @@ class GatedCell : public Cell<Scalar> {
         blocks_(blocks),
         f_(model.activation),
         sigmoid_(ActivationKind::sigmoid),
-        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())) {
-    if constexpr (std::is_same_v<Scalar, double>) w_model_ = &model.w;
-    else w_copy_ = model.w.cast<Scalar>();
-  }
+        saturation_level_(static_cast<Scalar>(1e-3 * model.activation.sup_abs_derivative())),
+        weights_(model, /*transposed=*/false) {}
 
   /// The stacked recurrent weights, G N x N, at the pass's precision: the model's own in double (no copy), a
-  /// float copy in float.
-  const Mat& w() const {
-    if constexpr (std::is_same_v<Scalar, double>) return *w_model_;
-    else return w_copy_;
-  }
+  /// float copy in float (RecurrentWeights).
+  const Mat& w() const { return weights_.dense(); }
 
   /// Input-side operands of the forward pass: U (InputProduct) and the bias vectors at this precision.
   void prepare_forward(const Model& model, Index columns) {
@@ -145,8 +140,7 @@ class GatedCell : public Cell<Scalar> {
   Index n_, blocks_;
   Activation f_, sigmoid_;
   Scalar saturation_level_;
-  const Eigen::MatrixXd* w_model_ = nullptr;  // the model's W, G N x N, used in place in double (w())
-  Mat w_copy_;                                // its float copy in float
+  RecurrentWeights<Scalar> weights_;  // the stacked W at this precision (w())
   std::optional<PackedProduct<Scalar>> product_;  // W or W^T packed for the pass (prepare_product)
   bool transposed_product_ = false;               // the pass multiplies by W^T (backward)
   std::optional<InputProduct<Scalar>> input_;  // U, for the forward pass (prepare_forward)
