@@ -7,6 +7,8 @@
 # nothing is written into OUTDIR: the figures go to a temporary directory that is removed at the end.
 # Checks that both scripts draw non-empty PNGs (and an SVG with --svg), that they exit with code 2 and a
 # clear message on a missing or wrong directory, an unknown column or an unknown cell, and that --help works.
+# A copy of OUTDIR's files in the temporary directory, turned into a run with a leaky cell, checks the cells'
+# own predictor columns (predictor_cell, predictor_rms_cell, bound_cell).
 # Python: $PYTHON if set, else the first of python3, /usr/bin/python3 that has numpy and matplotlib
 # (Debian: python3-numpy, python3-matplotlib).
 # Exit: 0 all checks passed, 1 some failed, 2 usage error.
@@ -111,6 +113,105 @@ if "$python" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).ge
 else
   run "plot_verdicts explains a run without verdicts" 2 "no verdicts" -- "$python" "$verdicts" "$outdir" \
       -o "$tmp/bad.png"
+fi
+
+# --- the cells' own predictors (predictor_cell, predictor_rms_cell, bound_cell) -------------------------
+# gradflow writes them only when the scenario has a residual, leaky or gated cell; then predictor,
+# predictor_rms and bound stay the textbook formulas. Without running gradflow, a copy of OUTDIR's files in
+# $tmp becomes such a run: a network.cell axis with every cell once as vanilla (*_cell = the textbook
+# columns, as gradflow writes them) and once as leaky with leak 0.5 (*_cell = 0.5 + 0.5 x, ...), with the
+# matching verdicts and series. An OUTDIR that already has the columns is drawn as it is.
+if has_axes; then
+  cellrun=$tmp/cellrun
+  if head -n 1 "$outdir/cells.csv" | tr ',' '\n' | grep -qx predictor_cell; then
+    cellrun=$outdir
+    pass "OUTDIR has the *_cell columns itself"
+  elif mkdir "$cellrun" && "$python" - "$outdir" "$cellrun" >"$tmp/err" 2>&1 <<'EOF'
+import csv, json, math, os, sys
+src, dst = sys.argv[1:3]
+meta = json.load(open(os.path.join(src, "run.json")))
+sc = meta["scenario"]
+sc["sweep"]["axes"].append({"key": "network.cell", "values": ["vanilla", "leaky"]})
+sc.setdefault("resolved", {})["network.leak"] = 0.5
+def num(s):
+    return float(s) if s not in ("", None) else None
+def cell_values(r, kind):
+    out = {}
+    for col, f in (("predictor", lambda v: 0.5 + 0.5 * v),
+                   ("predictor_rms", lambda v: math.sqrt(0.25 + 0.25 * v * v)),
+                   ("bound", lambda v: 0.5 + 0.5 * v)):
+        v = num(r.get(col))
+        out[col + "_cell"] = "" if v is None else repr(v if kind == "vanilla" else f(v))
+    return out
+with open(os.path.join(src, "cells.csv"), newline="") as f:
+    reader = csv.DictReader(f)
+    header = reader.fieldnames + ["network.cell", "predictor_cell", "predictor_rms_cell", "bound_cell"]
+    rows = []
+    for r in reader:
+        for k, kind in enumerate(("vanilla", "leaky")):
+            rows.append(dict(r, cell=str(2 * int(r["cell"]) + k), **{"network.cell": kind},
+                             **cell_values(r, kind)))
+with open(os.path.join(dst, "cells.csv"), "w", newline="") as f:
+    w = csv.DictWriter(f, header)
+    w.writeheader()
+    w.writerows(rows)
+if os.path.isfile(os.path.join(src, "series.csv")):
+    with open(os.path.join(src, "series.csv"), newline="") as f, \
+         open(os.path.join(dst, "series.csv"), "w", newline="") as g:
+        reader, w = csv.reader(f), csv.writer(g)
+        header = next(reader)
+        w.writerow(header)
+        pos = header.index("cell")
+        for rec in reader:
+            for k in (0, 1):
+                w.writerow(rec[:pos] + [str(2 * int(rec[pos]) + k)] + rec[pos + 1:])
+preds = (meta.get("verdicts") or {}).get("predictors")
+if preds:
+    by_name = {p["name"]: p for p in preds}
+    extra = [dict(by_name[c], name=c + "_cell", column=c + "_cell")
+             for c in ("predictor", "predictor_rms", "bound") if c in by_name]
+    meta["verdicts"]["predictors"] = preds + extra
+json.dump(meta, open(os.path.join(dst, "run.json"), "w"), indent=1)
+EOF
+  then
+    pass "a run with the *_cell columns is made from OUTDIR"
+  else
+    fail "a run with the *_cell columns is made from OUTDIR" "$tmp/err"
+    cellrun=""
+  fi
+  if [ -n "$cellrun" ]; then
+    # textbook legends on the textbook columns, the cells' formulas on the *_cell columns; an old run (no
+    # *_cell columns) keeps the cells' formulas on predictor, predictor_rms and bound
+    if "$python" -B - "$root/tools" "$cellrun" >"$tmp/err" 2>&1 <<'EOF'
+import sys
+sys.path.insert(0, sys.argv[1])
+from plot_heatmap import Run, predictor_labels
+run = Run(sys.argv[2])
+new = predictor_labels(run.meta, run.columns)
+old = predictor_labels(run.meta, [c for c in run.columns if not c.endswith("_cell")])
+assert sorted(new) == ["bound_cell", "predictor_cell", "predictor_rms_cell"], new
+assert sorted(old) == ["bound", "predictor", "predictor_rms"], old
+EOF
+    then pass "legends: textbook on predictor/predictor_rms/bound, cell formulas on *_cell"
+    else fail "legends: textbook on predictor/predictor_rms/bound, cell formulas on *_cell" "$tmp/err"; fi
+    run "plot_heatmap draws a run with *_cell columns" 0 "" -- "$python" "$heatmap" "$cellrun" \
+        -o "$tmp/heatmap_cell.png" && nonempty "heatmap_cell.png is written" "$tmp/heatmap_cell.png"
+    run "plot_heatmap --metric predictor_cell" 0 "" -- "$python" "$heatmap" "$cellrun" \
+        --metric predictor_cell -o "$tmp/heatmap_predictor_cell.png" &&
+      nonempty "heatmap_predictor_cell.png is written" "$tmp/heatmap_predictor_cell.png"
+    run "plot_heatmap --select network.cell=vanilla (no *_cell lines)" 0 "" -- \
+        "$python" "$heatmap" "$cellrun" --select network.cell=vanilla -o "$tmp/heatmap_vanilla.png" &&
+      nonempty "heatmap_vanilla.png is written" "$tmp/heatmap_vanilla.png"
+    if [ -f "$cellrun/series.csv" ]; then
+      run "plot_series draws *_cell slopes" 0 "" -- "$python" "$series" "$cellrun" --cells 0,1 \
+          -o "$tmp/series_cell.png" && nonempty "series_cell.png is written" "$tmp/series_cell.png"
+    fi
+    if "$python" -c 'import json, sys; sys.exit(0 if json.load(open(sys.argv[1])).get("verdicts") else 1)' \
+        "$cellrun/run.json" 2>/dev/null; then
+      run "plot_verdicts draws the *_cell predictors" 0 "" -- "$python" "$verdicts" "$cellrun" \
+          -o "$tmp/verdicts_cell.png" && nonempty "verdicts_cell.png is written" "$tmp/verdicts_cell.png"
+    fi
+  fi
 fi
 
 if [ "$(listing "$outdir")" = "$before" ]; then pass "nothing was written into OUTDIR"

@@ -9,6 +9,14 @@ has them, mf_growth (mean-field theory), the bound ||W||_2*sup|f'| and exp(lyapu
 exponent, when analysis.lyapunov > 0). Where the measured line and a predictor's line part,
 that predictor misclassifies the regime.
 
+predictor, predictor_rms and bound are those textbook formulas for every cell (for a gated cell, of its
+candidate block and nonlinearity). When the scenario has a residual, leaky or gated cell, cells.csv also has
+each cell's own predictors, predictor_cell, predictor_rms_cell and bound_cell (e.g. 1 + rho*E|f'| for the
+residual cell, the spectral radius of the mean Jacobian for a gated one): they get lines of their own, with
+each cell's formula in the legend, drawn for the non-vanilla cells only (for vanilla cells they equal the
+textbook columns). Runs written before those columns existed (0.4.0) had the cells' own predictors in
+predictor, predictor_rms and bound: their lines then carry the cells' formulas.
+
 Axes are chosen from the sweep: the first numeric axis is x, the second numeric axis is y, and any other
 axis (e.g. network.activation) gives one panel per value. With one numeric and one string axis the string
 axis gives the rows. With a single axis the figure is a line plot over a one-row heatmap.
@@ -305,20 +313,33 @@ def cell_mean(rows, col, log):
 # What to draw
 
 # (column, legend label, line style, marker): where each factor crosses 1. Optional columns are skipped
-# when the run has no values for them.
+# when the run has no values for them. predictor, predictor_rms and bound are the textbook formulas for every
+# cell (for a gated cell W and f are its candidate block and nonlinearity); the *_cell columns, written when
+# the scenario has a non-vanilla cell, are each cell's own predictors (labelled by predictor_labels).
 CROSSINGS = [
     ("growth_rate", "measured rate = 1", dict(color="black", linestyle="-", linewidth=2.4), "o"),
     ("predictor", "ρ·E|f′| = 1  (textbook predictor)",
      dict(color="#e69f00", linestyle="--", linewidth=2.2), "v"),
+    ("predictor_cell", "predictor_cell = 1  (the cell's own predictor)",
+     dict(color="#d55e00", linestyle="-", linewidth=2.0), "<"),
     ("predictor_rms", "ρ·√E[f′²] = 1  (mean-field factor)",
      dict(color="#00a572", linestyle="-.", linewidth=2.2), "^"),
+    ("predictor_rms_cell", "predictor_rms_cell = 1  (the cell's own RMS factor)",
+     dict(color="#0072b2", linestyle=(0, (6, 1.5, 1, 1.5, 1, 1.5)), linewidth=2.2), ">"),
     ("mf_growth", "mf_growth = 1  (mean-field theory)",
      dict(color="#d55ec8", linestyle=":", linewidth=2.6), "s"),
     ("bound", "‖W‖₂·sup|f′| = 1  (upper bound)",
      dict(color="#555555", linestyle=(0, (6, 2, 1, 2, 1, 2)), linewidth=1.8), "D"),
+    ("bound_cell", "bound_cell = 1  (the cell's own upper bound)",
+     dict(color="#8c564b", linestyle=(0, (1, 1)), linewidth=2.0), "X"),
     ("lyapunov_max", "exp(λ_max) = 1  (top Lyapunov exponent)",
      dict(color="#56b4e9", linestyle=(0, (2, 1)), linewidth=2.4), "P"),
 ]
+
+# The cells' own predictors and the textbook columns they stand next to.
+CELL_COLUMNS = {"predictor_cell": "predictor", "predictor_rms_cell": "predictor_rms", "bound_cell": "bound"}
+GATED_KINDS = ("gru", "lstm", "minimalrnn")
+
 
 def cell_kinds(meta):
     """The cell kinds of a run (network.cell of the resolved scenario, or its sweep axis) with their leaks."""
@@ -334,24 +355,44 @@ def cell_kinds(meta):
     return kinds, leaks
 
 
-def predictor_labels(meta):
-    """Legend text of predictor, predictor_rms and bound with each cell's own formula (J = c I + s D W)."""
+def predictor_labels(meta, columns):
+    """Legend text of the cells' own predictors, with each cell's formula (J = c I + s D W; for gated cells
+    the predictors of their own Jacobian, README "Predictors"): {column: label}, empty for a vanilla run.
+    They are the predictor_cell, predictor_rms_cell and bound_cell columns. Runs written before those columns
+    existed (0.4.0) kept the cells' own predictors in predictor, predictor_rms and bound themselves: then
+    those get the labels, as they did then."""
     kinds, leaks = cell_kinds(meta)
     if kinds <= {"vanilla"}:
         return {}
+    legacy = not any(c in columns for c in CELL_COLUMNS)
     leak = next(iter(leaks)) if len(leaks) == 1 else "a"
     forms = {"vanilla": ("ρ·E|f′|", "ρ·√E[f′²]", "‖W‖₂·sup|f′|"),
              "residual": ("1 + ρ·E|f′|", "√(1 + ρ²E[f′²])", "1 + ‖W‖₂·sup|f′|"),
              "leaky": (f"(1−{leak}) + {leak}·ρ·E|f′|", f"√((1−{leak})² + {leak}²ρ²E[f′²])",
                        f"(1−{leak}) + {leak}·‖W‖₂·sup|f′|")}
-    order = [k for k in ("vanilla", "residual", "leaky") if k in kinds]
-    names = ("textbook predictor", "RMS factor", "upper bound")
-    if not order:  # gated cells only: their predictors are those of each cell's own Jacobian (README)
-        gated = ("the cell's mean Jacobian", "its RMS factor", "upper bound")
-        return {col: f"{col} = 1  ({gated[i]})" for i, col in enumerate(("predictor", "predictor_rms", "bound"))}
+    gated_forms = ("ρ of the mean Jacobian", "RMS factor of the Jacobian", "bound on ‖J‖₂")
+    # The *_cell lines skip vanilla cells (there they equal the textbook lines): no vanilla formula for them.
+    order = [k for k in ("vanilla", "residual", "leaky") if k in kinds and (legacy or k != "vanilla")]
+    gated = [k for k in GATED_KINDS if k in kinds]
+    names = ("the cell's own predictor", "its RMS factor", "its upper bound")
+    targets = ("predictor", "predictor_rms", "bound") if legacy else tuple(CELL_COLUMNS)
     out = {}
-    for i, col in enumerate(("predictor", "predictor_rms", "bound")):
-        out[col] = f"{col} = 1  ({names[i]}; " + ", ".join(f"{k}: {forms[k][i]}" for k in order) + ")"
+    for i, col in enumerate(targets):
+        parts = [f"{k}: {forms[k][i]}" for k in order]
+        if gated:
+            parts.append(f"{', '.join(gated)}: {gated_forms[i]}")
+        out[col] = f"{col} = 1  ({names[i]}; " + ", ".join(parts) + ")"
+    return out
+
+
+def vanilla_cells(run):
+    """Cell ids whose network.cell is vanilla (the row's sweep value, else the scenario's resolved cell)."""
+    resolved = ((run.meta.get("scenario") or {}).get("resolved") or {}).get("network.cell") or "vanilla"
+    out = set()
+    for cell, entry in run.cells.items():
+        kind = entry["rows"][0].get("network.cell", "") or resolved
+        if kind == "vanilla":
+            out.add(cell)
     return out
 
 
@@ -363,6 +404,9 @@ METRIC_LABELS = {
     "predictor": "ln ρ·E|f′| per step",
     "predictor_rms": "ln ρ·√E[f′²] per step",
     "bound": "ln ‖W‖₂·sup|f′| per step",
+    "predictor_cell": "ln ρ of the cell's mean Jacobian per step",
+    "predictor_rms_cell": "ln RMS factor of the cell's Jacobian per step",
+    "bound_cell": "ln bound on the cell's ‖J‖₂ per step",
     "mf_growth": "ln mean-field growth per step",
     "log10_grad_ratio": "log10 ‖g₀‖ / ‖g_T‖",
     "lyapunov_max": "top Lyapunov exponent (per step)",
@@ -382,7 +426,7 @@ def metric_kind(col, scale):
     centred at 0) or 'linear' (sequential colours)."""
     if scale == "log":
         return "log"
-    if col in ("growth_rate", "predictor", "predictor_rms", "bound") or col.endswith("growth"):
+    if col in ("growth_rate", "predictor", "predictor_rms", "bound", *CELL_COLUMNS) or col.endswith("growth"):
         kind = "log"
     elif col in ("log10_grad_ratio",) or "lyapunov" in col:
         kind = "signed"
@@ -630,15 +674,23 @@ def plot(args, run):
     x, y, facets = choose_axes(run, args.x, args.y, args.facet, selected)
     one_d = y is None
     panels = build_panels(run, x, y, facets, selected, args.max_panels)
-    own = predictor_labels(run.meta)  # residual / leaky cells: each cell's own formula in the legend
+    own = predictor_labels(run.meta, run.columns)  # the cells' own predictors: each cell's formula
     crossing_cols = [(c[0], own.get(c[0], c[1]), c[2], c[3]) for c in CROSSINGS if run.has_values(c[0])]
 
+    # The *_cell lines leave out vanilla cells: there they equal the textbook lines bit for bit and would
+    # hide them.
+    vanilla = vanilla_cells(run)
     data = []
     for p in panels:
         cells = panel_cells(run, p, x, y)
+        own_cells = {k: c for k, c in cells.items() if c not in vanilla}
+        cross = {c[0]: grid(run, own_cells if c[0] in CELL_COLUMNS else cells, x, y, c[0],
+                            c[0] not in LOG_PER_STEP) for c in crossing_cols}
         z = grid(run, cells, x, y, metric, log)
-        cross = {c[0]: grid(run, cells, x, y, c[0], c[0] not in LOG_PER_STEP) for c in crossing_cols}
         data.append((p, cells, z, cross, diverged_grid(run, cells, x, y)))
+    # no legend entry for a *_cell line with no cell left (e.g. --select network.cell=vanilla)
+    crossing_cols = [c for c in crossing_cols
+                     if c[0] not in CELL_COLUMNS or any(np.isfinite(d[3][c[0]]).any() for d in data)]
 
     allz = np.concatenate([d[2].ravel() for d in data])
     finite = allz[np.isfinite(allz)]
@@ -765,6 +817,10 @@ def plot(args, run):
     if kind == "log":
         add_factor_ticks(cbar, norm, horizontal)
 
+    # crossing lines in the order of CROSSINGS (pairing each *_cell line with its textbook line), whichever
+    # panel drew them first; other entries (the 1-D plot's shading) keep their place in front
+    rank = {label: k for k, (_, label, _, _) in enumerate(crossing_cols)}
+    handles = dict(sorted(handles.items(), key=lambda kv: rank.get(kv[0].replace("  (not reached)", ""), -1)))
     if any_missing:
         handles[f"no {metric} value (not fitted / not run)"] = Patch(facecolor="0.86", edgecolor="0.6",
                                                                        hatch="///")
@@ -776,7 +832,8 @@ def plot(args, run):
         handles["forward state diverged (some replicate)"] = Line2D(
             [], [], linestyle="none", marker="x", color="0.1", markersize=6, markeredgewidth=1.4)
     if handles:
-        ncol = min(len(handles), 3)
+        # the cells' own formulas make long entries: two columns keep the legend about as wide as the panels
+        ncol = min(len(handles), 3 if max(len(k) for k in handles) <= 80 else 2)
         fig.legend(list(handles.values()), list(handles.keys()), loc="upper center",
                    bbox_to_anchor=(0.5, 0.0), ncol=ncol, frameon=False, fontsize=9.5,
                    handlelength=3.2 if not categorical_rows else 1.5)
@@ -946,8 +1003,9 @@ def make_parser():
     p.add_argument("--svg", action="store_true", help="also write an .svg next to the .png")
     p.add_argument("--metric", default="growth_rate", metavar="COLUMN",
                    help="cells.csv column for the colour (default growth_rate). Per-step factors "
-                        "(growth_rate, predictor, predictor_rms, bound, *growth) are shown as ln, centred at 0; "
-                        "log10_grad_ratio and *lyapunov* centred at 0; others with a sequential colour map")
+                        "(growth_rate, predictor, predictor_rms, bound, their *_cell versions, *growth) "
+                        "are shown as ln, centred at 0; log10_grad_ratio and *lyapunov* centred at 0; others "
+                        "with a sequential colour map")
     p.add_argument("--scale", choices=["auto", "log", "linear"], default="auto",
                    help="colour scale of the metric: auto (by column name, default), log (ln, centred at 0), "
                         "linear")

@@ -9,7 +9,10 @@ Dashed lines from the seed point (k = 0) show what the predictors imply: the mea
 gradflow as a straight slope, and, step by step along the same trajectory, the cumulative predictions
 cum_log10_predictor = sum_{s>t} log10(rho*mean|f'(a_s)|) (textbook predictor) and its RMS counterpart
 cum_log10_predictor_rms (series.csv columns; runs written before they existed get straight slopes of
-rho*E|f'| and rho*sqrt(E f'^2) instead).
+rho*E|f'| and rho*sqrt(E f'^2) instead). These are the textbook formulas for every cell (for a gated cell, of
+its candidate block and nonlinearity). When the run has a residual, leaky or gated cell, the cells' own
+predictors (cells.csv predictor_cell and predictor_rms_cell, e.g. 1 + rho*E|f'| for the residual cell, the
+spectral radius of the mean Jacobian for a gated one) add straight slopes for the non-vanilla cells.
 
 series.csv exists only when the run had analysis.series = true (the default).
 Exit codes: 0 done, 2 bad input (missing directory or file, unknown cell or replicate), 1 internal error.
@@ -24,7 +27,8 @@ import sys
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from plot_heatmap import InputError, Run, output_paths, predictor_labels, run_main, save  # noqa: E402
+from plot_heatmap import (CELL_COLUMNS, InputError, Run, output_paths, predictor_labels,  # noqa: E402
+                          run_main, save, vanilla_cells)
 import numpy as np  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 from matplotlib.lines import Line2D  # noqa: E402
@@ -33,10 +37,15 @@ from matplotlib.patches import Patch  # noqa: E402
 PROG = "plot_series.py"
 DEFAULT_CELLS = 6
 
-# (cells.csv column, line style, legend text) of the slopes drawn from the seed point
+# (cells.csv column, line style, legend text) of the slopes drawn from the seed point. The *_cell columns
+# (the cells' own predictors) exist when the run has a non-vanilla cell; their legend gives each cell's
+# formula (predictor_labels).
 SLOPES = [
     ("predictor", (0, (5, 3)), "slope of ρ·E|f′|  (textbook predictor)"),
+    ("predictor_cell", (0, (10, 2)), "slope of predictor_cell  (the cell's own predictor)"),
     ("predictor_rms", (0, (1.2, 2)), "slope of ρ·√E[f′²]  (mean-field factor)"),
+    ("predictor_rms_cell", (0, (3, 1.2, 1, 1.2, 1, 1.2)),
+     "slope of predictor_rms_cell  (the cell's own RMS factor)"),
     ("growth_rate", (0, (8, 3, 2, 3)), "slope of the measured growth rate (fit)"),
 ]
 
@@ -68,11 +77,12 @@ def num(s):
         return math.nan
 
 
-# (series.csv column, line style, legend text, cells.csv column of the straight slope it replaces)
+# (series.csv column, line style, legend text, cells.csv column of the straight slope it replaces). Both are
+# the textbook formulas for every cell kind (gated cells: candidate block), never a cell's own predictor.
 CUMULATIVE = [
     ("cum_log10_predictor", (0, (5, 3)), "Σ log10 ρ·mean|f′(a_s)|  (textbook predictor, step by step)", "predictor"),
-    ("cum_log10_predictor_rms", (0, (1.2, 2)), "Σ log10 ρ·√mean f′(a_s)²  (RMS factor, step by step)",
-     "predictor_rms"),
+    ("cum_log10_predictor_rms", (0, (1.2, 2)),
+     "Σ log10 ρ·√mean f′(a_s)²  (textbook RMS factor, step by step)", "predictor_rms"),
 ]
 
 
@@ -120,6 +130,7 @@ def plot(args, run, series, chosen):
     used_slopes = set()
     zero_note = False
     lines = []
+    vanilla = vanilla_cells(run)  # their *_cell slopes equal the textbook ones: not drawn twice
     for i, (cell, rep) in enumerate(chosen):
         s = series[(cell, rep)]
         color = colors[i % len(colors)]
@@ -155,7 +166,7 @@ def plot(args, run, series, chosen):
                     used_slopes.add(col)
                     replaced.add(slope_col)
             for col, ls, _ in SLOPES:
-                if col in replaced:
+                if col in replaced or (col in CELL_COLUMNS and cell in vanilla):
                     continue
                 v = num(row.get(col)) if row else math.nan
                 if not (v > 0 and math.isfinite(v)):
@@ -227,13 +238,15 @@ def plot(args, run, series, chosen):
         if col in used_slopes:
             style_handles.append(Line2D([], [], color="black", linestyle=ls, linewidth=1.4))
             style_labels.append(text)
-    own = predictor_labels(run.meta) if run else {}  # residual / leaky cells: each cell's own formula
+    own = predictor_labels(run.meta, run.columns)  # the cells' own predictors: each cell's formula
     for col, ls, text in SLOPES:
         if col in used_slopes:
             style_handles.append(Line2D([], [], color="black", linestyle=ls, linewidth=1.4))
-            style_labels.append("slope of " + own[col] if col in own else text)
+            style_labels.append("slope of " + own[col].replace(" = 1  (", "  (", 1) if col in own else text)
+    # long handles: up to five dash patterns must stay apart
     fig.legend(style_handles, style_labels, title="line styles", loc="lower left", bbox_to_anchor=(1.01, 0.0),
-               bbox_transform=ax.transAxes, fontsize=8.8, title_fontsize=9.5, frameon=False, alignment="left")
+               bbox_transform=ax.transAxes, fontsize=8.8, title_fontsize=9.5, frameon=False, alignment="left",
+               handlelength=3.6)
     ax.text(0.01, 0.01, "slope log10(c) per step: c > 1 exploding, c < 1 vanishing"
             + ("; gaps: ‖g‖ = 0 exactly" if zero_note else ""),
             transform=ax.transAxes, fontsize=8.5, color="0.3", va="bottom")
@@ -244,7 +257,9 @@ def make_parser():
     p = argparse.ArgumentParser(
         prog=PROG,
         description="Plot log10 ||g_t|| against the lag k = T - t for a few cells of a gradflow run, with "
-                    "the slopes predicted by rho*E|f'|, rho*sqrt(E f'^2) and the measured growth rate. "
+                    "the slopes predicted by rho*E|f'|, rho*sqrt(E f'^2) (textbook, for every cell), the "
+                    "cells' own predictors (predictor_cell, predictor_rms_cell; residual, leaky and gated "
+                    "cells) and the measured growth rate. "
                     "Reads OUTDIR/series.csv (written when analysis.series = true), cells.csv and run.json; "
                     "writes OUTDIR/series.png unless -o is given.",
         epilog="Exit codes: 0 ok, 2 bad input.")

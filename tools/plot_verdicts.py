@@ -2,8 +2,9 @@
 """Draw how often each predictor of the per-step gradient factor gets the regime right.
 
 Reads the "verdicts" object of OUTDIR/run.json, written by `gradflow run` when every cell is done: for each
-predictor (rho*E|f'|, rho*sqrt(E f'^2), mean-field sqrt(chi), ||W||_2*sup|f'|, exp(lyapunov_max)) the
-fraction of cell runs where the regime its value implies (vanishing / critical / exploding, by the run's
+predictor (rho*E|f'|, rho*sqrt(E f'^2), mean-field sqrt(chi), ||W||_2*sup|f'|, exp(lyapunov_max), and when
+the run has a residual, leaky or gated cell the cells' own predictor_cell, predictor_rms_cell and bound_cell)
+the fraction of cell runs where the regime its value implies (vanishing / critical / exploding, by the run's
 regime_tolerance) equals the measured one. Left: one bar per predictor (agreement in %, agree/compared, and
 the commonest mistake). Right (when the run has a sweep axis to break it down by): the agreement per value
 of one axis, e.g. network.activation, as grouped bars.
@@ -27,9 +28,12 @@ PROG = "plot_verdicts.py"
 COLORS = {c[0]: c[2]["color"] for c in CROSSINGS}
 LABELS = {
     "predictor": "ρ·E|f′|\n(textbook)",
+    "predictor_cell": "ρ of the cell's\nmean Jacobian",
     "predictor_rms": "ρ·√E[f′²]\n(RMS factor)",
+    "predictor_rms_cell": "RMS factor of\nthe cell's Jacobian",
     "mf_growth": "mean-field √χ\n(at gain_rms)",
     "bound": "‖W‖₂·sup|f′|\n(upper bound)",
+    "bound_cell": "bound on the\ncell's ‖J‖₂",
     "lyapunov_max": "exp(λ_max)\n(Lyapunov)",
 }
 
@@ -76,7 +80,10 @@ def plot(args, run, v):
     preds = v["predictors"]
     axis = choose_axis(run, v, args.by)
     ncols = 2 if axis else 1
-    width = [6.4] + ([max(6.0, 1.1 * len(preds) * len(preds[0]["by_axis"][axis]) / 2.2 + 2.0)] if axis else [])
+    # about 1.1 inch per bar on the left (5 predictors: 6.4), so that the tick labels and mistakes stay apart
+    # when the cells' own predictors (*_cell) bring it to 7 or 8
+    width = ([max(6.4, 1.1 * len(preds) + 0.9)]
+             + ([max(6.0, 1.1 * len(preds) * len(preds[0]["by_axis"][axis]) / 2.2 + 2.0)] if axis else []))
     fig, axes = plt.subplots(1, ncols, figsize=(sum(width), 5.2), constrained_layout=True,
                              gridspec_kw={"width_ratios": width}, squeeze=False)
     ax = axes[0][0]

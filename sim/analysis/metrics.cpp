@@ -162,19 +162,24 @@ CellMetrics compute_metrics(const SpectralInfo& spectrum, const Activation& acti
   m.mean_abs_dact = trace.mean_abs_dact;
   m.mean_sq_dact = trace.mean_sq_dact;
   m.sup_dact = activation.sup_abs_derivative();
-  // The cell's Jacobian J_t = c I + s D_t W: the heuristics with D_t replaced by its mean (predictor), its
-  // mean-field second moment with the cross term 2 c s <g, D W g> averaging out for random W (predictor_rms),
-  // and the triangle inequality (bound). Vanilla (c = 0, s = 1) gives the contract formulas exactly.
-  // A cell with its own predictors (gated cells) brings them in the trace.
+  // The contract's heuristics, with W and f' alone whatever the cell (rho sqrt(E[f'^2]) as the root of
+  // rho^2 E[f'^2]: the bits 0.4.0 wrote for vanilla cells).
+  m.predictor = m.rho * m.mean_abs_dact;
+  m.predictor_rms = std::sqrt(m.rho * m.rho * m.mean_sq_dact);
+  m.bound = m.spectral_norm * m.sup_dact;
+  // The cell's Jacobian J_t = c I + s D_t W: the heuristics with D_t replaced by its mean (predictor_cell), its
+  // mean-field second moment with the cross term 2 c s <g, D W g> averaging out for random W
+  // (predictor_rms_cell), and the triangle inequality (bound_cell). Vanilla (c = 0, s = 1) gives the contract
+  // formulas to the bit. A cell with its own predictors (gated cells) brings them in the trace.
   if (trace.cell_predictors) {
-    m.predictor = trace.cell_predictors->predictor;
-    m.predictor_rms = trace.cell_predictors->predictor_rms;
-    m.bound = trace.cell_predictors->bound;
+    m.predictor_cell = trace.cell_predictors->predictor;
+    m.predictor_rms_cell = trace.cell_predictors->predictor_rms;
+    m.bound_cell = trace.cell_predictors->bound;
   } else {
     const double c = trace.carry, s = trace.drive_scale;
-    m.predictor = c + s * m.rho * m.mean_abs_dact;
-    m.predictor_rms = std::sqrt(c * c + s * s * m.rho * m.rho * m.mean_sq_dact);
-    m.bound = c + s * m.spectral_norm * m.sup_dact;
+    m.predictor_cell = c + s * m.rho * m.mean_abs_dact;
+    m.predictor_rms_cell = std::sqrt(c * c + s * s * m.rho * m.rho * m.mean_sq_dact);
+    m.bound_cell = c + s * m.spectral_norm * m.sup_dact;
   }
   m.fit = fit_growth_rate(trace, analysis.fit_skip);
   m.forward_diverged_at = trace.forward_diverged_at;

@@ -191,6 +191,8 @@ bool some_cell(const Scenario& sc, Pred pred) {
 
 bool has_gated_cell(const Scenario& sc) { return some_cell(sc, [](CellKind k) { return is_gated(k); }); }
 bool has_second_state(const Scenario& sc) { return some_cell(sc, [](CellKind k) { return state_vectors(k) > 1; }); }
+/// Whether some cell's Jacobian is not diag(f') W, so that its own predictors differ from the contract's.
+bool has_own_jacobian(const Scenario& sc) { return some_cell(sc, [](CellKind k) { return k != CellKind::vanilla; }); }
 
 /// The gates reported for each gated cell, as (column stem, coefficient name): the memory gate first.
 std::vector<std::pair<std::string, std::string>> reported_gates(const std::vector<std::string>& names) {
@@ -223,6 +225,10 @@ std::vector<std::string> cell_columns(const Scenario& sc) {
     cols.push_back(c);
   // Answers with error bars (issue 16): growth_rate's standard error, the time constant the regime is judged per.
   for (const char* c : {"growth_rate_se", "tau"}) cols.push_back(c);
+  // Cells with a Jacobian of their own (residual, leaky, gated): the predictors of that Jacobian (issue 14's and
+  // the residual cells'), beside the contract's rho E|f'|, rho sqrt(E[f'^2]) and ||W||_2 sup|f'|.
+  if (has_own_jacobian(sc))
+    for (const char* c : {"predictor_cell", "predictor_rms_cell", "bound_cell"}) cols.push_back(c);
   // Gated cells: gate statistics and the memory time 1 / (1 - E[memory gate]).
   if (has_gated_cell(sc))
     for (const char* c : {"gate_memory_mean", "gate_memory_std", "memory_time", "gate_reset_mean", "gate_reset_std",
@@ -542,6 +548,8 @@ CellRows format_cell_rows(const Scenario& scenario_, std::int64_t cell, std::int
   f.push_back(csv_number(r.nonzeros));
   f.push_back(csv_optional(m.fit.growth_rate_se));
   f.push_back(csv_number(m.tau));
+  if (has_own_jacobian(scenario_))
+    for (double x : {m.predictor_cell, m.predictor_rms_cell, m.bound_cell}) f.push_back(csv_number(x));
   if (has_gated_cell(scenario_)) {
     const auto& tr = r.trace;
     std::map<std::string, std::pair<double, double>> gate;  // stem -> (mean, std)
@@ -680,7 +688,9 @@ nlohmann::json RunWriter::write_heatmaps() const {
   auto column = [&](const std::string& name) {  // npos (never < a row's size) when the column is missing
     return detail::column_index(header, name).value_or(std::string::npos);
   };
-  const std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
+  std::vector<std::string> metrics{"growth_rate", "predictor", "predictor_rms", "bound", "log10_grad_ratio"};
+  for (const char* own : {"predictor_cell", "predictor_rms_cell", "bound_cell"})  // cells with their own Jacobian
+    if (column(own) != std::string::npos) metrics.push_back(own);
 
   // Sum and count per (facet, y, x, metric) over replicates.
   const std::vector<std::size_t>& facet_axes = grid->facet_axes;

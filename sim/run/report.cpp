@@ -184,7 +184,8 @@ std::string heatmap_section(const Table& cells, const Axes& axes) {
   };
   const Quantity quantities[] = {{"growth_rate", "measured growth rate"},
                                  {"predictor", "predictor rho E|f'|"},
-                                 {"predictor_rms", "predictor rho sqrt(E f'^2)"}};
+                                 {"predictor_rms", "predictor rho sqrt(E f'^2)"},
+                                 {"predictor_cell", "predictor_cell (rho of the cell's mean Jacobian)"}};
   std::vector<detail::Heatmap> maps;
   double span = 0.02;
   for (const auto& q : quantities) {

@@ -46,9 +46,12 @@ nlohmann::json tally_json(const Tally& t) {
 const std::vector<PredictorSpec>& verdict_predictors() {
   static const std::vector<PredictorSpec> specs{
       {"predictor", "predictor", false, "rho * E|f'| (textbook)"},
+      {"predictor_cell", "predictor_cell", false, "rho of the cell's mean J"},
       {"predictor_rms", "predictor_rms", false, "rho * sqrt(E f'^2)"},
+      {"predictor_rms_cell", "predictor_rms_cell", false, "RMS factor of the cell's J"},
       {"mf_growth", "mf_growth", false, "mean-field sqrt(chi)"},
       {"bound", "bound", false, "||W||_2 * sup|f'|"},
+      {"bound_cell", "bound_cell", false, "bound on the cell's ||J||_2"},
       {"lyapunov_max", "lyapunov_max", true, "exp(top Lyapunov exponent)"},
   };
   return specs;
@@ -203,10 +206,12 @@ std::string format_verdicts(const nlohmann::json& v) {
   std::ostringstream os;
   os << "verdicts: how often each predictor's regime equals the measured one (" << v.value("rows", 0)
      << " cell runs)\n";
+  int name_width = 14;  // wider only for the cells' own predictors (predictor_rms_cell)
+  for (const auto& p : v["predictors"]) name_width = std::max(name_width, int(p.value("name", "").size()));
   for (const auto& p : v["predictors"]) {
     const std::int64_t compared = p.value("compared", 0), agree = p.value("agree", 0);
-    char head[160];
-    std::snprintf(head, sizeof head, "  %-14s %-28s %6lld/%-6lld", p.value("name", "").c_str(),
+    char head[200];
+    std::snprintf(head, sizeof head, "  %-*s %-28s %6lld/%-6lld", name_width, p.value("name", "").c_str(),
                   p.value("formula", "").c_str(), (long long)agree, (long long)compared);
     os << head;
     if (compared > 0) {

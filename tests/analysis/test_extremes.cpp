@@ -17,7 +17,8 @@ namespace {
 bool finite_or_flagged(const CellResult& r) {
   const CellMetrics& m = r.metrics;
   for (double x : {m.rho, m.spectral_norm, m.mean_abs_dact, m.mean_sq_dact, m.sup_dact, m.predictor,
-                   m.predictor_rms, m.bound, m.dead_fraction, m.saturated_fraction})
+                   m.predictor_rms, m.bound, m.predictor_cell, m.predictor_rms_cell, m.bound_cell, m.dead_fraction,
+                   m.saturated_fraction})
     if (!std::isfinite(x)) return false;
   // growth_rate may be unset (no window: the state diverged during burn-in), never non-finite.
   if (m.fit.growth_rate && !std::isfinite(*m.fit.growth_rate)) return false;

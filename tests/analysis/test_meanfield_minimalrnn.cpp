@@ -209,7 +209,7 @@ TEST_CASE("a large random minimalRNN (N = 512): mf_growth is its measured statis
     const double stats = std::sqrt(u_rms * u_rms + k_rms * k_rms * r.gain_rms * r.gain_rms);
     INFO("radius " << k.radius << " gate bias " << k.gate_bias << ": gain_rms " << r.gain_rms << ", E[h^2] " << h2
                    << " mf_q " << r.mean_field.q << "; growth_rate " << measured << " RMS factor " << stats
-                   << " predictor_rms " << r.metrics.predictor_rms << " mf_growth " << r.mean_field.growth);
+                   << " predictor_rms_cell " << r.metrics.predictor_rms_cell << " mf_growth " << r.mean_field.growth);
     // Q* is the annealed value (a fresh gate each step). With U_h fixed, a unit's gate is partly frozen in time,
     // and at large gain, where the gate pre-activation spreads over several units of e, units with a closed gate
     // average many inputs: E[h^2] falls well below Q* (0.094 against 0.156 at radius 6, N = 512), while chi, dominated by

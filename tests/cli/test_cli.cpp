@@ -1,6 +1,7 @@
 // End-to-end tests of the gradflow executable: exit codes, messages and the output contract.
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <map>
 #include <cstdio>
 #include <filesystem>
@@ -479,6 +480,50 @@ TEST_CASE("a minimalrnn sweep fills the mean-field columns and its verdicts judg
       CHECK(p["compared"] == 2);
       CHECK(p["unavailable"] == 2);
     }
+}
+
+TEST_CASE("every cell kind writes the contract's predictor, predictor_rms and bound, and its own beside them",
+          "[cli][output][cells]") {
+  // DESIGN.md's output contract: predictor = rho mean_abs_dact, predictor_rms = rho sqrt(mean_sq_dact),
+  // bound = spectral_norm sup_dact on every row. A cell with a Jacobian of its own adds *_cell columns.
+  TempDir tmp;
+  const fs::path sc = tmp.write("k.toml", std::string(kSmall) +
+                                              "[input]\nstd = 0.5\n[sweep]\n\"network.cell\" = [\"vanilla\", "
+                                              "\"residual\", \"leaky\", \"gru\", \"lstm\", \"minimalrnn\"]\n");
+  const fs::path out = tmp.path / "out";
+  const Outcome o =
+      gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\" --quiet --set network.leak=0.5");
+  INFO(o.err);
+  REQUIRE(o.code == 0);
+  const auto rows = csv_rows(out / "cells.csv");
+  REQUIRE(rows.size() == 6);
+  auto num = [](const std::map<std::string, std::string>& row, const char* col) { return std::stod(row.at(col)); };
+  int differ = 0;
+  for (const auto& row : rows) {
+    const std::string cell = row.at("network.cell");
+    INFO(cell);
+    const double rho = num(row, "rho");
+    CHECK(num(row, "predictor") == Approx(rho * num(row, "mean_abs_dact")).epsilon(1e-12));
+    CHECK(num(row, "predictor_rms") == Approx(rho * std::sqrt(num(row, "mean_sq_dact"))).epsilon(1e-12));
+    CHECK(num(row, "bound") == Approx(num(row, "spectral_norm") * num(row, "sup_dact")).epsilon(1e-12));
+    if (cell == "vanilla") {
+      for (const char* c : {"predictor", "predictor_rms", "bound"})
+        CHECK(row.at(std::string(c) + "_cell") == row.at(c));
+    } else if (cell == "residual") {  // J = I + D W: c + s rho E|f'| with c = s = 1
+      CHECK(num(row, "predictor_cell") == Approx(1.0 + num(row, "predictor")).epsilon(1e-12));
+      CHECK(num(row, "bound_cell") == Approx(1.0 + num(row, "bound")).epsilon(1e-12));
+    } else if (cell == "leaky") {  // c = 1 - leak, s = leak
+      CHECK(num(row, "predictor_cell") == Approx(0.5 + 0.5 * num(row, "predictor")).epsilon(1e-12));
+      CHECK(num(row, "bound_cell") == Approx(0.5 + 0.5 * num(row, "bound")).epsilon(1e-12));
+    }
+    differ += cell != "vanilla" && row.at("predictor_cell") != row.at("predictor");
+  }
+  CHECK(differ == 5);
+  const auto j = nlohmann::json::parse(read_file(out / "run.json"));
+  std::vector<std::string> names;
+  for (const auto& p : j["verdicts"]["predictors"]) names.push_back(p["name"]);
+  CHECK(names == std::vector<std::string>{"predictor", "predictor_cell", "predictor_rms", "predictor_rms_cell",
+                                          "mf_growth", "bound", "bound_cell"});
 }
 
 TEST_CASE("a sweep writes verdicts to run.json and a summary to stderr (none with --quiet)", "[cli][verdict]") {

@@ -143,8 +143,8 @@ TEST_CASE("residual and leaky BPTT gradients equal central finite differences of
   }
 }
 
-TEST_CASE("predictors use the cell's Jacobian: c + s rho E|f'|, sqrt(c^2 + s^2 rho^2 E f'^2), c + s ||W|| sup|f'|",
-          "[cells][metrics]") {
+TEST_CASE("the *_cell predictors use the cell's Jacobian: c + s rho E|f'|, sqrt(c^2 + s^2 rho^2 E f'^2), "
+          "c + s ||W|| sup|f'|; the contract's stay rho E|f'|, rho sqrt(E f'^2), ||W|| sup|f'|", "[cells][metrics]") {
   GradientTrace tr;
   tr.batch = 1;
   tr.horizon = 1;
@@ -163,9 +163,18 @@ TEST_CASE("predictors use the cell's Jacobian: c + s rho E|f'|, sqrt(c^2 + s^2 r
     tr.drive_scale = s;
     const CellMetrics m = compute_metrics(si, f, tr, a);
     INFO("c = " << c << " s = " << s);
-    CHECK(m.predictor == Approx(c + s * 1.5 * 0.6));
-    CHECK(m.predictor_rms == Approx(std::sqrt(c * c + s * s * 1.5 * 1.5 * 0.4)));
-    CHECK(m.bound == Approx(c + s * 3.0 * 1.0));
+    CHECK(m.predictor_cell == Approx(c + s * 1.5 * 0.6));
+    CHECK(m.predictor_rms_cell == Approx(std::sqrt(c * c + s * s * 1.5 * 1.5 * 0.4)));
+    CHECK(m.bound_cell == Approx(c + s * 3.0 * 1.0));
+    // The output contract's columns do not depend on the cell.
+    CHECK(m.predictor == Approx(1.5 * 0.6));
+    CHECK(m.predictor_rms == Approx(1.5 * std::sqrt(0.4)));
+    CHECK(m.bound == Approx(3.0 * 1.0));
+    if (c == 0.0 && s == 1.0) {  // vanilla: the cell's own are the contract's, to the bit
+      CHECK(m.predictor_cell == m.predictor);
+      CHECK(m.predictor_rms_cell == m.predictor_rms);
+      CHECK(m.bound_cell == m.bound);
+    }
   }
 }
 
@@ -179,8 +188,9 @@ TEST_CASE("simulate_cell passes the cell to the metrics: a residual tanh cell ha
   c.spectrum.radius = 0.5;
   const CellResult r = simulate_cell(c, 0, 0);
   CHECK(r.trace.carry == 1.0);
-  CHECK(r.metrics.predictor == Approx(1.0 + 0.5 * r.metrics.mean_abs_dact));
-  CHECK(r.metrics.predictor_rms > 1.0);
+  CHECK(r.metrics.predictor_cell == Approx(1.0 + 0.5 * r.metrics.mean_abs_dact));
+  CHECK(r.metrics.predictor_rms_cell > 1.0);
+  CHECK(r.metrics.predictor == Approx(0.5 * r.metrics.mean_abs_dact));  // the textbook rule calls it vanishing
   REQUIRE(r.metrics.fit.growth_rate);
   CHECK(*r.metrics.fit.growth_rate > 1.0);  // residual + a contracting W still grows: the identity path
 }

@@ -66,10 +66,17 @@ struct CellMetrics {
   double mean_abs_dact = 0.0;       // E|f'(a)| over units, steps, trajectories
   double mean_sq_dact = 0.0;        // E[f'(a)^2]
   double sup_dact = 0.0;            // sup_x |f'(x)| of the activation
-  // For the cell's Jacobian J_t = c I + s diag(f'(a_t)) W (vanilla: c = 0, s = 1; see CellKind):
-  double predictor = 0.0;           // c + s rho E|f'|  (textbook heuristic; vanilla: rho E|f'|)
-  double predictor_rms = 0.0;       // sqrt(c^2 + s^2 rho^2 E[f'^2])  (mean-field factor for random W)
-  double bound = 0.0;               // c + s ||W||_2 sup|f'|  (Pascanu et al. 2013 upper bound on ||J_t||)
+  // The output contract's heuristics, the same formulas for every cell (W and f: a gated cell's candidate block
+  // and nonlinearity), so that a reader can rely on them:
+  double predictor = 0.0;           // rho E|f'|  (the textbook heuristic)
+  double predictor_rms = 0.0;       // rho sqrt(E[f'^2])  (mean-field factor for random W)
+  double bound = 0.0;               // ||W||_2 sup|f'|  (Pascanu et al. 2013 upper bound on ||J_t||)
+  // The same three for the cell's own Jacobian. For J_t = c I + s diag(f'(a_t)) W (vanilla c = 0, s = 1, where
+  // they equal the three above; residual, leaky: see CellKind) c + s rho E|f'|, sqrt(c^2 + s^2 rho^2 E[f'^2])
+  // and c + s ||W||_2 sup|f'|; for a gated cell its CellPredictors (the mean Jacobian's).
+  double predictor_cell = 0.0;
+  double predictor_rms_cell = 0.0;
+  double bound_cell = 0.0;
   GrowthFit fit;                    // growth_rate and its window
   std::optional<double> log10_grad_ratio;  // log10 ||g_0|| - log10 ||g_T|| (means over trajectories)
   Regime regime = Regime::critical;  // judged per time constant (classify_regime with tau)

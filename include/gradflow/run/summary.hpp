@@ -50,7 +50,8 @@ struct Summary {
 };
 
 /// The quantities judged, in order: growth_rate (measured), then the predictors of verdict_predictors() whose
-/// column exists, then any other column named predictor_* (a cell kind's own predictors). lyapunov_max is
+/// column exists (a cell's own predictor_cell, predictor_rms_cell, bound_cell among them), then any other column
+/// named predictor_*. lyapunov_max is
 /// judged as exp(lyapunov_max). A quantity is a per-step factor of ||g_t|| (per time constant or per step:
 /// crossing 1 is the same point either way, factor^tau = 1 iff factor = 1).
 ///

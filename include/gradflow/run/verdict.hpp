@@ -21,8 +21,9 @@ struct PredictorSpec {
   std::string formula; // what it is, for the summary
 };
 
-/// The predictors judged when their column exists: predictor, predictor_rms, mf_growth, bound,
-/// lyapunov_max (as exp), in that order.
+/// The predictors judged when their column exists: predictor, predictor_cell, predictor_rms,
+/// predictor_rms_cell, mf_growth, bound, bound_cell, lyapunov_max (as exp), in that order (the *_cell columns:
+/// the same heuristics for the cell's own Jacobian, written for residual, leaky and gated cells).
 const std::vector<PredictorSpec>& verdict_predictors();
 
 /// The regime a predicted per-step factor implies, by the same rule as the measured one
