@@ -7,8 +7,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build-fuzz
-CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DGRADFLOW_FUZZ=ON \
-  -DGRADFLOW_BUILD_TESTS=OFF -DGRADFLOW_NATIVE=OFF > /dev/null
+# -g1 as in tools/sanitize.sh: line tables and function names are all a crash's stack trace needs.
+CXX=clang++ cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo "-DCMAKE_CXX_FLAGS_RELWITHDEBINFO=-O2 -g1 -DNDEBUG" \
+  -DGRADFLOW_FUZZ=ON -DGRADFLOW_BUILD_TESTS=OFF -DGRADFLOW_NATIVE=OFF > /dev/null
 cmake --build "$build" -j2 --target fuzz_scenario fuzz_npy fuzz_mtx
 corpus=$build/corpus
 rm -rf "$corpus"

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <Eigen/Eigenvalues>
+#include <Eigen/Core>
 
 #include "gradflow/model/spectrum.hpp"
 
@@ -103,10 +103,13 @@ Eigen::MatrixXd nonnormal_matrix(Eigen::Index n, double radius, double s, Rng& r
   // Eigenvalues of a Ginibre matrix (circular law), as a real block diagonal: a real lambda as a 1 x 1 block,
   // a pair alpha +- i beta as the normal block [[alpha, beta], [-beta, alpha]].
   const Eigen::MatrixXd g = gaussian_matrix(n, n, 1.0 / std::sqrt(dn), rng);
-  Eigen::EigenSolver<Eigen::MatrixXd> es(g, /*computeEigenvectors=*/false);
-  if (es.info() != Eigen::Success)
+  // eigenvalues() (spectrum.cpp) is Eigen::EigenSolver, instantiated there once for the library.
+  Eigen::VectorXcd ev;
+  try {
+    ev = eigenvalues(g);
+  } catch (const std::runtime_error&) {
     throw std::runtime_error("nonnormal_matrix: the dense eigenvalue solve of the Ginibre draw did not converge");
-  const Eigen::VectorXcd ev = es.eigenvalues();
+  }
   Eigen::MatrixXd d = Eigen::MatrixXd::Zero(n, n);
   std::vector<Eigen::Index> block_end(static_cast<std::size_t>(n));  // last index of the block holding i
   double max_modulus = 0.0;

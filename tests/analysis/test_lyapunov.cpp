@@ -9,6 +9,7 @@
 #include "gradflow/analysis/metrics.hpp"
 #include "gradflow/numerics/random.hpp"
 #include "gradflow/model/spectrum.hpp"
+#include "reference.hpp"
 #include "tolerances.hpp"
 
 using namespace gradflow;
@@ -17,6 +18,7 @@ using gradflow::test::kLyapunovExactTol;
 using gradflow::test::kLyapunovFixedPointTol;
 using gradflow::test::kLyapunovIdentityTol;
 using gradflow::test::kPrecisionAgreeTol;
+using gradflow::test::sorted_moduli;
 
 namespace {
 
@@ -140,10 +142,7 @@ TEST_CASE("a leaky linear cell has the top exponent ln rho((1 - a) I + a W) (sym
   const Tape<double> tape = forward_pass<double>(m, drive(32, 2, 2000, 0, 3));
   const LyapunovResult ly = lyapunov_spectrum<double>(m, tape, options(2, 1000, 3));
   const Eigen::MatrixXd j = 0.6 * Eigen::MatrixXd::Identity(32, 32) + 0.4 * m.w;
-  Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(j);
-  const Eigen::VectorXd ev = es.eigenvalues().cwiseAbs();
-  std::vector<double> sorted(ev.data(), ev.data() + ev.size());
-  std::sort(sorted.rbegin(), sorted.rend());
+  const Eigen::VectorXd sorted = sorted_moduli(j);
   REQUIRE(ly.ok());
   CHECK(std::abs(ly.exponents[0] - std::log(sorted[0])) <= kLyapunovFixedPointTol);
   CHECK(std::abs(ly.exponents[1] - std::log(sorted[1])) <= kLyapunovFixedPointTol);

@@ -7,13 +7,12 @@
 #include <vector>
 
 // Third party
-#include <Eigen/Eigenvalues>
 #include <Eigen/QR>
-#include <Eigen/SVD>
 #include <catch2/catch.hpp>
 
 #include "gradflow/numerics/random.hpp"
 #include "gradflow/model/spectrum.hpp"
+#include "reference.hpp"
 #include "tolerances.hpp"
 
 using gradflow::Rng;
@@ -22,25 +21,6 @@ using gradflow::SpectrumKind;
 using namespace gradflow::test;
 
 namespace {
-
-// Reference values computed here with plain Eigen, independently of the code under test.
-double dense_rho(const Eigen::MatrixXd& w) {
-  if (w == w.transpose()) {  // same answer, ~10x faster at N = 500
-    Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> es(w, Eigen::EigenvaluesOnly);
-    REQUIRE(es.info() == Eigen::Success);
-    return es.eigenvalues().cwiseAbs().maxCoeff();
-  }
-  Eigen::EigenSolver<Eigen::MatrixXd> es(w, false);
-  REQUIRE(es.info() == Eigen::Success);
-  return es.eigenvalues().cwiseAbs().maxCoeff();
-}
-
-double dense_norm(const Eigen::MatrixXd& w) {
-  // BDCSVD rather than JacobiSVD: same accuracy for sigma_max, ~20x faster at N = 300.
-  Eigen::BDCSVD<Eigen::MatrixXd> svd(w);
-  REQUIRE(svd.info() == Eigen::Success);
-  return svd.singularValues()(0);
-}
 
 double rel_err(double x, double ref) { return std::abs(x - ref) / std::abs(ref); }
 
@@ -397,7 +377,7 @@ TEST_CASE("shifted_spectral_radius: rho(a I + s W) equals the dense solve, also 
   Rng rng(41);
   const Eigen::Index n = 300;
   const Eigen::MatrixXd w = gradflow::random_recurrent(SpectrumKind::ginibre, n, 1.0, rng);
-  const Eigen::VectorXcd lambda = Eigen::EigenSolver<Eigen::MatrixXd>(w, false).eigenvalues();
+  const Eigen::VectorXcd lambda = dense_eigenvalues(w);
   const double rho_w = lambda.cwiseAbs().maxCoeff();
   // (a, s): a small s against a (the clustered case of a minimalRNN's mean Jacobian), both signs, and a
   // comparable s (where the certificate may fail and the plain solve decides).
