@@ -133,6 +133,11 @@ std::vector<Value> axis_values(const KeySpec& key, const toml::node& node, const
     if (key.type != ValueType::number && key.type != ValueType::integer)
       fail(where, "sweep axis " + key.name + ": a range needs a numeric key (" + key.name + " is " +
                       to_string(key.type) + ")");
+    // Integer points are rounded from doubles: only |x| <= 2^53 round to the integer meant (and beyond
+    // 2^63 llround has no answer at all).
+    constexpr double kExactIntegers = 9007199254740992.0;  // 2^53
+    if (key.type == ValueType::integer && !(std::abs(*start) <= kExactIntegers && std::abs(*stop) <= kExactIntegers))
+      fail(where, "sweep axis " + key.name + ": an integer range needs finite start and stop within +-2^53");
     for (std::int64_t i = 0; i < *num; ++i) {
       const double u = *num == 1 ? 0.0 : double(i) / double(*num - 1);
       // Linear points as a weighted mean: exact whenever the grid value is representable (1.75, not
@@ -470,9 +475,12 @@ Scenario parse_scenario(const std::string& text, const std::string& source_name,
   const std::int64_t max_cells = 100000000;
   double cells = double(sc.replicates);
   for (const auto& a : sc.axes) cells *= double(a.values.size());
-  if (cells > double(max_cells))
-    fail(sweep_where, "sweep: " + std::to_string(static_cast<long long>(cells)) +
-                          " cells x replicates: must be <= 1e8");
+  if (cells > double(max_cells)) {
+    // The count as a double: it can exceed every integer type (replicates up to 2^63 times the axes).
+    char count[32];
+    std::snprintf(count, sizeof count, cells < 1e15 ? "%.0f" : "%.3g", cells);
+    fail(sweep_where, std::string("sweep: ") + count + " cells x replicates: must be <= 1e8");
+  }
 
   // Every axis value and every cell, validated before any work starts.
   for (const auto& axis : sc.axes) {
