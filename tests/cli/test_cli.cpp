@@ -455,16 +455,22 @@ TEST_CASE("gradflow critical --cell minimalrnn prints the critical line: chi = 1
   CHECK(std::count(o.out.begin(), o.out.end(), '\n') >= 5 + 13);  // the default line: -4, -3, ..., 8
 }
 
+// kSmall followed by `extra`, run with --quiet and `flags` into tmp/out (returned); the test stops unless it
+// exits 0.
+fs::path run_small(TempDir& tmp, const std::string& extra, const std::string& flags = "") {
+  const fs::path sc = tmp.write("small.toml", std::string(kSmall) + extra);
+  const fs::path out = tmp.path / "out";
+  const Outcome o = gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\" --quiet " + flags);
+  INFO(o.err);
+  REQUIRE(o.code == 0);
+  return out;
+}
+
 TEST_CASE("a minimalrnn sweep fills the mean-field columns and its verdicts judge mf_growth; gru stays n/a",
           "[cli][minimalrnn]") {
   TempDir tmp;
-  const fs::path sc = tmp.write("m.toml", std::string(kSmall) +
-                                              "[input]\nstd = 1.0\n[sweep]\n\"network.cell\" = [\"minimalrnn\", "
-                                              "\"gru\"]\n\"gates.bias\" = [0.0, 2.0]\n");
-  const fs::path out = tmp.path / "out";
-  const Outcome o = gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\" --quiet");
-  INFO(o.err);
-  REQUIRE(o.code == 0);
+  const fs::path out = run_small(tmp, "[input]\nstd = 1.0\n[sweep]\n\"network.cell\" = [\"minimalrnn\", \"gru\"]\n"
+                                      "\"gates.bias\" = [0.0, 2.0]\n");
   int minimal = 0;
   for (const auto& row : csv_rows(out / "cells.csv")) {
     const bool is_minimal = row.at("network.cell") == "minimalrnn";
@@ -487,14 +493,10 @@ TEST_CASE("every cell kind writes the contract's predictor, predictor_rms and bo
   // DESIGN.md's output contract: predictor = rho mean_abs_dact, predictor_rms = rho sqrt(mean_sq_dact),
   // bound = spectral_norm sup_dact on every row. A cell with a Jacobian of its own adds *_cell columns.
   TempDir tmp;
-  const fs::path sc = tmp.write("k.toml", std::string(kSmall) +
-                                              "[input]\nstd = 0.5\n[sweep]\n\"network.cell\" = [\"vanilla\", "
-                                              "\"residual\", \"leaky\", \"gru\", \"lstm\", \"minimalrnn\"]\n");
-  const fs::path out = tmp.path / "out";
-  const Outcome o =
-      gradflow("run \"" + sc.string() + "\" -o \"" + out.string() + "\" --quiet --set network.leak=0.5");
-  INFO(o.err);
-  REQUIRE(o.code == 0);
+  const fs::path out = run_small(tmp,
+                                 "[input]\nstd = 0.5\n[sweep]\n\"network.cell\" = [\"vanilla\", \"residual\", "
+                                 "\"leaky\", \"gru\", \"lstm\", \"minimalrnn\"]\n",
+                                 "--set network.leak=0.5");
   const auto rows = csv_rows(out / "cells.csv");
   REQUIRE(rows.size() == 6);
   auto num = [](const std::map<std::string, std::string>& row, const char* col) { return std::stod(row.at(col)); };
