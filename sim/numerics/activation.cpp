@@ -117,8 +117,10 @@ inline double gelu_derivative_zero() {
 // straight-line arithmetic (exp_neg_reciprocal): no call, so GCC vectorises
 // them whole with mask registers for the ternaries. Measured per element on AVX-512, against the blocked
 // form below (Eigen's double exp divides, and so did 1/(1 + e)): tanh 1.6 against 2.1 ns in double, 0.55
-// against 0.79 ns in float; sigmoid 1.15 against 1.7 ns in double. GELU is one such loop too, around its own
-// erfc (apply_gelu): Eigen 3.4 has no SIMD erf for double.
+// against 0.79 ns in float; sigmoid 1.15 against 1.7 ns in double. Since 0.5.1 exp and expm1 come from one
+// shorter polynomial and tanh needs no separate series near 0 (exp_neg_poly): bench_kernels on AVX-512 (Zen 4),
+// 256 values, tanh 1.55 -> 1.17 ns in double (8192 float values: 0.60 -> 0.48 ns), sigmoid 1.17 -> 1.06 ns.
+// GELU is one such loop too, around its own erfc (apply_gelu): Eigen 3.4 has no SIMD erf for double.
 //
 // The others rely on Eigen 3.4, which vectorises exp and log for float and double (AVX-512: pexp /
 // plog), but not select(), comparisons, tanh / log1p / expm1 for double, or erf for double. So those
@@ -157,9 +159,6 @@ template <>
 constexpr float exp_flush_threshold<float>() {
   return 87.0f;
 }
-
-/// Below this |x| tanh uses its Taylor series (the exp form loses relative accuracy as x -> 0).
-constexpr double kTanhSeriesBound = 0.15;
 
 /// Scratch for one block: the input copy (so h or d may alias a) and three temporaries.
 template <class Scalar>
@@ -202,8 +201,11 @@ inline float exp2_int(std::int32_t k) {
   return v;
 }
 
-/// The constants of exp_neg_poly: Cody and Waite's two-part ln 2 and the Taylor coefficients of exp(r),
-/// 1/j! for j = degree ... 0.
+/// The constants of exp_neg_poly: Cody and Waite's two-part ln 2 and the coefficients of q(r) ~ (exp(r) - 1) / r
+/// on |r| <= ln 2 / 2, highest degree first: exp(r) - 1 = r q(r) and exp(r) = 1 + r q(r) from one polynomial.
+/// Fitted by tools/fit_expm1.py (Chebyshev interpolant in 50-digit arithmetic, coefficients rounded to the type):
+/// degree 10 for double, q within 0.21 ulps and 1 + r q within 0.09; degree 6 for float, 0.05 and 0.02 ulps.
+/// Until 0.5.0 exp(r) was its Taylor polynomial of degree 13 (7 for float), two multiply-adds more per double.
 template <class Scalar>
 struct ExpConstants;
 template <>
@@ -213,10 +215,10 @@ struct ExpConstants<double> {
   static constexpr double kLn2Hi = 6.93147180369123816490e-01;  // 0x3fe62e42fee00000 (fdlibm)
   static constexpr double kLn2Lo = 1.90821492927058770002e-10;
   static constexpr double kRound = 6755399441055744.0;  // 1.5 * 2^52: adding it rounds to an integer
-  static constexpr std::array<double, 14> kTaylor = {
-      1.0 / 6227020800.0, 1.0 / 479001600.0, 1.0 / 39916800.0, 1.0 / 3628800.0, 1.0 / 362880.0,
-      1.0 / 40320.0,      1.0 / 5040.0,      1.0 / 720.0,      1.0 / 120.0,     1.0 / 24.0,
-      1.0 / 6.0,          0.5,               1.0,              1.0};
+  static constexpr std::array<double, 11> kQ = {
+      2.5105206480259365e-08, 2.762635737968284e-07, 2.755725542549107e-06, 2.4801504346665615e-05,
+      0.00019841269874800694, 0.001388888893248886,  0.008333333333326141,  0.04166666666657314,
+      0.1666666666666667,     0.5000000000000006,    1.0};
 };
 template <>
 struct ExpConstants<float> {
@@ -225,8 +227,9 @@ struct ExpConstants<float> {
   static constexpr float kLn2Hi = 0.693145751953125f;  // 0x3f317200: 16 significant bits
   static constexpr float kLn2Lo = 1.428606765330187045e-06f;
   static constexpr float kRound = 12582912.0f;  // 1.5 * 2^23
-  static constexpr std::array<float, 8> kTaylor = {1.0f / 5040.0f, 1.0f / 720.0f, 1.0f / 120.0f, 1.0f / 24.0f,
-                                                   1.0f / 6.0f,    0.5f,          1.0f,          1.0f};
+  static constexpr std::array<float, 7> kQ = {0.00019899274047929794f, 0.0013941108481958508f, 0.0083332983776927f,
+                                              0.04166635125875473f,    0.1666666716337204f,    0.5f,
+                                              1.0f};
 };
 
 /// f(l) for l = 0, ..., L - 1, unrolled before vectorisation: the L lanes of a kernel side by side (below).
@@ -236,26 +239,40 @@ inline void for_lanes(F f) {
   for (int l = 0; l < L; ++l) f(l);
 }
 
-/// e[l] = exp(-t[l]) for 0 <= t[l] <= exp_flush_threshold() and L independent lanes, as straight-line
-/// arithmetic that vectorises inside an omp simd loop (no division, no call; Eigen's double exp divides).
-/// -t = k ln 2 + r with k = round(-t / ln 2) and |r| <= ln 2 / 2, r by Cody and Waite's two-part ln 2 (the
-/// high part has trailing zero bits, so k ln2_hi and -t - k ln2_hi are exact); exp(r) by its Taylor
-/// polynomial (degree 13 for double, 7 for float: truncation below 0.05 ulp on |r| <= 0.35), times 2^k put
-/// in the exponent field (k >= -1022 resp. -126 at the flush threshold, so 2^k is normal). Measured against
-/// std::exp: within 2 ulps. The lanes' Horner steps alternate, so that L chains of dependent multiply-adds
-/// run side by side; each lane's arithmetic does not depend on L.
+/// e[l] = exp(-t[l]) and m[l] = exp(-t[l]) - 1 for 0 <= t[l] <= exp_flush_threshold() and L independent lanes,
+/// as straight-line arithmetic that vectorises inside an omp simd loop (no division, no call; Eigen's double exp
+/// divides). -t = k ln 2 + r with k = round(-t / ln 2) and |r| <= ln 2 / 2, r by Cody and Waite's two-part ln 2
+/// (the high part has trailing zero bits, so k ln2_hi and -t - k ln2_hi are exact); with s = 2^k (put in the
+/// exponent field; k >= -1022 resp. -126 at the flush threshold, so s is normal) and p = r q(r) (ExpConstants):
+/// e = s p + s and m = s p + (s - 1): s p and s - 1 are exact (s is a power of 2), so each is one rounding. For
+/// k = 0 (t < ln 2 / 2) m = p = r q(r) with r = -t exactly: relative-accurate however small t is, which is what
+/// tanh needs as x -> 0. tanh and sigmoid built on them are within 2 eps of long-double closed forms (test
+/// "tanh and sigmoid kernels are relative-accurate"). The lanes' Horner steps alternate, so that L chains of
+/// dependent multiply-adds run side by side; each lane's arithmetic does not depend on L. Callers that do not
+/// read m pay nothing for it (the code is inlined and the dead arithmetic removed).
 template <int L, class Scalar>
-inline void exp_neg_poly(const Scalar (&t)[L], Scalar (&e)[L]) {
+inline void exp_neg_poly(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&m)[L]) {
   using C = ExpConstants<Scalar>;
-  Scalar kd[L], r[L], p[L];
+  Scalar kd[L], r[L], q[L];
   for_lanes<L>([&](int l) {
     kd[l] = (-t[l] * C::kLog2e + C::kRound) - C::kRound;
     r[l] = (-t[l] - kd[l] * C::kLn2Hi) - kd[l] * C::kLn2Lo;
-    p[l] = C::kTaylor[0];
+    q[l] = C::kQ[0];
   });
 #pragma GCC unroll 16
-  for (std::size_t k = 1; k < C::kTaylor.size(); ++k) for_lanes<L>([&](int l) { p[l] = p[l] * r[l] + C::kTaylor[k]; });
-  for_lanes<L>([&](int l) { e[l] = p[l] * exp2_int(static_cast<typename C::Int>(kd[l])); });
+  for (std::size_t k = 1; k < C::kQ.size(); ++k) for_lanes<L>([&](int l) { q[l] = q[l] * r[l] + C::kQ[k]; });
+  for_lanes<L>([&](int l) {
+    const Scalar s = exp2_int(static_cast<typename C::Int>(kd[l]));
+    const Scalar p = r[l] * q[l];
+    e[l] = s * p + s;
+    m[l] = s * p + (s - 1);
+  });
+}
+
+template <int L, class Scalar>
+inline void exp_neg_poly(const Scalar (&t)[L], Scalar (&e)[L]) {
+  Scalar m[L];
+  exp_neg_poly(t, e, m);
 }
 
 /// r[l] = 1 / y[l] for y[l] in [1, 2] and L lanes: a division, correctly rounded. Until 0.4.0 double used
@@ -267,21 +284,28 @@ inline void reciprocal_1_2(const Scalar (&y)[L], Scalar (&r)[L]) {
   for_lanes<L>([&](int l) { r[l] = 1 / y[l]; });
 }
 
-/// e[l] = exp(-t[l]) for t[l] >= 0 or +inf, flushed to 0 above exp_flush_threshold(), and r[l] = 1 / (1 + e[l]),
-/// for L lanes: the core of tanh, sigmoid and swish. Branch-free for omp simd loops: the polynomial runs on
-/// every lane with its argument clamped to its range. A NaN t gives a finite value: the kernels carry NaN
-/// inputs through themselves.
+/// e[l] = exp(-t[l]) and m[l] = exp(-t[l]) - 1 for t[l] >= 0 or +inf, flushed to 0 and -1 above
+/// exp_flush_threshold(), and r[l] = 1 / (1 + e[l]), for L lanes: the core of tanh, sigmoid and swish.
+/// Branch-free for omp simd loops: the polynomial runs on every lane with its argument clamped to its range. A NaN
+/// t gives a finite value: the kernels carry NaN inputs through themselves.
 template <int L, class Scalar>
-inline void exp_neg_reciprocal(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&r)[L]) {
+inline void exp_neg_reciprocal(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&m)[L], Scalar (&r)[L]) {
   const Scalar flush = exp_flush_threshold<Scalar>();
-  Scalar y[L], p[L];
+  Scalar y[L], p[L], pm[L];
   for_lanes<L>([&](int l) { y[l] = t[l] < flush ? t[l] : flush; });
-  exp_neg_poly(y, p);
+  exp_neg_poly(y, p, pm);
   for_lanes<L>([&](int l) {
     e[l] = t[l] > flush ? Scalar(0) : p[l];
+    m[l] = t[l] > flush ? Scalar(-1) : pm[l];
     y[l] = 1 + e[l];
   });
   reciprocal_1_2(y, r);
+}
+
+template <int L, class Scalar>
+inline void exp_neg_reciprocal(const Scalar (&t)[L], Scalar (&e)[L], Scalar (&r)[L]) {
+  Scalar m[L];
+  exp_neg_reciprocal(t, e, m, r);
 }
 
 /// The kernels of exp(-|x|) and one reciprocal (tanh, sigmoid, swish) evaluate kLanes elements per iteration
@@ -305,29 +329,18 @@ inline void for_each_lanes(Eigen::Index n, Kernel kernel) {
 template <class Scalar>
 void apply_tanh(const Scalar* a, Scalar* h, Scalar* d, Eigen::Index n) {
   // tanh x = sign(x) (1 - e)/(1 + e), tanh' = 4e/(1 + e)^2 with e = exp(-2|x|): both relative-accurate
-  // deep in saturation (tanh' = 1 - tanh^2 would round to 0 there and hide the vanishing rate). One
-  // vectorised pass; h or d may alias a (each element is read before it is written, and no other element
-  // of the pass reads it).
-  // tanh x = x + x^3 P(x^2), Taylor coefficients highest degree first (truncation < 1e-19 relative
-  // for |x| < 0.15).
-  const std::array<Scalar, 7> c = {Scalar(-929569.0 / 638512875.0),
-                                   Scalar(21844.0 / 6081075.0),
-                                   Scalar(-1382.0 / 155925.0),
-                                   Scalar(62.0 / 2835.0),
-                                   Scalar(-17.0 / 315.0),
-                                   Scalar(2.0 / 15.0),
-                                   Scalar(-1.0 / 3.0)};
+  // deep in saturation (tanh' = 1 - tanh^2 would round to 0 there and hide the vanishing rate), and 1 - e =
+  // -expm1(-2|x|) from exp_neg_poly, relative-accurate as x -> 0 too (until 0.5.0 a separate Taylor series
+  // below |x| = 0.15, ~10 more operations per value). One vectorised pass; h or d may alias a (each element is
+  // read before it is written, and no other element of the pass reads it).
   for_each_lanes(n, [&](auto lanes, Eigen::Index i, Eigen::Index m) {
     constexpr int L = decltype(lanes)::value;
-    Scalar x[L], t[L], e[L], r[L];
+    Scalar x[L], t[L], e[L], em1[L], r[L];
     for_lanes<L>([&](int l) { x[l] = a[i + l * m]; t[l] = 2 * std::abs(x[l]); });
-    exp_neg_reciprocal(t, e, r);
+    exp_neg_reciprocal(t, e, em1, r);
     for_lanes<L>([&](int l) {
       const Scalar xi = x[l];
-      const Scalar x2 = xi * xi;
-      const Scalar series = xi + xi * x2 * horner(c, x2);
-      const Scalar saturating = std::copysign((1 - e[l]) * r[l], xi);
-      const Scalar hi = std::abs(xi) < Scalar(kTanhSeriesBound) ? series : saturating;
+      const Scalar hi = std::copysign(-em1[l] * r[l], xi);
       const Scalar di = 4 * e[l] * r[l] * r[l];
       h[i + l * m] = xi != xi ? xi : hi;
       d[i + l * m] = xi != xi ? xi : di;

@@ -611,6 +611,46 @@ TEST_CASE("GELU and its slope match a 50-digit reference to a few ulps, into the
   }
 }
 
+TEMPLATE_TEST_CASE("tanh and sigmoid kernels are relative-accurate from 1e-12 to saturation", "[activation][accuracy]",
+                   float, double) {
+  // The vectorised kernels (exp and expm1 from one polynomial, tools/fit_expm1.py) against long-double closed
+  // forms on 20,000 values of each sign with |x| log-uniform in [1e-12, 316]: tanh x = -expm1(-2|x|) / (1 +
+  // exp(-2|x|)) needs no series near 0 to stay relative-accurate there. Measured on AVX-512: tanh within
+  // 1.93 eps (double) and 1.76 (float), sigmoid 1.5, the derivatives 2.6 (relative error in units of the type's
+  // machine epsilon); 4 leaves margin for other vector widths. Values whose reference is below 1e4 times the
+  // smallest normal are skipped (the kernels flush exp(-t) to 0 there).
+  using S = TestType;
+  std::mt19937_64 rng(7);
+  std::uniform_real_distribution<double> exponent(-12.0, 2.5);
+  std::vector<S> x;
+  for (int i = 0; i < 40000; ++i) x.push_back(static_cast<S>((i % 2 ? 1 : -1) * std::pow(10.0, exponent(rng))));
+  const auto n = static_cast<Eigen::Index>(x.size());
+  const long double eps = std::numeric_limits<S>::epsilon(), tiny = 1e4L * std::numeric_limits<S>::min();
+  for (const ActivationKind kind : {ActivationKind::tanh, ActivationKind::sigmoid}) {
+    std::vector<S> h(x.size()), d(x.size());
+    Activation(kind).apply<S>(x.data(), h.data(), d.data(), n);
+    double worst_f = 0, worst_d = 0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+      const long double xi = x[i];
+      long double f, df;
+      if (kind == ActivationKind::tanh) {
+        const long double e = std::exp(-2 * std::fabs(xi));
+        f = std::tanh(xi);
+        df = 4 * e / ((1 + e) * (1 + e));
+      } else {
+        const long double e = std::exp(-std::fabs(xi));
+        f = xi >= 0 ? 1 / (1 + e) : e / (1 + e);
+        df = e / ((1 + e) * (1 + e));
+      }
+      if (std::fabs(f) > tiny) worst_f = std::max(worst_f, double(std::fabs(h[i] - f) / (eps * std::fabs(f))));
+      if (df > tiny) worst_d = std::max(worst_d, double(std::fabs(d[i] - df) / (eps * df)));
+    }
+    INFO(to_string(kind) << ": f within " << worst_f << " eps, f' within " << worst_d << " eps");
+    CHECK(worst_f <= 4.0);
+    CHECK(worst_d <= 4.0);
+  }
+}
+
 TEST_CASE("gaussian_expectation integrates Gaussian polynomial and exponential moments",
           "[activation][quadrature]") {
   const double mu = 0.3, s = 1.7;
