@@ -304,11 +304,18 @@ class Bench:
         for rep in range(self.args.reps):
             for what in order[rep % 4:] + order[:rep % 4]:  # rotate: no implementation always goes first
                 if what == "gradflow":
-                    g = self.run_gradflow(d, threads)
-                    samples["gradflow"].append(g["engine"])
-                    samples["cold"].append(g["cold"])
-                    samples["cell"].append(g["cell"])
-                    rss["gradflow"].append(g["rss"])
+                    # On several threads, the same cell on one thread right beside it (order alternated), so
+                    # that the speed-up is a ratio of two runs seconds apart: on a shared machine a neighbour's
+                    # busy minutes shift both alike instead of one row against another measured minutes later.
+                    for k in ([threads, 1] if rep % 2 == 0 else [1, threads]) if threads > 1 else [threads]:
+                        g = self.run_gradflow(d, k)
+                        if k != threads:
+                            samples.setdefault("gradflow_1t", []).append(g["engine"])
+                            continue
+                        samples["gradflow"].append(g["engine"])
+                        samples["cold"].append(g["cold"])
+                        samples["cell"].append(g["cell"])
+                        rss["gradflow"].append(g["rss"])
                 elif what == "gemm":
                     lim = self.run_gemm_limit(n, t, b, dtype, threads)
                     samples["eigen"].append(lim["eigen"])
@@ -525,7 +532,8 @@ def gated_status(gated):
             r = next((x for x in gated if (x["cell"], x["b"]) == (cell, b)), None)
             ratio = r["median"]["torch"] / r["median"]["gradflow"] if r else 0
             lines.append((f"{cell.upper()}: ≥ {factor:g}x PyTorch at N = 256, B = {b}",
-                          f"{ratio:.2f}x" if r else "row not run", bool(r) and ratio >= factor))
+                          f"{ratio:.2f}x" if r else "row not run", bool(r) and ratio >= factor,
+                          takes(r["median"]["torch"], factor, r["median"]["limit"]) if r else ""))
         r = next((x for x in gated if (x["cell"], x["b"]) == (cell, 32)), None)
         frac = r["median"]["limit"] / r["median"]["gradflow"] if r else 0
         lines.append((f"{cell.upper()}: ≥ 80 % of the stacked GEMM limit at B = 32", f"{100 * frac:.0f} %"
@@ -581,7 +589,9 @@ def report(bench, rows, sweep, spectra, command, started, load_before, load_afte
              "replicate; *cold* is the first (a fresh process paying the first touch of its tape). "
              "*cell* is the whole warm cell (`seconds`), which adds building W from the file (the second "
              "replicate finds W and its rho and ||W||_2 in the process's cache), and the metrics. Ratios, "
-             "GFLOP/s, the fraction of the limit and the status table use the warm figure.")
+             "GFLOP/s, the fraction of the limit and the status table use the warm figure. On a row with several "
+             "threads each round also runs the same cell on one thread right beside it (*gradflow_1t* in the "
+             "samples, order alternated), for the speed-up target.")
     L.append("- **NumPy / PyTorch**: tools/bench/reference.py, forward + backward + norms timed with "
              "time.perf_counter() after one untimed warm-up run in the same process (interpreter start-up, "
              "imports and reading W are not timed).")
@@ -713,6 +723,14 @@ def memory_bound(r):
     return tape, w, max(tape + w, report) + 30
 
 
+def takes(reference, factor, limit):
+    """A ratio target `factor` x `reference` (seconds) as the engine time it needs, against the GEMM limit."""
+    need = reference / factor
+    if need < limit:
+        return f"unreachable here: needs ≤ {fmt_ms(need)}, under the GEMM limit alone ({fmt_ms(limit)})"
+    return f"≤ {fmt_ms(need)}: {100 * limit / need:.0f} % of the GEMM limit"
+
+
 def status(rows, sweep, spectra, sparse=None, gated=None):
     """The targets of issues 4 and 18 against this run's figures: one line per target, met or not. A target
     whose row or section was not run says so (and counts as not met)."""
@@ -738,7 +756,8 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
     for n, factor, dim in ((64, 20, 16), (256, 2.5, 0)):
         r = find(n, 1, "float64", 1, dim)
         what = f"≥ {factor:g}x NumPy at N = {n}, B = 1" + (" with an input drive" if dim else "")
-        lines.append((what, f"{numpy_ratio(r):.2f}x" if r else missing, bool(r) and numpy_ratio(r) >= factor))
+        lines.append((what, f"{numpy_ratio(r):.2f}x" if r else missing, bool(r) and numpy_ratio(r) >= factor,
+                      takes(r["median"]["numpy"], factor, r["median"]["limit"]) if r else ""))
     if rows:
         slow = [r for r in rows if numpy_ratio(r) < 1]
         worst = min(rows, key=numpy_ratio)
@@ -754,9 +773,17 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
                   f"{gflops(big):.1f} against {gflops(ref):.1f} GFLOP/s ({gflops(big) / gflops(ref):.2f}x)"
                   if big and ref else missing, bool(big and ref) and gflops(big) >= 0.9 * gflops(ref)))
     one, two = find(1024, 16, "float64", 1), find(1024, 16, "float64", 2)
-    lines.append(("two threads on one cell ≥ 1.7x one thread (N = 1024, B = 16)",
-                  f"{one['median']['gradflow'] / two['median']['gradflow']:.2f}x" if one and two else missing,
-                  bool(one and two) and one["median"]["gradflow"] / two["median"]["gradflow"] >= 1.7))
+    if two and two["samples"].get("gradflow_1t"):
+        # Paired: each round's one-thread run beside its two-thread run (Bench.row), median of the ratios.
+        paired = statistics.median(a / b for a, b in zip(two["samples"]["gradflow_1t"], two["samples"]["gradflow"]))
+        rows_ratio = f"; the two rows' medians: {one['median']['gradflow'] / two['median']['gradflow']:.2f}x" if one else ""
+        lines.append(("two threads on one cell ≥ 1.7x one thread (N = 1024, B = 16)",
+                      f"{paired:.2f}x (median of {len(two['samples']['gradflow'])} rounds, each a one-thread run "
+                      f"beside the two-thread run{rows_ratio})", paired >= 1.7))
+    else:
+        lines.append(("two threads on one cell ≥ 1.7x one thread (N = 1024, B = 16)",
+                      f"{one['median']['gradflow'] / two['median']['gradflow']:.2f}x" if one and two else missing,
+                      bool(one and two) and one["median"]["gradflow"] / two["median"]["gradflow"] >= 1.7))
     for r32 in (r for r in rows if r["dtype"] == "float32"):
         r64 = find(r32["n"], r32["b"], "float64", r32["threads"], r32["input"])
         if r64:
@@ -803,8 +830,13 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
     L = ["## Status against the performance targets", "",
          "Computed from the figures above by compare.py (gradflow's warm figure). Where a target is missed, docs/performance.md has the "
          "profile that explains it and what would close it.", "",
-         "| target | measured | met |", "|---|---|---|"]
-    L += [f"| {t} | {m} | {'yes' if ok else '**no**'} |" for t, m, ok in lines]
+         "| target | measured | met | what it takes here |", "|---|---|---|---|"]
+    L += [f"| {x[0]} | {x[1]} | {'yes' if x[2] else '**no**'} | {x[3] if len(x) > 3 else ''} |" for x in lines]
+    L += ["", "*What it takes here*: for a target that is a ratio against NumPy or PyTorch, the engine time that "
+          "would meet it on this machine and what fraction of the row's GEMM limit (the recurrent products alone, "
+          "on the fastest kernel measured) that is. A time below the limit cannot be met by any engine built on "
+          "these kernels: the target then measures the machine (how fast its BLAS runs against the references' "
+          "interpreter overhead), not gradflow.", ""]
     L.append("")
     return L
 
