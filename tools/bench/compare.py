@@ -726,9 +726,13 @@ def memory_bound(r):
 def takes(reference, factor, limit):
     """A ratio target `factor` x `reference` (seconds) as the engine time it needs, against the GEMM limit."""
     need = reference / factor
+
+    def ms(x):  # three significant digits: the N = 64 rows are fractions of a millisecond
+        return f"{x * 1e3:.3g} ms"
+
     if need < limit:
-        return f"unreachable here: needs ≤ {fmt_ms(need)}, under the GEMM limit alone ({fmt_ms(limit)})"
-    return f"≤ {fmt_ms(need)}: {100 * limit / need:.0f} % of the GEMM limit"
+        return f"unreachable here: needs ≤ {ms(need)}, under the GEMM limit alone ({ms(limit)})"
+    return f"≤ {ms(need)}: {100 * limit / need:.0f} % of the GEMM limit ({ms(limit)})"
 
 
 def status(rows, sweep, spectra, sparse=None, gated=None):
