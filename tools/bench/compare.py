@@ -42,6 +42,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import typing
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -307,7 +308,10 @@ class Bench:
                     # On several threads, the same cell on one thread right beside it (order alternated), so
                     # that the speed-up is a ratio of two runs seconds apart: on a shared machine a neighbour's
                     # busy minutes shift both alike instead of one row against another measured minutes later.
-                    for k in ([threads, 1] if rep % 2 == 0 else [1, threads]) if threads > 1 else [threads]:
+                    runs = [threads]
+                    if threads > 1:
+                        runs = [threads, 1] if rep % 2 == 0 else [1, threads]
+                    for k in runs:
                         g = self.run_gradflow(d, k)
                         if k != threads:
                             samples.setdefault("gradflow_1t", []).append(g["engine"])
@@ -543,10 +547,19 @@ def spread(values, fmt, unit=""):
     return f" (rounds {fmt(min(values))}-{fmt(max(values))}{unit})" if len(values) > 1 else ""
 
 
-def straddles(best, worst):
-    """True when the verdict would differ at the two ends of the rounds' spread: the target is then met or
-    missed by the machine's noise in this run, and the status says so."""
-    return bool(best) != bool(worst)
+def crosses(values, threshold):
+    """True when the threshold lies within the rounds' spread (lowest < threshold <= highest): the verdict
+    would differ at its two ends, so the target is met or missed by the machine's noise in this run."""
+    return min(values) < threshold <= max(values)
+
+
+class Line(typing.NamedTuple):
+    """One line of the status table."""
+    target: str
+    measured: str
+    met: bool
+    takes: str = ""     # "what it takes here" (ratio targets)
+    noisy: bool = False  # the verdict flips within the rounds' spread
 
 
 def gated_status(gated):
@@ -560,13 +573,13 @@ def gated_status(gated):
                           f"{ratio:.2f}x{spread(per, '{:.2f}x'.format)}" if r else "row not run",
                           bool(r) and ratio >= factor,
                           takes(r["median"]["torch"], factor, r["median"]["limit"]) if r else "",
-                          straddles(max(per) >= factor, min(per) >= factor)))
+                          crosses(per, factor)))
         r = next((x for x in gated if (x["cell"], x["b"]) == (cell, 32)), None)
         frac = r["median"]["limit"] / r["median"]["gradflow"] if r else 0
         per = round_values(r, lambda x: x["limit"] / x["gradflow"]) if r else [0]
         lines.append((f"{cell.upper()}: ≥ 80 % of the stacked GEMM limit at B = 32",
                       f"{100 * frac:.0f} %{spread(per, lambda v: f'{100 * v:.0f}', ' %')}" if r else "row not run",
-                      bool(r) and frac >= 0.8, "", straddles(max(per) >= 0.8, min(per) >= 0.8)))
+                      bool(r) and frac >= 0.8, "", crosses(per, 0.8)))
     return lines
 
 
@@ -777,8 +790,8 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
     def fraction(r):
         return r["median"]["limit"] / r["median"]["gradflow"]
 
-    def gflops(r):
-        return 4.0 * r["n"] ** 2 * r["b"] * r["t"] / r["median"]["gradflow"] / 1e9
+    def gflops(r, seconds=None):
+        return 4.0 * r["n"] ** 2 * r["b"] * r["t"] / (seconds or r["median"]["gradflow"]) / 1e9
 
     def shape(r):
         return f"{r['n']}/{r['b']} {r['dtype'].replace('float', 'f')}" + (
@@ -793,7 +806,7 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
         lines.append((what, f"{numpy_ratio(r):.2f}x{spread(per, '{:.2f}x'.format)}" if r else missing,
                       bool(r) and numpy_ratio(r) >= factor,
                       takes(r["median"]["numpy"], factor, r["median"]["limit"]) if r else "",
-                      straddles(max(per) >= factor, min(per) >= factor)))
+                      crosses(per, factor)))
     if rows:
         slow = [r for r in rows if numpy_ratio(r) < 1]
         worst = min(rows, key=numpy_ratio)
@@ -806,30 +819,26 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
                       ", ".join(f"{100 * fraction(r):.0f} % ({shape(r)}; rounds "
                                 f"{100 * min(per[id(r)]):.0f}-{100 * max(per[id(r)]):.0f} %)" for r in wide),
                       all(fraction(r) >= 0.9 for r in wide), "",
-                      straddles(all(max(v) >= 0.9 for v in per.values()), all(min(v) >= 0.9 for v in per.values()))))
+                      all(max(v) >= 0.9 for v in per.values()) != all(min(v) >= 0.9 for v in per.values())))
     big, ref = find(2048, 32, "float64"), find(256, 32, "float64")
     # Per round: the two rows' k-th rounds (minutes apart, not side by side).
-    per = [(4.0 * 2048 ** 2 * 32 * big["t"] / a) / (4.0 * 256 ** 2 * 32 * ref["t"] / b)
-           for a, b in zip(big["samples"]["gradflow"], ref["samples"]["gradflow"])] if big and ref else [0]
+    per = [gflops(big, a) / gflops(ref, b) for a, b in zip(big["samples"]["gradflow"], ref["samples"]["gradflow"])] \
+        if big and ref else [0]
     lines.append(("N = 2048 at the GFLOP/s of N = 256 (B = 32, float64, one thread; within 10 %)",
                   f"{gflops(big):.1f} against {gflops(ref):.1f} GFLOP/s ({gflops(big) / gflops(ref):.2f}x"
-                  f"{spread(per, '{:.2f}x'.format).replace(' (', '; ').rstrip(')')})"
-                  if big and ref else missing, bool(big and ref) and gflops(big) >= 0.9 * gflops(ref), "",
-                  straddles(max(per) >= 0.9, min(per) >= 0.9)))
+                  + (f"; rounds {min(per):.2f}x-{max(per):.2f}x" if len(per) > 1 else "") + ")" if big and ref else missing,
+                  bool(big and ref) and gflops(big) >= 0.9 * gflops(ref), "", crosses(per, 0.9)))
     one, two = find(1024, 16, "float64", 1), find(1024, 16, "float64", 2)
-    if two and two["samples"].get("gradflow_1t"):
+    if two:
         # Paired: each round's one-thread run beside its two-thread run (Bench.row), median of the ratios.
         per = [a / b for a, b in zip(two["samples"]["gradflow_1t"], two["samples"]["gradflow"])]
         paired = statistics.median(per)
         rows_ratio = f"; the two rows' medians: {one['median']['gradflow'] / two['median']['gradflow']:.2f}x" if one else ""
         lines.append(("two threads on one cell ≥ 1.7x one thread (N = 1024, B = 16)",
                       f"{paired:.2f}x (median of {len(per)} rounds {min(per):.2f}-{max(per):.2f}x, each a "
-                      f"one-thread run beside the two-thread run{rows_ratio})", paired >= 1.7, "",
-                      straddles(max(per) >= 1.7, min(per) >= 1.7)))
+                      f"one-thread run beside the two-thread run{rows_ratio})", paired >= 1.7, "", crosses(per, 1.7)))
     else:
-        lines.append(("two threads on one cell ≥ 1.7x one thread (N = 1024, B = 16)",
-                      f"{one['median']['gradflow'] / two['median']['gradflow']:.2f}x" if one and two else missing,
-                      bool(one and two) and one["median"]["gradflow"] / two["median"]["gradflow"] >= 1.7))
+        lines.append(("two threads on one cell ≥ 1.7x one thread (N = 1024, B = 16)", missing, False))
     for r32 in (r for r in rows if r["dtype"] == "float32"):
         r64 = find(r32["n"], r32["b"], "float64", r32["threads"], r32["input"])
         if r64:
@@ -877,12 +886,11 @@ def status(rows, sweep, spectra, sparse=None, gated=None):
          "Computed from the figures above by compare.py (gradflow's warm figure). Where a target is missed, docs/performance.md has the "
          "profile that explains it and what would close it.", "",
          "| target | measured | met | what it takes here |", "|---|---|---|---|"]
-    def met(x):
-        noisy = len(x) > 4 and x[4]
-        return ("yes" if x[2] else "**no**") + (" (not in every round)" if noisy and x[2] else
-                                                " (met in some rounds)" if noisy else "")
-
-    L += [f"| {x[0]} | {x[1]} | {met(x)} | {x[3] if len(x) > 3 else ''} |" for x in lines]
+    for x in (Line(*t) for t in lines):
+        met = "yes" if x.met else "**no**"
+        if x.noisy:
+            met += " (not in every round)" if x.met else " (met in some rounds)"
+        L.append(f"| {x.target} | {x.measured} | {met} | {x.takes} |")
     L += ["", "*What it takes here*: for a target that is a ratio against NumPy or PyTorch, the engine time that "
           "would meet it on this machine and what fraction of the row's GEMM limit (the recurrent products alone, "
           "on the fastest kernel measured) that is. A time below the limit cannot be met by any engine built on "
