@@ -265,7 +265,8 @@ def test_spectrum_of_known_matrices():
 
 
 def test_ctrl_c_stops_a_run(tmp_path):
-    long = {"network": {"units": 64, "steps": 400, "batch": 4},
+    # ~10 ms a cell, ~4 s in all: still running when the signal comes after 1 s
+    long = {"network": {"units": 128, "steps": 1000, "batch": 8},
             "sweep": {"spectrum.radius": {"start": 0.5, "stop": 2.0, "num": 400}}}
     timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
     timer.start()

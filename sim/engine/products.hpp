@@ -76,6 +76,9 @@ class RecurrentProduct {
     // B = 1 backward: Eigen's GEMV runs W^T x as dot products, slower in the engine than its column-major
     // kernel; a column-major copy of W^T is worth its N^2 scalars while it is small.
     if (backend_ == GemmBackend::eigen && batch == 1 && transpose && small) w_transposed_ = w.transpose();
+    // B > 1 backward on OpenBLAS: its small-matrix kernels run only the untransposed product (blas.cpp), so
+    // W^T x is W^T's copy times x (no packed copy on this backend: the copy takes its place in the formula).
+    if (backend_ == GemmBackend::openblas && batch > 1 && transpose) w_transposed_ = w.transpose();
   }
 
   /// y = op(W) x, or y += op(W) x when `accumulate` (how the forward pass starts a from the bias for free).
@@ -86,7 +89,8 @@ class RecurrentProduct {
       return;
     }
     if (backend_ == GemmBackend::openblas) {
-      blas_product(transpose_, n, batch_, w_.data(), x, y, accumulate);
+      if (w_transposed_.size() != 0) blas_product(false, n, batch_, w_transposed_.data(), x, y, accumulate);
+      else blas_product(transpose_, n, batch_, w_.data(), x, y, accumulate);
       return;
     }
     if (batch_ == 1) {  // Eigen's GEMV

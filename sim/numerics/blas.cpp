@@ -49,6 +49,18 @@ constexpr Eigen::Index kEigenMinBatch = 16;
 constexpr Eigen::Index kEigenMinBatchLargeN = 4;
 constexpr Eigen::Index kLargeN = 256;
 
+// OpenBLAS's cores with AVX-512 "small matrix" GEMM kernels (SkylakeX, and Cooperlake and SapphireRapids, which
+// use its kernels) run an untransposed product directly, without packing, when M N K <= 10^6. Measured on one
+// core (Zen 4 with OpenBLAS 0.3.21's Cooperlake core, medians of 7, tools/bench/gemm_limit and a grid of shapes,
+// docs/performance.md): OpenBLAS / Eigen with W packed once = 0.70-0.78 for every N^2 B <= 10^6 from N = 64 to
+// 512 (N = 256, B = 8: 18.1 against 23.4 us per product; N = 64, B = 244: 34.7 against 49.2; N = 300, B = 11:
+// 41 against 53) and 0.91-1.14 just above it (N = 64, B = 245; N = 300, B = 12), 1.9-2.1 at N = 1024, B = 2
+// and 4. The transposed product is not run by those kernels (N = 256, B = 8: 34.6 us), so the backward pass
+// multiplies by a copy of W^T instead (RecurrentProduct). On such a core: OpenBLAS up to 10^6, Eigen's packed
+// product above; OpenBLAS's small kernels are single-threaded, so the choice and the bits do not depend on
+// the thread count.
+constexpr double kSmallGemmMNK = 1e6;
+
 enum class Override { automatic, eigen, openblas };
 
 Override read_override() {
@@ -72,6 +84,18 @@ bool have_openblas() {
 #endif
 }
 
+bool openblas_small_kernels() {
+#ifdef GRADFLOW_HAVE_OPENBLAS
+  static const bool small = [] {
+    const std::string core = openblas_get_corename();
+    return core == "SkylakeX" || core == "Cooperlake" || core == "SapphireRapids";
+  }();
+  return small;
+#else
+  return false;
+#endif
+}
+
 GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_bytes) {
   if (!have_openblas()) return GemmBackend::eigen;
   static const Override forced = read_override();
@@ -79,6 +103,8 @@ GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_b
   if (forced == Override::openblas) return GemmBackend::openblas;
   (void)scalar_bytes;  // the packed copy of W is N^2 scalars at any N (README's memory formula counts it)
   if (batch == 1) return gemm_threads() > 1 ? GemmBackend::openblas : GemmBackend::eigen;
+  if (openblas_small_kernels())
+    return double(n) * double(n) * double(batch) <= kSmallGemmMNK ? GemmBackend::openblas : GemmBackend::eigen;
   if (batch >= kEigenMinBatch || (n >= kLargeN && batch >= kEigenMinBatchLargeN)) return GemmBackend::eigen;
   return GemmBackend::openblas;
 }

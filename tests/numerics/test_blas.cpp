@@ -2,6 +2,7 @@
 #include <cstdlib>
 #include <limits>
 #include <stdexcept>
+#include <utility>
 
 #include <catch2/catch.hpp>
 
@@ -41,7 +42,8 @@ TEMPLATE_TEST_CASE("OpenBLAS and Eigen give the recurrent products W x and W^T x
   }
 }
 
-TEST_CASE("choose_gemm: W packed once for B >= 16 or N >= 256 and B >= 4 at any N and thread count, GEMV for B = 1, OpenBLAS otherwise",
+TEST_CASE("choose_gemm: GEMV for B = 1; OpenBLAS's small-matrix kernels up to N^2 B = 10^6 where it has them, else W "
+          "packed once for B >= 16 or N >= 256 and B >= 4 at any N and thread count, OpenBLAS otherwise",
           "[blas]") {
   if (!have_openblas() || std::getenv("GRADFLOW_GEMM") != nullptr) {
     CHECK(choose_gemm(64, 1, 8) == (have_openblas() && std::getenv("GRADFLOW_GEMM") &&
@@ -51,24 +53,61 @@ TEST_CASE("choose_gemm: W packed once for B >= 16 or N >= 256 and B >= 4 at any 
     return;
   }
   const int saved = set_gemm_threads(1);
-  CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);    // 512 KiB
-  CHECK(choose_gemm(256, 32, 4) == GemmBackend::eigen);
   CHECK(choose_gemm(1024, 1, 8) == GemmBackend::eigen);     // GEMV
-  CHECK(choose_gemm(256, 8, 8) == GemmBackend::eigen);      // W packed once beats OpenBLAS from N = 256, B = 4
-  CHECK(choose_gemm(256, 4, 8) == GemmBackend::eigen);
-  CHECK(choose_gemm(256, 2, 8) == GemmBackend::openblas);   // narrowest B
-  CHECK(choose_gemm(128, 8, 8) == GemmBackend::openblas);   // narrow B on a small W
-  CHECK(choose_gemm(64, 2, 8) == GemmBackend::openblas);
-  CHECK(choose_gemm(64, 16, 8) == GemmBackend::eigen);
-  CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);
-  CHECK(choose_gemm(2048, 16, 8) == GemmBackend::eigen);    // packed at any N (issue 18)
-  CHECK(choose_gemm(2048, 2, 8) == GemmBackend::openblas);
+  if (openblas_small_kernels()) {
+    for (int threads : {1, 2}) {
+      INFO("threads " << threads);
+      set_gemm_threads(threads);
+      CHECK(choose_gemm(256, 8, 8) == GemmBackend::openblas);   // the default sweep's shape
+      CHECK(choose_gemm(256, 8, 4) == GemmBackend::openblas);
+      CHECK(choose_gemm(64, 244, 8) == GemmBackend::openblas);  // N^2 B = 999424
+      CHECK(choose_gemm(64, 245, 8) == GemmBackend::eigen);     // N^2 B = 1003520
+      CHECK(choose_gemm(200, 25, 8) == GemmBackend::openblas);  // exactly 10^6
+      CHECK(choose_gemm(256, 16, 8) == GemmBackend::eigen);
+      CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);
+      CHECK(choose_gemm(1024, 2, 8) == GemmBackend::eigen);
+      CHECK(choose_gemm(2048, 16, 8) == GemmBackend::eigen);
+    }
+  } else {
+    CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);    // 512 KiB
+    CHECK(choose_gemm(256, 32, 4) == GemmBackend::eigen);
+    CHECK(choose_gemm(256, 8, 8) == GemmBackend::eigen);      // W packed once beats OpenBLAS from N = 256, B = 4
+    CHECK(choose_gemm(256, 4, 8) == GemmBackend::eigen);
+    CHECK(choose_gemm(256, 2, 8) == GemmBackend::openblas);   // narrowest B
+    CHECK(choose_gemm(128, 8, 8) == GemmBackend::openblas);   // narrow B on a small W
+    CHECK(choose_gemm(64, 2, 8) == GemmBackend::openblas);
+    CHECK(choose_gemm(64, 16, 8) == GemmBackend::eigen);
+    CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);
+    CHECK(choose_gemm(2048, 16, 8) == GemmBackend::eigen);    // packed at any N (issue 18)
+    CHECK(choose_gemm(2048, 2, 8) == GemmBackend::openblas);
+  }
   set_gemm_threads(2);
   CHECK(gemm_threads() == 2);
   CHECK(choose_gemm(256, 32, 8) == GemmBackend::eigen);     // the packed product, rows split between threads
   CHECK(choose_gemm(1024, 16, 8) == GemmBackend::eigen);
   CHECK(choose_gemm(1024, 1, 8) == GemmBackend::openblas);  // GEMV on several threads
   set_gemm_threads(saved);
+}
+
+TEMPLATE_TEST_CASE("OpenBLAS's small-matrix products give the same bits on 1 and 2 threads (the shapes choose_gemm "
+                   "gives them)", "[blas]", float, double) {
+  using Mat = Eigen::Matrix<TestType, Eigen::Dynamic, Eigen::Dynamic>;
+  if (!openblas_small_kernels()) {
+    WARN("this OpenBLAS has no small-matrix kernels: the engine does not use it for B > 1 on several threads");
+    return;
+  }
+  std::srand(12);
+  for (const auto& [n, b] : {std::pair<Eigen::Index, Eigen::Index>{256, 8}, {100, 100}, {64, 3}}) {
+    const Mat w = Mat::Random(n, n), x = Mat::Random(n, b);
+    Mat y1(n, b), y2(n, b);
+    const int saved = set_gemm_threads(1);
+    detail::blas_product(false, n, b, w.data(), x.data(), y1.data());
+    set_gemm_threads(2);
+    detail::blas_product(false, n, b, w.data(), x.data(), y2.data());
+    set_gemm_threads(saved);
+    INFO("N = " << n << ", B = " << b);
+    CHECK(y1 == y2);
+  }
 }
 
 TEMPLATE_TEST_CASE("PackedProduct (W packed once) equals Eigen's own product, across the cache blocking",

@@ -54,8 +54,15 @@ nlohmann::json measure(int n, int b, int t, int threads, int repeat, int blocks)
     const double e = seconds(start);
     start = Clock::now();
     if (blocks == 1) {
+      // As the engine runs OpenBLAS: B > 1 backward on a copy of W^T (its small-matrix kernels run only the
+      // untransposed product), copy included; B = 1 dgemv_ with W^T.
       for (int s = 0; s < t; ++s) gradflow::detail::blas_product(false, n, b, w.data(), x.data(), y.data());
-      for (int s = 0; s < t; ++s) gradflow::detail::blas_product(true, n, b, w.data(), d.data(), g.data());
+      if (b > 1) {
+        const Mat wt = w.transpose();
+        for (int s = 0; s < t; ++s) gradflow::detail::blas_product(false, n, b, wt.data(), d.data(), g.data());
+      } else {
+        for (int s = 0; s < t; ++s) gradflow::detail::blas_product(true, n, b, w.data(), d.data(), g.data());
+      }
     }
     const double o = seconds(start);
     if (threads == 1 || b > 1) {

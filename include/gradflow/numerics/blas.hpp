@@ -18,12 +18,17 @@ std::string to_string(GemmBackend b);
 /// True when gradflow was built with OpenBLAS.
 bool have_openblas();
 
+/// True when the OpenBLAS gradflow runs on has AVX-512 "small matrix" GEMM kernels (its SkylakeX, Cooperlake
+/// and SapphireRapids cores: openblas_get_corename()), which beat the packed Eigen kernel on small products.
+bool openblas_small_kernels();
+
 /// The backend for an N x N times N x B product of `scalar_bytes`-byte scalars under the current thread
 /// count. Environment variable GRADFLOW_GEMM = eigen | openblas | auto (default auto) overrides it, for
-/// benchmarks. Auto (measurements in sim/numerics/blas.cpp): Eigen's GEMM with W packed once per pass
-/// (PackedProduct, its rows split between the GEMM threads) for B >= 16, and for B >= 4 when N >= 256, at
-/// any N; for B = 1 Eigen's GEMV on one thread, OpenBLAS's on several; OpenBLAS otherwise (narrow B on small
-/// W).
+/// benchmarks. Auto (measurements in sim/numerics/blas.cpp): for B = 1 Eigen's GEMV on one thread, OpenBLAS's
+/// on several. For B > 1 on an OpenBLAS with small-matrix kernels (openblas_small_kernels()), OpenBLAS when
+/// N^2 B <= 10^6 and Eigen's GEMM with W packed once per pass (PackedProduct, its rows split between the GEMM
+/// threads) above, on any thread count. On other cores the packed Eigen GEMM for B >= 16, and for B >= 4 when
+/// N >= 256, at any N; OpenBLAS otherwise (narrow B on small W).
 GemmBackend choose_gemm(Eigen::Index n, Eigen::Index batch, std::size_t scalar_bytes);
 
 /// Threads the GEMMs inside one cell may use: Eigen's own kernels (Eigen::setNbThreads) and OpenBLAS's.
