@@ -12,7 +12,13 @@ backpropagation through time g_{t-1} = W^T (f'(a_t) * g_t) with the per-step gra
 Usage (the benchmark driver tools/bench/compare runs this; standalone is fine too):
 
   reference.py --impl numpy --w W.npy --steps T --batch B --bias 0.1 --dtype float64 --threads 1
-               [--series out.csv] [--repeat R]
+               [--series out.csv] [--repeat R] [--input-dim D] [--burn-in K] [--activation NAME]
+
+--burn-in and --activation (NumPy only) run a cell of a gradflow sweep as a NumPy user would: K steps forward
+from h_0 = 0 that are not kept (analysis.burn_in), then the T kept steps and BPTT over them; f is any of the
+default sweep's activations, with gradflow's definitions (leaky_relu slope 0.01, swish x sigmoid(x), GELU
+x Phi(x) with scipy.special.ndtr), f' from h_t where it can be (tanh, sigmoid, ReLU, leaky ReLU), else from
+the kept pre-activations.
 
 Prints one JSON object: {"impl", "n", "steps", "batch", "dtype", "threads", "seconds": [...],
 "blas": ...}. "seconds" holds R timed runs of forward + backward + per-step norms, each after one untimed
@@ -42,28 +48,74 @@ def parse_args():
     p.add_argument("--input-dim", type=int, default=0,
                    help="input drive: h_t = tanh(W h + U x_t + b), x_t ~ N(0, I) of this dimension drawn inside "
                         "the timed run for every step and trajectory, U ~ N(0, 0.25 / dim) (0: no input)")
-    return p.parse_args()
+    p.add_argument("--burn-in", type=int, default=0, help="steps forward from h_0 = 0 before t = 0, not kept")
+    p.add_argument("--activation", choices=ACTIVATIONS, default="tanh")
+    args = p.parse_args()
+    if args.impl == "torch" and (args.burn_in or args.activation != "tanh"):
+        p.error("--burn-in and --activation are for --impl numpy")
+    return args
 
 
-def numpy_bptt(np, w, b, steps, batch, u=None, rng=None):
+ACTIVATIONS = ("tanh", "sigmoid", "relu", "leaky_relu", "swish", "gelu")  # the default sweep's
+
+
+def activation(np, name):
+    """(f, df, keep_a) for NumPy: f(a, out) writes f(a) into out, df(a, h) is f'(a) given h = f(a), and keep_a
+    says whether df needs the pre-activation a (else only h is kept, as a NumPy user would for these).
+    gradflow's definitions: leaky_relu's slope 0.01, swish x sigmoid(x), GELU x Phi(x)."""
+    def sigmoid(a, out=None):
+        with np.errstate(over="ignore"):  # exp(-a) = inf for a << 0: 1 / (1 + inf) = 0, as it should be
+            out = np.exp(np.negative(a, out=out), out=out)
+        out += 1
+        return np.reciprocal(out, out=out)
+
+    if name == "tanh":
+        return (lambda a, out: np.tanh(a, out=out)), (lambda a, h: 1 - h * h), False
+    if name == "sigmoid":
+        return sigmoid, (lambda a, h: h * (1 - h)), False
+    if name == "relu":
+        return (lambda a, out: np.maximum(a, 0, out=out)), (lambda a, h: (h > 0).astype(h.dtype)), False
+    if name == "leaky_relu":
+        return ((lambda a, out: np.multiply(a, np.where(a > 0, 1.0, 0.01), out=out)),
+                (lambda a, h: np.where(h > 0, 1.0, 0.01).astype(h.dtype)), False)
+    if name == "swish":
+        def d_swish(a, h):
+            s = sigmoid(a)
+            return s + h * (1 - s)  # s + a s (1 - s), with a s = h
+        return (lambda a, out: np.multiply(a, sigmoid(a), out=out)), d_swish, True
+    if name == "gelu":
+        from scipy.special import ndtr
+        return ((lambda a, out: np.multiply(a, ndtr(a), out=out)),
+                (lambda a, h: ndtr(a) + a * np.exp(-0.5 * a * a) * 0.3989422804014327), True)
+    raise ValueError(name)
+
+
+def numpy_bptt(np, w, b, steps, batch, u=None, rng=None, name="tanh", burn_in=0):
     """Returns norms[t, b] = ||g_t^(b)||, t = 0..T."""
+    f, df, keep_a = activation(np, name)
     n = w.shape[0]
     wt = np.ascontiguousarray(w.T)
     hs = np.empty((steps + 1, n, batch), dtype=w.dtype)  # h_0..h_T
+    as_ = np.empty((steps + 1, n, batch), dtype=w.dtype) if keep_a else None  # a_1..a_T where f' needs them
+    # the whole input sequence (burn-in included) in one vectorised draw, as a NumPy user would
+    xs = rng.standard_normal((burn_in + steps, u.shape[1], batch)).astype(w.dtype) if u is not None else None
+
+    def pre(h, s):  # a = W h + U x_s + b
+        return w @ h + u @ xs[s] + b if u is not None else w @ h + b
+
     hs[0] = 0
-    if u is not None:  # the whole input sequence in one vectorised draw, as a NumPy user would
-        xs = rng.standard_normal((steps, u.shape[1], batch)).astype(w.dtype)
-        for t in range(1, steps + 1):
-            np.tanh(w @ hs[t - 1] + u @ xs[t - 1] + b, out=hs[t])
-    else:
-        for t in range(1, steps + 1):
-            np.tanh(w @ hs[t - 1] + b, out=hs[t])
+    for s in range(burn_in):  # not kept: h_0 of the kept steps is where the burn-in ends
+        f(pre(hs[0], s), hs[0])
+    for t in range(1, steps + 1):
+        a = pre(hs[t - 1], burn_in + t - 1)
+        if keep_a:
+            as_[t] = a
+        f(a, hs[t])
     norms = np.empty((steps + 1, batch), dtype=w.dtype)
     g = hs[steps].copy()
     norms[steps] = np.linalg.norm(g, axis=0)
     for t in range(steps, 0, -1):
-        h = hs[t]
-        g = wt @ ((1 - h * h) * g)
+        g = wt @ (df(as_[t] if keep_a else None, hs[t]) * g)
         norms[t - 1] = np.linalg.norm(g, axis=0)
     return norms
 
@@ -101,7 +153,7 @@ def main():
     u = (rng.standard_normal((n, args.input_dim)) * (0.5 / np.sqrt(args.input_dim))).astype(dtype) \
         if args.input_dim > 0 else None
     if args.impl == "numpy":
-        run = lambda: numpy_bptt(np, w, b, args.steps, args.batch, u, rng)
+        run = lambda: numpy_bptt(np, w, b, args.steps, args.batch, u, rng, args.activation, args.burn_in)
         to_numpy = lambda x: x
         blas = "numpy " + np.__version__
     else:
