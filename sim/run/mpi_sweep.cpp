@@ -224,24 +224,14 @@ struct Tally {
 };
 
 /// Rank 0's dispatcher thread: answers requests from the worker threads and records their rows, until every
-/// slot has closed ("last"; `open` counts them) and rank 0's own threads are done. Also announces an
-/// interrupt in run.json at once, since mpirun follows its SIGTERM with SIGKILL one second later.
+/// slot has closed ("last"; `open` counts them) and rank 0's own threads are done.
 void dispatch(WorkQueue& queue, RunWriter& writer, std::atomic<int>& open, std::size_t all_slots,
-              const std::atomic<bool>* stop, const std::atomic<bool>& local_done, Tally& tally) {
-  bool announced = false;
+              const std::atomic<bool>& local_done, Tally& tally) {
   std::list<std::pair<std::array<std::int64_t, 2>, MPI_Request>> replies;
   Backoff backoff;
   std::vector<std::uint8_t> buffer;
   while (open > 0 || !local_done.load()) {
-    if (stop && stop->load() && !announced) {
-      try {
-        writer.finish("interrupted");
-      } catch (const WriteError&) {
-        queue.halt();  // the writer keeps the error: rank 0 reports it when the ranks have stopped
-      }
-      announced = true;
-    }
-    if (open == 0) {  // no worker left: only the interrupt announcement and rank 0's threads to wait for
+    if (open == 0) {  // no worker left: only rank 0's threads to wait for
       std::this_thread::sleep_for(std::chrono::milliseconds(5));
       continue;
     }
@@ -420,10 +410,26 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
   std::atomic<int> open_slots{remote_slots};
   std::thread dispatcher([&] {
     try {
-      dispatch(queue, *writer, open_slots, static_cast<std::size_t>(remote_slots + threads), stop, local_done,
-               tally);
+      dispatch(queue, *writer, open_slots, static_cast<std::size_t>(remote_slots + threads), local_done, tally);
     } catch (const std::exception& e) {
       session.abort(std::string("dispatcher: ") + e.what());
+    }
+  });
+  // An interrupt is announced in run.json at once, since mpirun follows its SIGTERM with SIGKILL one second
+  // later, and by a thread that makes no MPI call: when a rank dies in the middle of sending its rows, the
+  // dispatcher can be held inside MPI receiving the rest of that message until the SIGKILL comes.
+  std::atomic<bool> returned{false};
+  std::thread announcer([&] {
+    while (stop && !returned.load()) {
+      if (stop->load()) {
+        try {
+          writer->finish("interrupted");
+        } catch (const WriteError&) {
+          queue.halt();  // the writer keeps the error: rank 0 reports it when the ranks have stopped
+        }
+        return;
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
     }
   });
 #pragma omp parallel num_threads(threads)
@@ -454,6 +460,8 @@ SweepSummary run_sweep_mpi(const Scenario& scenario, RunWriter* writer, const Sw
   }
   local_done.store(true);
   dispatcher.join();
+  returned.store(true);
+  announcer.join();
   tally.per_rank[0] = tally.local;
   mpi["cells_per_rank"] = tally.per_rank;  // this invocation's cells (not those resumed)
   writer->annotate("mpi", mpi);
