@@ -225,15 +225,21 @@ class Bench:
         return {"engine": engine(warm), "cold": engine(cold), "cell": float(warm["seconds"]),
                 "cell_cold": float(cold["seconds"]), "rss": rss, "out": out}
 
-    def run_reference(self, impl, d, n, t, b, dtype, threads, series=None, input_dim=0):
-        cmd = [self.py, self.reference, "--impl", impl, "--w", d / "W.npy", "--steps", t, "--batch", b,
-               "--dtype", dtype, "--threads", threads, "--input-dim", input_dim]
-        if series:
-            cmd += ["--series", series]
-        out, rss = run_timed(cmd, env=bench_env(threads))
+    def reference_cmd(self, impl, d, t, b, dtype, threads, input_dim=0, extra=()):
+        """tools/bench/reference.py for W = d/W.npy; `extra`: further arguments."""
+        return [self.py, self.reference, "--impl", impl, "--w", d / "W.npy", "--steps", t, "--batch", b,
+                "--dtype", dtype, "--threads", threads, "--input-dim", input_dim, *extra]
+
+    def reference_output(self, impl, out):
+        """reference.py's JSON line; notes which OpenBLAS core the reference ran on."""
         j = json.loads(out.strip().splitlines()[-1])
         self.blas_cores[impl] = j.get("blas_core", "unknown")
-        return {"time": j["seconds"][0], "rss": rss}
+        return j
+
+    def run_reference(self, impl, d, n, t, b, dtype, threads, series=None, input_dim=0):
+        cmd = self.reference_cmd(impl, d, t, b, dtype, threads, input_dim, ["--series", series] if series else [])
+        out, rss = run_timed(cmd, env=bench_env(threads))
+        return {"time": self.reference_output(impl, out)["seconds"][0], "rss": rss}
 
     def run_gemm_limit(self, n, t, b, dtype, threads):
         out, _ = run_timed([self.gemm_limit, "--n", n, "--b", b, "--t", t, "--dtype", dtype, "--threads", threads,
@@ -380,9 +386,8 @@ class Bench:
         make_w(np, shape["n"], d / "W.npy")
         per_core = {"one": {}, "two": {}}
         for act in sweep["network.activation"]:
-            cmd = [self.py, self.reference, "--impl", "numpy", "--w", d / "W.npy", "--steps", shape["steps"],
-                   "--batch", shape["batch"], "--burn-in", shape["burn_in"], "--input-dim", shape["input_dim"],
-                   "--activation", act, "--repeat", 3, "--threads", 1]
+            cmd = self.reference_cmd("numpy", d, shape["steps"], shape["batch"], "float64", 1, shape["input_dim"],
+                                     ["--burn-in", shape["burn_in"], "--activation", act, "--repeat", 3])
             for cores in (1, 2):
                 procs = [subprocess.Popen([str(c) for c in cmd], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                           text=True, env=bench_env(1)) for _ in range(cores)]
@@ -391,12 +396,9 @@ class Bench:
                     out, err = proc.communicate()
                     if proc.returncode != 0:
                         sys.exit(f"compare: {' '.join(map(str, cmd))} failed ({proc.returncode}):\n{err[-2000:]}")
-                    j = json.loads(out.strip().splitlines()[-1])
-                    self.blas_cores["numpy"] = j.get("blas_core", "unknown")
-                    seconds += j["seconds"]
+                    seconds += self.reference_output("numpy", out)["seconds"]
                 per_core["one" if cores == 1 else "two"][act] = statistics.median(seconds)
-        return dict(shape, per_cell=per_core, activations=list(sweep["network.activation"]),
-                    replicates=sweep.get("replicates", 1))
+        return dict(shape, per_cell=per_core, activations=list(sweep["network.activation"]))
 
     def spectra(self):
         out, rss = run_timed([self.spectra_bench, "--n", self.args.spectra_n, "--repeat", 3,
